@@ -1,0 +1,139 @@
+"""The command line: click commands that unpack options and call the library.
+
+Exit codes: 0 ok; 1 findings at error level or a failed build/resolve/smoke test; 2 usage
+or input error; 3 environment error (no Docker daemon, missing interpreter).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import sys
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+import click
+
+from envbuild import __version__
+from envbuild.errors import EnvbuildError, ExitCode
+from envbuild.findings import Finding, Severity
+from envbuild.output import dumps, envelope
+
+log = logging.getLogger("envbuild")
+
+EXIT_CODES_HELP = """\b
+Exit codes:
+  0  ok
+  1  findings at error level, or a failed resolve, build or smoke test
+  2  usage or input error (bad flag, unreadable or malformed model folder)
+  3  environment error (no Docker daemon, missing Python interpreter)
+"""
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _color(ctx_stream: Any) -> bool:
+    return "NO_COLOR" not in os.environ and hasattr(ctx_stream, "isatty") and ctx_stream.isatty()
+
+
+def _setup_logging(verbose: int, quiet: bool) -> None:
+    level = logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    root = logging.getLogger("envbuild")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+
+
+def format_finding(f: Finding, color: bool = False) -> str:
+    label = f.severity.value.upper()
+    if color:
+        fg = {"error": "red", "unsafe": "magenta", "warning": "yellow", "info": "blue"}[f.severity.value]
+        label = click.style(label, fg=fg, bold=True)
+    line = f"{label} {f.code} {f.one_line()}"
+    if f.hint:
+        line += f"\n  TIP {f.hint}"
+    return line
+
+
+def common(func: F) -> F:
+    """Options every command shares: --format, -v, -q."""
+
+    @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True, help="Output format on stdout.")
+    @click.option("-v", "--verbose", count=True, help="More detail on stderr; tracebacks on errors.")
+    @click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors on stderr.")
+    @functools.wraps(func)
+    def wrapper(*args: Any, fmt: str, verbose: int, quiet: bool, **kwargs: Any) -> Any:
+        _setup_logging(verbose, quiet)
+        ctx = click.get_current_context()
+        command = ctx.command_path.replace(ctx.find_root().info_name or "envbuild", "envbuild", 1)
+        try:
+            return func(*args, fmt=fmt, command=command, **kwargs)
+        except EnvbuildError as exc:
+            if verbose:
+                log.exception("traceback")
+            emit_error(exc, fmt=fmt, command=command)
+            sys.exit(int(exc.exit_code))
+
+    return wrapper  # type: ignore[return-value]
+
+
+def emit_error(exc: EnvbuildError, *, fmt: str, command: str) -> None:
+    problems = list(exc.problems)
+    if fmt == "json":
+        click.echo(
+            dumps(
+                envelope(
+                    command,
+                    findings=problems,
+                    error=problems[0] if problems else None,
+                    exit_code=int(exc.exit_code),
+                )
+            ),
+            nl=False,
+        )
+    color = _color(sys.stderr)
+    for problem in problems:
+        click.echo(format_finding(problem, color), err=True)
+
+
+def emit_findings(findings: Iterable[Finding]) -> None:
+    color = _color(sys.stderr)
+    for f in findings:
+        click.echo(format_finding(f, color), err=True)
+
+
+def exit_for(findings: Iterable[Finding], strict: bool = False) -> int:
+    failing = {Severity.ERROR, Severity.UNSAFE} | ({Severity.WARNING} if strict else set())
+    return int(ExitCode.FINDINGS) if any(f.severity in failing for f in findings) else int(ExitCode.OK)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES_HELP)
+@click.version_option(__version__, prog_name="envbuild")
+def main() -> None:
+    """Turn an MLflow model folder into an environment that provably runs it."""
+
+
+@main.command(epilog=EXIT_CODES_HELP)
+@click.argument("model", type=click.Path(file_okay=True, dir_okay=True, path_type=str))
+@common
+def show(model: str, fmt: str, command: str) -> None:
+    """Print what envbuild read from MODEL: flavors, loader, Python, requirements with their
+    source file, signature and input example."""
+    from envbuild.model import read_model
+    from envbuild._text import show_text
+
+    folder = read_model(model)
+    code = exit_for(folder.findings)
+    if fmt == "json":
+        click.echo(dumps(envelope(command, result=folder.to_json(), findings=folder.findings, exit_code=code)), nl=False)
+    else:
+        click.echo(show_text(folder), nl=False)
+        emit_findings(folder.findings)
+    sys.exit(code)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

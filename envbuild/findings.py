@@ -1,0 +1,60 @@
+"""Findings: what a stage found, with a stable code, a severity, a place and a hint.
+
+Codes are grouped by stage (see ``CODES`` and the README table):
+EB1xx reader, EB2xx inferrer, EB3xx resolver, EB4xx builder, EB5xx safety, EB6xx model
+source, EB8xx failed operations, EB9xx machine.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class Severity(enum.StrEnum):
+    ERROR = "error"
+    UNSAFE = "unsafe"  # an unsafe pickle global: fails by default, a class of its own
+    WARNING = "warning"
+    INFO = "info"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Location:
+    """Where: a file (relative to the model folder when inside it), a field path such as
+    ``dependencies[3].pip[1]`` and a 1-based line, each when known."""
+
+    file: str | None = None
+    field: str | None = None
+    line: int | None = None
+
+    def __str__(self) -> str:
+        parts = []
+        if self.file:
+            parts.append(self.file + (f":{self.line}" if self.line else ""))
+        if self.field:
+            parts.append(self.field)
+        return ": ".join(parts)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Finding:
+    code: str
+    severity: Severity
+    message: str
+    hint: str = ""
+    location: Location = Location()
+
+    def one_line(self) -> str:
+        where = str(self.location)
+        return f"{where}: {self.message}" if where else self.message
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "code": self.code,
+            "severity": self.severity.value,
+            "message": self.message,
+            "hint": self.hint,
+            "file": self.location.file,
+            "field": self.location.field,
+            "line": self.location.line,
+        }
