@@ -21,7 +21,11 @@ def inside(root: Path, relative: str, *, location: Location) -> Path:
         )
     if "\x00" in relative:
         raise InputError("path contains a NUL byte", location=location, code="EB104")
-    if os.path.isabs(relative) or PurePosixPath(relative).is_absolute() or relative.startswith("\\"):
+    if (
+        os.path.isabs(relative)
+        or PurePosixPath(relative).is_absolute()
+        or relative.startswith("\\")
+    ):
         raise InputError(
             f"absolute path {relative!r} is not allowed",
             hint="paths in a model folder must be relative to the folder",
@@ -31,7 +35,7 @@ def inside(root: Path, relative: str, *, location: Location) -> Path:
     base = root.resolve()
     target = (base / relative).resolve()
     if target != base and base not in target.parents:
-        via_link = not (Path(os.path.normpath(base / relative)) == target)
+        via_link = Path(os.path.normpath(base / relative)) != target
         raise InputError(
             f"path {relative!r} leaves the model folder"
             + (" through a symbolic link" if via_link else ""),

@@ -20,7 +20,9 @@ def _schema(schema: Schema | None) -> list[str]:
     if schema is None:
         return ["    (none)"]
     if schema.kind == "tensors":
-        return [f"    {t.name or '(unnamed)'}: tensor {t.dtype} {list(t.shape)}" for t in schema.tensors]
+        return [
+            f"    {t.name or '(unnamed)'}: tensor {t.dtype} {list(t.shape)}" for t in schema.tensors
+        ]
     return [
         f"    {c.name or '(unnamed)'}: {_type(c.type)}" + ("" if c.required else " (optional)")
         for c in schema.columns
@@ -42,12 +44,18 @@ def show_text(folder: ModelFolder) -> str:
     lines.append("flavors")
     for f in m.flavors:
         version = f" {f.version}" if f.version else ""
-        lib = f" ({f.library}{version})" if f.library else (f" ({f.version_field}={f.version})" if f.version else "")
+        lib = (
+            f" ({f.library}{version})"
+            if f.library
+            else (f" ({f.version_field}={f.version})" if f.version else "")
+        )
         lines.append(f"    {f.name}{lib}")
     spec = folder.env.spec
     lines.append(f"requirements ({', '.join(spec.files) or 'no environment files'})")
     for r in spec.requirements:
-        where = f"{r.location.file}:{r.location.line}" if r.location.line else (r.location.file or "")
+        where = (
+            f"{r.location.file}:{r.location.line}" if r.location.line else (r.location.file or "")
+        )
         lines.append(f"    {r.raw:<40} {where}")
     for c in spec.conda:
         lines.append(f"    conda {c.raw:<34} {c.location.file}:{c.location.line}")

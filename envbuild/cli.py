@@ -7,6 +7,8 @@ or input error; 3 environment error (no Docker daemon, missing interpreter).
 from __future__ import annotations
 
 import functools
+import importlib
+import importlib.util
 import logging
 import os
 import sys
@@ -50,7 +52,9 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
 def format_finding(f: Finding, color: bool = False) -> str:
     label = f.severity.value.upper()
     if color:
-        fg = {"error": "red", "unsafe": "magenta", "warning": "yellow", "info": "blue"}[f.severity.value]
+        fg = {"error": "red", "unsafe": "magenta", "warning": "yellow", "info": "blue"}[
+            f.severity.value
+        ]
         label = click.style(label, fg=fg, bold=True)
     line = f"{label} {f.code} {f.one_line()}"
     if f.hint:
@@ -61,8 +65,17 @@ def format_finding(f: Finding, color: bool = False) -> str:
 def common(func: F) -> F:
     """Options every command shares: --format, -v, -q."""
 
-    @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True, help="Output format on stdout.")
-    @click.option("-v", "--verbose", count=True, help="More detail on stderr; tracebacks on errors.")
+    @click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(["text", "json"]),
+        default="text",
+        show_default=True,
+        help="Output format on stdout.",
+    )
+    @click.option(
+        "-v", "--verbose", count=True, help="More detail on stderr; tracebacks on errors."
+    )
     @click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors on stderr.")
     @functools.wraps(func)
     def wrapper(*args: Any, fmt: str, verbose: int, quiet: bool, **kwargs: Any) -> Any:
@@ -107,7 +120,9 @@ def emit_findings(findings: Iterable[Finding]) -> None:
 
 def exit_for(findings: Iterable[Finding], strict: bool = False) -> int:
     failing = {Severity.ERROR, Severity.UNSAFE} | ({Severity.WARNING} if strict else set())
-    return int(ExitCode.FINDINGS) if any(f.severity in failing for f in findings) else int(ExitCode.OK)
+    return (
+        int(ExitCode.FINDINGS) if any(f.severity in failing for f in findings) else int(ExitCode.OK)
+    )
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES_HELP)
@@ -116,23 +131,11 @@ def main() -> None:
     """Turn an MLflow model folder into an environment that provably runs it."""
 
 
-@main.command(epilog=EXIT_CODES_HELP)
-@click.argument("model", type=click.Path(file_okay=True, dir_okay=True, path_type=str))
-@common
-def show(model: str, fmt: str, command: str) -> None:
-    """Print what envbuild read from MODEL: flavors, loader, Python, requirements with their
-    source file, signature and input example."""
-    from envbuild.model import read_model
-    from envbuild._text import show_text
-
-    folder = read_model(model)
-    code = exit_for(folder.findings)
-    if fmt == "json":
-        click.echo(dumps(envelope(command, result=folder.to_json(), findings=folder.findings, exit_code=code)), nl=False)
-    else:
-        click.echo(show_text(folder), nl=False)
-        emit_findings(folder.findings)
-    sys.exit(code)
+# One module per command under envbuild/commands/; each registers itself on `main`.
+COMMANDS = ("show", "infer", "lock", "image", "venv", "check")
+for _name in COMMANDS:
+    if importlib.util.find_spec(f"envbuild.commands.{_name}") is not None:
+        importlib.import_module(f"envbuild.commands.{_name}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -22,9 +22,22 @@ MLMODEL = "MLmodel"
 
 # Fields MLflow 1.x-3.x writes at the top of MLmodel; anything else is kept in `extra`.
 KNOWN_FIELDS = (
-    "artifact_path", "flavors", "model_uuid", "model_id", "run_id", "utc_time_created",
-    "mlflow_version", "signature", "saved_input_example_info", "model_size_bytes",
-    "metadata", "databricks_runtime", "resources", "env_vars", "prompts", "auth_policy",
+    "artifact_path",
+    "flavors",
+    "model_uuid",
+    "model_id",
+    "run_id",
+    "utc_time_created",
+    "mlflow_version",
+    "signature",
+    "saved_input_example_info",
+    "model_size_bytes",
+    "metadata",
+    "databricks_runtime",
+    "resources",
+    "env_vars",
+    "prompts",
+    "auth_policy",
     "model_config",
 )
 
@@ -133,12 +146,15 @@ class Schema:
             return {
                 "kind": "columns",
                 "columns": [
-                    {"name": c.name, **c.type.to_json(), "required": c.required} for c in self.columns
+                    {"name": c.name, **c.type.to_json(), "required": c.required}
+                    for c in self.columns
                 ],
             }
         return {
             "kind": "tensors",
-            "tensors": [{"name": t.name, "dtype": t.dtype, "shape": list(t.shape)} for t in self.tensors],
+            "tensors": [
+                {"name": t.name, "dtype": t.dtype, "shape": list(t.shape)} for t in self.tensors
+            ],
         }
 
 
@@ -165,9 +181,32 @@ class Signature:
 
 
 TENSOR_DTYPES = {
-    "bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
-    "float16", "float32", "float64", "float128", "complex64", "complex128", "str", "bytes",
-    "object", "datetime64", "timedelta64", "str_", "bytes_", "object_", "bool_", "U", "S",
+    "bool",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "uint8",
+    "uint16",
+    "uint32",
+    "uint64",
+    "float16",
+    "float32",
+    "float64",
+    "float128",
+    "complex64",
+    "complex128",
+    "str",
+    "bytes",
+    "object",
+    "datetime64",
+    "timedelta64",
+    "str_",
+    "bytes_",
+    "object_",
+    "bool_",
+    "U",
+    "S",
 }
 
 
@@ -195,7 +234,11 @@ def _parse_type(raw: Any) -> DataType:
         return DataType(
             kind=kind,
             properties=tuple(
-                (str(k), _parse_type(v), bool(v.get("required", True)) if isinstance(v, Mapping) else True)
+                (
+                    str(k),
+                    _parse_type(v),
+                    bool(v.get("required", True)) if isinstance(v, Mapping) else True,
+                )
                 for k, v in sorted(props.items(), key=lambda kv: str(kv[0]))
             ),
         )
@@ -221,7 +264,9 @@ def parse_schema(raw: Any) -> Schema:
             if not isinstance(ts, Mapping) or "dtype" not in ts or "shape" not in ts:
                 raise _SchemaError("a tensor spec needs 'tensor-spec' with 'dtype' and 'shape'")
             shape = ts["shape"]
-            if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= -1 for d in shape):
+            if not isinstance(shape, list) or not all(
+                isinstance(d, int) and not isinstance(d, bool) and d >= -1 for d in shape
+            ):
                 raise _SchemaError(f"tensor shape must be a list of integers >= -1, got {shape!r}")
             dtype = str(ts["dtype"])
             if dtype not in TENSOR_DTYPES:
@@ -260,7 +305,9 @@ def parse_params(raw: Any) -> tuple[ParamSpec, ...]:
         if not isinstance(spec, Mapping) or "name" not in spec or "type" not in spec:
             raise _SchemaError("a param spec needs 'name' and 'type'")
         shape = spec.get("shape")
-        if shape is not None and (not isinstance(shape, list) or not all(isinstance(d, int) for d in shape)):
+        if shape is not None and (
+            not isinstance(shape, list) or not all(isinstance(d, int) for d in shape)
+        ):
             raise _SchemaError(f"param shape must be null or a list of integers, got {shape!r}")
         out.append(
             ParamSpec(
@@ -326,7 +373,11 @@ class PyFunc:
             "model_code_path": self.model_code_path,
             "model_config": _jsonable(self.model_config),
             "artifacts": _jsonable(self.artifacts),
-            "env": {"conda": self.env_conda, "virtualenv": self.env_virtualenv, "legacy": self.env_legacy},
+            "env": {
+                "conda": self.env_conda,
+                "virtualenv": self.env_virtualenv,
+                "legacy": self.env_legacy,
+            },
             "streamable": self.streamable,
             "predict_fn": self.predict_fn,
         }
@@ -431,7 +482,9 @@ def _jsonable(value: Any) -> Any:
 # reading
 
 
-def _err(code: str, message: str, hint: str, loc: Location, severity: Severity = Severity.ERROR) -> Finding:
+def _err(
+    code: str, message: str, hint: str, loc: Location, severity: Severity = Severity.ERROR
+) -> Finding:
     return Finding(code=code, severity=severity, message=message, hint=hint, location=loc)
 
 
@@ -469,7 +522,9 @@ def read_model(path: str | Path) -> ModelFolder:
     try:
         raw = mlmodel_path.read_bytes()
     except OSError as exc:
-        raise InputError(f"cannot read MLmodel: {exc.strerror}", location=Location(file=MLMODEL), code="EB100") from None
+        raise InputError(
+            f"cannot read MLmodel: {exc.strerror}", location=Location(file=MLMODEL), code="EB100"
+        ) from None
     doc = load_yaml(raw, file=MLMODEL)
     problems: list[Finding] = []
     findings: list[Finding] = []
@@ -484,7 +539,9 @@ def read_model(path: str | Path) -> ModelFolder:
         )
         if mlmodel.pyfunc and mlmodel.pyfunc.python_version
         else None,
-        field_prefix="flavors.python_function.env." if mlmodel.pyfunc and not mlmodel.pyfunc.env_legacy else "flavors.python_function.",
+        field_prefix="flavors.python_function.env."
+        if mlmodel.pyfunc and not mlmodel.pyfunc.env_legacy
+        else "flavors.python_function.",
     )
     problems.extend(p for p in env.problems if p.severity is Severity.ERROR)
     findings.extend(p for p in env.problems if p.severity is not Severity.ERROR)
@@ -514,7 +571,12 @@ def _parse_mlmodel(doc: YamlDoc, root: Path, problems: list[Finding]) -> MLmodel
     flavors_raw = data.get("flavors")
     if not isinstance(flavors_raw, dict) or not flavors_raw:
         problems.append(
-            _err("EB102", "MLmodel has no 'flavors' mapping", "re-save the model with MLflow", doc.at(("flavors",)))
+            _err(
+                "EB102",
+                "MLmodel has no 'flavors' mapping",
+                "re-save the model with MLflow",
+                doc.at(("flavors",)),
+            )
         )
         flavors_raw = {}
     flavors: list[Flavor] = []
@@ -523,7 +585,12 @@ def _parse_mlmodel(doc: YamlDoc, root: Path, problems: list[Finding]) -> MLmodel
         name = str(name)
         if not isinstance(params, dict):
             problems.append(
-                _err("EB102", f"flavor {name!r} must be a mapping", "re-save the model with MLflow", doc.at(("flavors", name)))
+                _err(
+                    "EB102",
+                    f"flavor {name!r} must be a mapping",
+                    "re-save the model with MLflow",
+                    doc.at(("flavors", name)),
+                )
             )
             continue
         library, version_field, version = None, None, None
@@ -535,14 +602,29 @@ def _parse_mlmodel(doc: YamlDoc, root: Path, problems: list[Finding]) -> MLmodel
                 if str(key).endswith("_version") and key != "python_version":
                     version_field, version = str(key), _str(params[key])
                     break
-        flavors.append(Flavor(name=name, params=params, library=library, version_field=version_field, version=version))
+        flavors.append(
+            Flavor(
+                name=name,
+                params=params,
+                library=library,
+                version_field=version_field,
+                version=version,
+            )
+        )
         if name == "python_function":
             pyfunc = _parse_pyfunc(doc, params, root, problems)
     signature = None
     sig_raw = data.get("signature")
     if sig_raw is not None:
         if not isinstance(sig_raw, dict):
-            problems.append(_err("EB105", "signature must be a mapping", "re-save the model with MLflow", doc.at(("signature",))))
+            problems.append(
+                _err(
+                    "EB105",
+                    "signature must be a mapping",
+                    "re-save the model with MLflow",
+                    doc.at(("signature",)),
+                )
+            )
         else:
             parts: dict[str, Any] = {}
             for key in ("inputs", "outputs", "params"):
@@ -550,13 +632,24 @@ def _parse_mlmodel(doc: YamlDoc, root: Path, problems: list[Finding]) -> MLmodel
                     parts[key] = None
                     continue
                 try:
-                    parts[key] = parse_params(sig_raw[key]) if key == "params" else parse_schema(sig_raw[key])
+                    parts[key] = (
+                        parse_params(sig_raw[key])
+                        if key == "params"
+                        else parse_schema(sig_raw[key])
+                    )
                 except _SchemaError as exc:
                     problems.append(
-                        _err("EB105", f"invalid signature {key}: {exc}", "re-log the model with mlflow.models.infer_signature", doc.at(("signature", key)))
+                        _err(
+                            "EB105",
+                            f"invalid signature {key}: {exc}",
+                            "re-log the model with mlflow.models.infer_signature",
+                            doc.at(("signature", key)),
+                        )
                     )
                     parts[key] = None
-            signature = Signature(inputs=parts["inputs"], outputs=parts["outputs"], params=parts["params"] or ())
+            signature = Signature(
+                inputs=parts["inputs"], outputs=parts["outputs"], params=parts["params"] or ()
+            )
     size = data.get("model_size_bytes")
     info = data.get("saved_input_example_info")
     return MLmodel(
@@ -574,13 +667,19 @@ def _parse_mlmodel(doc: YamlDoc, root: Path, problems: list[Finding]) -> MLmodel
         metadata=data.get("metadata"),
         databricks_runtime=_str(data.get("databricks_runtime")),
         resources=data.get("resources"),
-        env_vars=tuple(str(v) for v in data.get("env_vars") or () if v is not None) if isinstance(data.get("env_vars"), list) else (),
-        prompts=tuple(str(v) for v in data.get("prompts") or ()) if isinstance(data.get("prompts"), list) else (),
+        env_vars=tuple(str(v) for v in data.get("env_vars") or () if v is not None)
+        if isinstance(data.get("env_vars"), list)
+        else (),
+        prompts=tuple(str(v) for v in data.get("prompts") or ())
+        if isinstance(data.get("prompts"), list)
+        else (),
         extra={str(k): v for k, v in data.items() if str(k) not in KNOWN_FIELDS},
     )
 
 
-def _parse_pyfunc(doc: YamlDoc, params: dict[str, Any], root: Path, problems: list[Finding]) -> PyFunc:
+def _parse_pyfunc(
+    doc: YamlDoc, params: dict[str, Any], root: Path, problems: list[Finding]
+) -> PyFunc:
     base = ("flavors", "python_function")
     env = params.get("env")
     conda = virtualenv = None
@@ -590,7 +689,14 @@ def _parse_pyfunc(doc: YamlDoc, params: dict[str, Any], root: Path, problems: li
     elif isinstance(env, dict):
         conda, virtualenv = _str(env.get("conda")), _str(env.get("virtualenv"))
     elif env is not None:
-        problems.append(_err("EB102", "env must be a file name or {conda:, virtualenv:}", "re-save the model with MLflow", doc.at((*base, "env"))))
+        problems.append(
+            _err(
+                "EB102",
+                "env must be a file name or {conda:, virtualenv:}",
+                "re-save the model with MLflow",
+                doc.at((*base, "env")),
+            )
+        )
     # every path the flavor names must stay inside the folder; data paths must exist
     for key in ("data", "code", "model_path", "python_model", "model_code_path"):
         value = params.get(key)
@@ -598,7 +704,9 @@ def _parse_pyfunc(doc: YamlDoc, params: dict[str, Any], root: Path, problems: li
             continue
         where = doc.at((*base, key))
         if not isinstance(value, str):
-            problems.append(_err("EB102", f"{key} must be a path", "re-save the model with MLflow", where))
+            problems.append(
+                _err("EB102", f"{key} must be a path", "re-save the model with MLflow", where)
+            )
             continue
         try:
             target = inside(root, value, location=where)
@@ -607,7 +715,12 @@ def _parse_pyfunc(doc: YamlDoc, params: dict[str, Any], root: Path, problems: li
             continue
         if not target.exists():
             problems.append(
-                _err("EB103", f"{format_path((*base, key))} names {value!r}, which is missing", "restore the model's files or re-save the model", where)
+                _err(
+                    "EB103",
+                    f"{format_path((*base, key))} names {value!r}, which is missing",
+                    "restore the model's files or re-save the model",
+                    where,
+                )
             )
     for key, value in (("conda", conda), ("virtualenv", virtualenv)):
         if value is None:
@@ -623,24 +736,48 @@ def _parse_pyfunc(doc: YamlDoc, params: dict[str, Any], root: Path, problems: li
             rel = spec.get("path") if isinstance(spec, dict) else spec
             if not isinstance(rel, str):
                 continue
-            where = doc.at((*base, "artifacts", str(name), "path") if isinstance(spec, dict) else (*base, "artifacts", str(name)))
+            where = doc.at(
+                (*base, "artifacts", str(name), "path")
+                if isinstance(spec, dict)
+                else (*base, "artifacts", str(name))
+            )
             try:
                 target = inside(root, rel, location=where)
             except InputError as exc:
                 problems.extend(exc.problems)
                 continue
             if not target.exists():
-                problems.append(_err("EB103", f"artifact {name!r} names {rel!r}, which is missing", "restore the model's artifacts or re-save the model", where))
+                problems.append(
+                    _err(
+                        "EB103",
+                        f"artifact {name!r} names {rel!r}, which is missing",
+                        "restore the model's artifacts or re-save the model",
+                        where,
+                    )
+                )
     for key, value in params.items():
         # other flavors of pyfunc-style loaders also name data files, e.g. 'model_data'
-        if key.endswith("_path") and key not in ("model_path", "model_code_path") and isinstance(value, str):
+        if (
+            key.endswith("_path")
+            and key not in ("model_path", "model_code_path")
+            and isinstance(value, str)
+        ):
             try:
                 inside(root, value, location=doc.at((*base, key)))
             except InputError as exc:
                 problems.extend(exc.problems)
     python_version = _str(params.get("python_version"))
-    if python_version is not None and not re.fullmatch(r"\d+\.\d+(\.\d+)?([a-z]+\d*)?", python_version):
-        problems.append(_err("EB102", f"python_version {python_version!r} is not a version", "write it as 3.11.7", doc.at((*base, "python_version"))))
+    if python_version is not None and not re.fullmatch(
+        r"\d+\.\d+(\.\d+)?([a-z]+\d*)?", python_version
+    ):
+        problems.append(
+            _err(
+                "EB102",
+                f"python_version {python_version!r} is not a version",
+                "write it as 3.11.7",
+                doc.at((*base, "python_version")),
+            )
+        )
         python_version = None
     return PyFunc(
         loader_module=_str(params.get("loader_module")),
@@ -667,31 +804,51 @@ def _read_json(root: Path, rel: str, where: Location, problems: list[Finding]) -
         problems.extend(exc.problems)
         return None
     if not target.is_file():
-        problems.append(_err("EB103", f"{rel} is missing", "restore the input example or re-log the model", where))
+        problems.append(
+            _err(
+                "EB103", f"{rel} is missing", "restore the input example or re-log the model", where
+            )
+        )
         return None
     try:
         return json.loads(target.read_bytes())
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         line = getattr(exc, "lineno", None)
         problems.append(
-            _err("EB106", f"{rel} is not valid JSON", "re-log the model with a fresh input_example", Location(file=rel, line=line))
+            _err(
+                "EB106",
+                f"{rel} is not valid JSON",
+                "re-log the model with a fresh input_example",
+                Location(file=rel, line=line),
+            )
         )
         return None
 
 
-def _read_input_example(doc: YamlDoc, root: Path, mlmodel: MLmodel, problems: list[Finding]) -> InputExample | None:
+def _read_input_example(
+    doc: YamlDoc, root: Path, mlmodel: MLmodel, problems: list[Finding]
+) -> InputExample | None:
     info = mlmodel.saved_input_example_info
     if info is None:
         return None
     rel = info.get("artifact_path")
     if not isinstance(rel, str):
-        problems.append(_err("EB102", "saved_input_example_info has no artifact_path", "re-log the model", doc.at(("saved_input_example_info",))))
+        problems.append(
+            _err(
+                "EB102",
+                "saved_input_example_info has no artifact_path",
+                "re-log the model",
+                doc.at(("saved_input_example_info",)),
+            )
+        )
         return None
     data = _read_json(root, rel, doc.at(("saved_input_example_info", "artifact_path")), problems)
     serving = info.get("serving_input_path")
     serving_data = None
     if isinstance(serving, str) and (root / serving).exists():
-        serving_data = _read_json(root, serving, doc.at(("saved_input_example_info", "serving_input_path")), problems)
+        serving_data = _read_json(
+            root, serving, doc.at(("saved_input_example_info", "serving_input_path")), problems
+        )
     return InputExample(
         file=rel,
         type=_str(info.get("type")),
@@ -718,11 +875,21 @@ def _columns_of(example: InputExample) -> tuple[list[str] | None, list[list[Any]
     if isinstance(data, list) and data and all(isinstance(r, dict) for r in data):
         names = sorted({str(k) for r in data for k in r})
         return names, [[r.get(n) for n in names] for r in data]
-    if isinstance(data, dict) and data and all(not isinstance(v, dict | list) or isinstance(v, list) for v in data.values()):
-        if all(isinstance(v, list) for v in data.values()) and "inputs" not in data and "instances" not in data:
+    if (
+        isinstance(data, dict)
+        and data
+        and all(not isinstance(v, dict | list) or isinstance(v, list) for v in data.values())
+    ):
+        if (
+            all(isinstance(v, list) for v in data.values())
+            and "inputs" not in data
+            and "instances" not in data
+        ):
             names = [str(k) for k in data]
             length = max((len(v) for v in data.values()), default=0)
-            return names, [[data[n][i] if i < len(data[n]) else None for n in names] for i in range(length)]
+            return names, [
+                [data[n][i] if i < len(data[n]) else None for n in names] for i in range(length)
+            ]
         if "inputs" not in data and "instances" not in data:
             names = [str(k) for k in data]
             return names, [[data[n] for n in names]]
@@ -738,13 +905,19 @@ def _value_ok(kind: DataType, value: Any) -> bool:
     if k is ColType.BOOLEAN:
         return isinstance(value, bool)
     if k in (ColType.INTEGER, ColType.LONG):
-        return isinstance(value, int) and not isinstance(value, bool) or (isinstance(value, float) and value.is_integer())
+        return (isinstance(value, int) and not isinstance(value, bool)) or (
+            isinstance(value, float) and value.is_integer()
+        )
     if k in (ColType.FLOAT, ColType.DOUBLE):
         return isinstance(value, int | float) and not isinstance(value, bool)
     if k in (ColType.STRING, ColType.BINARY, ColType.DATETIME):
         return isinstance(value, str)
     if k is ColType.ARRAY:
-        return isinstance(value, list) and all(_value_ok(kind.items, v) for v in value) if kind.items else isinstance(value, list)
+        return (
+            isinstance(value, list) and all(_value_ok(kind.items, v) for v in value)
+            if kind.items
+            else isinstance(value, list)
+        )
     if k in (ColType.OBJECT, ColType.MAP):
         return isinstance(value, dict)
     return True
@@ -786,18 +959,34 @@ def check_example(example: InputExample, signature: Signature) -> list[Finding]:
         return []
     out: list[Finding] = []
     loc = Location(file=example.file)
-    hint = "re-log the model with an input_example that matches its signature (or fix the signature)"
+    hint = (
+        "re-log the model with an input_example that matches its signature (or fix the signature)"
+    )
     if inputs.kind == "columns":
         table = _columns_of(example)
         if table is None:
             if len(inputs.columns) == 1 or all(c.name is None for c in inputs.columns):
                 return out
-            return [_err("EB120", "the input example is not a table, but the signature has columns", hint, loc)]
+            return [
+                _err(
+                    "EB120",
+                    "the input example is not a table, but the signature has columns",
+                    hint,
+                    loc,
+                )
+            ]
         names, rows = table
         if names is None:
             width = {len(r) for r in rows}
             if width and width != {len(inputs.columns)}:
-                out.append(_err("EB120", f"the input example has {sorted(width)} columns, the signature {len(inputs.columns)}", hint, loc))
+                out.append(
+                    _err(
+                        "EB120",
+                        f"the input example has {sorted(width)} columns, the signature {len(inputs.columns)}",
+                        hint,
+                        loc,
+                    )
+                )
             return out
         index = {n: i for i, n in enumerate(names)}
         for col in inputs.columns:
@@ -805,16 +994,35 @@ def check_example(example: InputExample, signature: Signature) -> list[Finding]:
                 continue
             if col.name not in index:
                 if col.required:
-                    out.append(_err("EB120", f"required column {col.name!r} is missing from the input example", hint, loc))
+                    out.append(
+                        _err(
+                            "EB120",
+                            f"required column {col.name!r} is missing from the input example",
+                            hint,
+                            loc,
+                        )
+                    )
                 continue
             i = index[col.name]
             bad = [r[i] for r in rows if i < len(r) and not _value_ok(col.type, r[i])]
             if bad:
                 out.append(
-                    _err("EB120", f"column {col.name!r} is {col.type.kind.value} in the signature, but the example holds {bad[0]!r}", hint, loc)
+                    _err(
+                        "EB120",
+                        f"column {col.name!r} is {col.type.kind.value} in the signature, but the example holds {bad[0]!r}",
+                        hint,
+                        loc,
+                    )
                 )
             if col.required and any(i < len(r) and r[i] is None for r in rows):
-                out.append(_err("EB120", f"required column {col.name!r} has a null in the input example", hint, loc))
+                out.append(
+                    _err(
+                        "EB120",
+                        f"required column {col.name!r} has a null in the input example",
+                        hint,
+                        loc,
+                    )
+                )
         return out
     # tensors
     value = _tensor_of(example)
@@ -823,25 +1031,53 @@ def check_example(example: InputExample, signature: Signature) -> list[Finding]:
     elif isinstance(value, dict):
         pairs = [(t, value.get(t.name or "")) for t in inputs.tensors]
     else:
-        return [_err("EB120", "the signature has several named tensors, the input example is not a mapping", hint, loc)]
+        return [
+            _err(
+                "EB120",
+                "the signature has several named tensors, the input example is not a mapping",
+                hint,
+                loc,
+            )
+        ]
     for spec, tensor in pairs:
         label = f"tensor {spec.name!r}" if spec.name else "the input tensor"
         if tensor is None:
             out.append(_err("EB120", f"{label} is missing from the input example", hint, loc))
             continue
         shape = _shape(tensor)
-        if len(shape) != len(spec.shape) or any(want not in (-1, got) for want, got in zip(spec.shape, shape, strict=False)):
+        if len(shape) != len(spec.shape) or any(
+            want not in (-1, got) for want, got in zip(spec.shape, shape, strict=False)
+        ):
             out.append(
-                _err("EB120", f"{label} has shape {list(shape)}, the signature {list(spec.shape)}", hint, loc)
+                _err(
+                    "EB120",
+                    f"{label} has shape {list(shape)}, the signature {list(spec.shape)}",
+                    hint,
+                    loc,
+                )
             )
             continue
         leaves = _leaves(tensor)
         if spec.dtype.startswith(("int", "uint")) and any(
-            isinstance(v, float) and not v.is_integer() or isinstance(v, str) for v in leaves
+            (isinstance(v, float) and not v.is_integer()) or isinstance(v, str) for v in leaves
         ):
-            out.append(_err("EB120", f"{label} is {spec.dtype} in the signature, but the example holds non-integers", hint, loc))
+            out.append(
+                _err(
+                    "EB120",
+                    f"{label} is {spec.dtype} in the signature, but the example holds non-integers",
+                    hint,
+                    loc,
+                )
+            )
         elif spec.dtype.startswith("float") and any(
             isinstance(v, str) or (isinstance(v, float) and math.isnan(v) and False) for v in leaves
         ):
-            out.append(_err("EB120", f"{label} is {spec.dtype} in the signature, but the example holds text", hint, loc))
+            out.append(
+                _err(
+                    "EB120",
+                    f"{label} is {spec.dtype} in the signature, but the example holds text",
+                    hint,
+                    loc,
+                )
+            )
     return out

@@ -62,7 +62,9 @@ class Requirement:
             "requirement": self.raw,
             "kind": self.kind.value,
             "specifier": str(self.requirement.specifier) if self.requirement else None,
-            "marker": str(self.requirement.marker) if self.requirement and self.requirement.marker else None,
+            "marker": str(self.requirement.marker)
+            if self.requirement and self.requirement.marker
+            else None,
             "file": self.location.file,
             "field": self.location.field,
             "line": self.location.line,
@@ -239,7 +241,10 @@ def parse_line(text: str, location: Location) -> ParsedLine:
             if option == "-e":
                 return ParsedLine(
                     requirement=Requirement(
-                        raw=text, kind=ReqKind.EDITABLE, requirement=_name_from_url(rest), location=location
+                        raw=text,
+                        kind=ReqKind.EDITABLE,
+                        requirement=_name_from_url(rest),
+                        location=location,
                     )
                 )
             return ParsedLine(option=PipOption(option=option, value=rest, location=location))
@@ -258,13 +263,13 @@ def parse_line(text: str, location: Location) -> ParsedLine:
                 raw=text, kind=ReqKind.URL, requirement=_name_from_url(req_text), location=location
             )
         )
-    if (
-        req_text.startswith((".", "/", "~"))
-        or _ARCHIVE.search(req_text)
-        and not re.match(r"^[A-Za-z0-9._-]+\s*@", req_text)
+    if req_text.startswith((".", "/", "~")) or (
+        _ARCHIVE.search(req_text) and not re.match(r"^[A-Za-z0-9._-]+\s*@", req_text)
     ):
         return ParsedLine(
-            requirement=Requirement(raw=text, kind=ReqKind.PATH, requirement=None, location=location)
+            requirement=Requirement(
+                raw=text, kind=ReqKind.PATH, requirement=None, location=location
+            )
         )
     try:
         parsed = PkgRequirement(req_text)
@@ -272,7 +277,9 @@ def parse_line(text: str, location: Location) -> ParsedLine:
         reason = str(exc).splitlines()[0]
         return ParsedLine(problem=_bad_line(text, location, reason))
     return ParsedLine(
-        requirement=Requirement(raw=req_text, kind=ReqKind.NAMED, requirement=parsed, location=location)
+        requirement=Requirement(
+            raw=req_text, kind=ReqKind.NAMED, requirement=parsed, location=location
+        )
     )
 
 
@@ -312,7 +319,11 @@ class RequirementsFile:
 
 
 def read_requirements(
-    root: Path, relative: str, *, location: Location | None = None, _seen: frozenset[str] = frozenset()
+    root: Path,
+    relative: str,
+    *,
+    location: Location | None = None,
+    _seen: frozenset[str] = frozenset(),
 ) -> RequirementsFile:
     """Read a requirements file inside ``root``, following ``-r``/``-c`` inside ``root``."""
     path = inside(root, relative, location=location or Location(file=relative))
@@ -329,8 +340,13 @@ def read_requirements(
 
 
 def parse_requirements_text(
-    text: str, *, file: str, root: Path | None = None, base: Path | None = None,
-    seen: frozenset[str] = frozenset(), field_prefix: Sequence[str | int] = (),
+    text: str,
+    *,
+    file: str,
+    root: Path | None = None,
+    base: Path | None = None,
+    seen: frozenset[str] = frozenset(),
+    field_prefix: Sequence[str | int] = (),
     line_of: Sequence[int | None] | None = None,
 ) -> RequirementsFile:
     reqs: list[Requirement] = []
@@ -372,7 +388,9 @@ def parse_requirements_text(
     )
 
 
-def _nested(root: Path, base: Path, opt: PipOption, seen: frozenset[str]) -> RequirementsFile | Finding | None:
+def _nested(
+    root: Path, base: Path, opt: PipOption, seen: frozenset[str]
+) -> RequirementsFile | Finding | None:
     assert opt.value is not None
     if _URL.match(opt.value):
         return Finding(
@@ -514,10 +532,16 @@ def parse_conda_doc(doc: YamlDoc, *, root: Path | None, base: Path | None) -> Co
         if isinstance(dep, dict):
             for key, value in dep.items():
                 if key != "pip":
-                    problems.append(_shape(doc, (*path, str(key)), "unknown nested section (only 'pip' is allowed)"))
+                    problems.append(
+                        _shape(
+                            doc, (*path, str(key)), "unknown nested section (only 'pip' is allowed)"
+                        )
+                    )
                     continue
                 if not isinstance(value, list):
-                    problems.append(_shape(doc, (*path, "pip"), "must be a list of requirement lines"))
+                    problems.append(
+                        _shape(doc, (*path, "pip"), "must be a list of requirement lines")
+                    )
                     continue
                 for j, line in enumerate(value):
                     lpath = (*path, "pip", j)
@@ -534,7 +558,9 @@ def parse_conda_doc(doc: YamlDoc, *, root: Path | None, base: Path | None) -> Co
                     for o in sub.options:
                         pip_opts.append(replace(o, location=loc))
                     for p in sub.problems:
-                        problems.append(replace(p, location=loc) if p.location.file == doc.file else p)
+                        problems.append(
+                            replace(p, location=loc) if p.location.file == doc.file else p
+                        )
         elif isinstance(dep, str | int | float):
             parsed = parse_conda_spec(str(dep), doc.at(path))
             if isinstance(parsed, Finding):
@@ -587,7 +613,9 @@ class PythonEnvFile:
     problems: tuple[Finding, ...]
 
 
-def read_python_env(root: Path, relative: str, *, location: Location | None = None) -> PythonEnvFile:
+def read_python_env(
+    root: Path, relative: str, *, location: Location | None = None
+) -> PythonEnvFile:
     path = inside(root, relative, location=location or Location(file=relative))
     rel = relative_to(root, path)
     if not path.is_file():
@@ -628,12 +656,22 @@ def read_python_env(root: Path, relative: str, *, location: Location | None = No
                 problems.append(_shape(doc, (key, j), "must be a requirement string"))
                 continue
             sub = parse_requirements_text(str(line), file=rel, root=root, base=path.parent)
-            reqs.extend(r if r.location.file != rel else replace(r, location=loc) for r in sub.requirements)
+            reqs.extend(
+                r if r.location.file != rel else replace(r, location=loc) for r in sub.requirements
+            )
             cons.extend(sub.constraints)
-            opts.extend(o if o.location.file != rel else replace(o, location=loc) for o in sub.options)
-            problems.extend(p if p.location.file != rel else replace(p, location=loc) for p in sub.problems)
+            opts.extend(
+                o if o.location.file != rel else replace(o, location=loc) for o in sub.options
+            )
+            problems.extend(
+                p if p.location.file != rel else replace(p, location=loc) for p in sub.problems
+            )
         lists[key] = RequirementsFile(
-            file=rel, requirements=tuple(reqs), constraints=tuple(cons), options=tuple(opts), problems=()
+            file=rel,
+            requirements=tuple(reqs),
+            constraints=tuple(cons),
+            options=tuple(opts),
+            problems=(),
         )
     return PythonEnvFile(
         file=rel,
@@ -678,8 +716,19 @@ class WorkspaceEnv:
 
 _IMAGE_REF = re.compile(r"^[a-z0-9][a-z0-9._/:@-]*$", re.IGNORECASE)
 _WORKSPACE_KEYS = {
-    "$schema", "name", "version", "image", "conda_file", "build", "inference_config",
-    "description", "tags", "os_type", "properties", "datastore", "intellectual_property",
+    "$schema",
+    "name",
+    "version",
+    "image",
+    "conda_file",
+    "build",
+    "inference_config",
+    "description",
+    "tags",
+    "os_type",
+    "properties",
+    "datastore",
+    "intellectual_property",
 }
 
 
@@ -688,7 +737,10 @@ def read_workspace_env(path: Path) -> WorkspaceEnv:
     file = path.name
     if not path.is_file():
         raise InputError(
-            f"{path} does not exist", hint="pass the path of an environment YAML", location=Location(file=str(path)), code="EB103"
+            f"{path} does not exist",
+            hint="pass the path of an environment YAML",
+            location=Location(file=str(path)),
+            code="EB103",
         )
     base = path.parent
     doc = load_yaml(_read_text(path, str(path)), file=str(path))
@@ -707,7 +759,7 @@ def read_workspace_env(path: Path) -> WorkspaceEnv:
                     code="EB102",
                     severity=Severity.ERROR,
                     message=f"unknown key {key!r} in a workspace environment",
-                    hint="known keys: " + ", ".join(sorted(_WORKSPACE_KEYS - {'$schema'})),
+                    hint="known keys: " + ", ".join(sorted(_WORKSPACE_KEYS - {"$schema"})),
                     location=doc.at((str(key),)),
                 )
             )
@@ -717,7 +769,9 @@ def read_workspace_env(path: Path) -> WorkspaceEnv:
         image = None
     build = data.get("build") or {}
     if not isinstance(build, dict):
-        problems.append(_shape(doc, ("build",), "must be a mapping with 'path' and 'dockerfile_path'"))
+        problems.append(
+            _shape(doc, ("build",), "must be a mapping with 'path' and 'dockerfile_path'")
+        )
         build = {}
     if not image and not build:
         problems.append(_shape(doc, (), "needs 'image' (with 'conda_file') or 'build'"))
@@ -814,7 +868,11 @@ def read_model_env(
     }
     for kind, rel in names.items():
         declared = conda_path if kind == "conda" else virtualenv_path
-        loc = Location(file="MLmodel", field=f"{field_prefix}{kind}") if declared else Location(file=rel)
+        loc = (
+            Location(file="MLmodel", field=f"{field_prefix}{kind}")
+            if declared
+            else Location(file=rel)
+        )
         try:
             target = inside(root, rel, location=loc)
         except InputError as exc:
