@@ -67,8 +67,9 @@ def load_yaml(text: str | bytes, *, file: str) -> YamlDoc:
                 location=Location(file=file),
                 code="EB101",
             ) from None
-    loader = yaml.SafeLoader(text)
+    loader: yaml.SafeLoader | None = None
     try:
+        loader = yaml.SafeLoader(text)
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else None
     except yaml.MarkedYAMLError as exc:
@@ -88,7 +89,8 @@ def load_yaml(text: str | bytes, *, file: str) -> YamlDoc:
             code="EB101",
         ) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     lines: dict[FieldPath, int] = {}
     if node is not None:
         _record(node, (), lines, 0)

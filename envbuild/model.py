@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from envbuild._paths import inside
-from envbuild._yaml import YamlDoc, format_path, load_yaml
+from envbuild._yaml import YamlDoc, load_yaml
 from envbuild.errors import InputError, ProblemsError
 from envbuild.findings import Finding, Location, Severity
 from envbuild.spec import ModelEnv, PythonPin, read_model_env
@@ -494,7 +494,7 @@ def read_model(path: str | Path) -> ModelFolder:
     root = Path(path)
     if not root.exists():
         raise InputError(
-            f"{root} does not exist",
+            "no such file or folder",
             hint="pass the path of an MLflow model folder (the one holding MLmodel)",
             location=Location(file=str(root)),
             code="EB100",
@@ -503,7 +503,7 @@ def read_model(path: str | Path) -> ModelFolder:
         root = root.parent
     if not root.is_dir():
         raise InputError(
-            f"{root} is not a folder",
+            "not a folder",
             hint="pass the MLflow model folder, the one holding MLmodel",
             location=Location(file=str(root)),
             code="EB100",
@@ -547,12 +547,25 @@ def read_model(path: str | Path) -> ModelFolder:
     findings.extend(p for p in env.problems if p.severity is not Severity.ERROR)
     example = _read_input_example(doc, root, mlmodel, problems)
     if problems:
-        raise ProblemsError(problems)
+        raise ProblemsError(_unique(problems))
     if example is not None and mlmodel.signature is not None:
         findings.extend(check_example(example, mlmodel.signature))
     return ModelFolder(
         path=root, mlmodel=mlmodel, env=env, input_example=example, findings=tuple(findings)
     )
+
+
+def _unique(problems: list[Finding]) -> list[Finding]:
+    """The same file can be read twice (python_env.yaml's -r and requirements.txt itself)
+    and the same path named by two flavors: report each problem once."""
+    seen: set[tuple[str, str | None, int | None, str]] = set()
+    out = []
+    for p in problems:
+        key = (p.code, p.location.file, p.location.line, p.message)
+        if key not in seen:
+            seen.add(key)
+            out.append(p)
+    return out
 
 
 def _str(value: Any) -> str | None:
@@ -602,6 +615,8 @@ def _parse_mlmodel(doc: YamlDoc, root: Path, problems: list[Finding]) -> MLmodel
                 if str(key).endswith("_version") and key != "python_version":
                     version_field, version = str(key), _str(params[key])
                     break
+        if name != "python_function":
+            _check_flavor_paths(doc, name, params, root, problems)
         flavors.append(
             Flavor(
                 name=name,
@@ -677,6 +692,37 @@ def _parse_mlmodel(doc: YamlDoc, root: Path, problems: list[Finding]) -> MLmodel
     )
 
 
+_FLAVOR_DATA_KEYS = ("data", "pickled_model", "model_data", "saved_model_dir", "model_file")
+
+
+def _check_flavor_paths(
+    doc: YamlDoc, name: str, params: dict[str, Any], root: Path, problems: list[Finding]
+) -> None:
+    """Other flavors name their files too (sklearn's pickled_model, xgboost's data, ...):
+    those must stay inside the folder and, for the known data keys, exist."""
+    for key, value in params.items():
+        key = str(key)
+        if not isinstance(value, str) or not (
+            key in _FLAVOR_DATA_KEYS or key == "code" or key.endswith(("_path", "_file"))
+        ):
+            continue
+        where = doc.at(("flavors", name, key))
+        try:
+            target = inside(root, value, location=where)
+        except InputError as exc:
+            problems.extend(exc.problems)
+            continue
+        if key in _FLAVOR_DATA_KEYS and not target.exists():
+            problems.append(
+                _err(
+                    "EB103",
+                    f"names {value!r}, which is missing",
+                    "restore the model's files or re-save the model",
+                    where,
+                )
+            )
+
+
 def _parse_pyfunc(
     doc: YamlDoc, params: dict[str, Any], root: Path, problems: list[Finding]
 ) -> PyFunc:
@@ -717,7 +763,7 @@ def _parse_pyfunc(
             problems.append(
                 _err(
                     "EB103",
-                    f"{format_path((*base, key))} names {value!r}, which is missing",
+                    f"names {value!r}, which is missing",
                     "restore the model's files or re-save the model",
                     where,
                 )

@@ -276,6 +276,11 @@ def parse_line(text: str, location: Location) -> ParsedLine:
     except InvalidRequirement as exc:
         reason = str(exc).splitlines()[0]
         return ParsedLine(problem=_bad_line(text, location, reason))
+    empty = [str(s) for s in parsed.specifier if not s.version.strip()]
+    if empty:
+        return ParsedLine(
+            problem=_bad_line(text, location, f"specifier {empty[0]!r} has no version")
+        )
     return ParsedLine(
         requirement=Requirement(
             raw=req_text, kind=ReqKind.NAMED, requirement=parsed, location=location
@@ -453,6 +458,14 @@ def parse_conda_spec(text: str, location: Location) -> CondaDep | Finding:
         )
     version = match.group("version")
     build = match.group("build")
+    if version is not None and not re.search(r"[0-9*]", version):
+        return Finding(
+            code="EB112",
+            severity=Severity.ERROR,
+            message=f"invalid conda match spec {text!r}: no version after the operator",
+            hint="write it as name, name=1.2, name>=1.2,<2 or channel::name",
+            location=location,
+        )
     if version and "=" in version[1:] and version.startswith("=") and not version.startswith("=="):
         # name=1.2=py39_0: version then build string
         parts = version[1:].split("=", 1)
@@ -773,7 +786,7 @@ def read_workspace_env(path: Path) -> WorkspaceEnv:
             _shape(doc, ("build",), "must be a mapping with 'path' and 'dockerfile_path'")
         )
         build = {}
-    if not image and not build:
+    if "image" not in data and not build:
         problems.append(_shape(doc, (), "needs 'image' (with 'conda_file') or 'build'"))
     spec = EnvSpec(name=str(data.get("name")) if data.get("name") else None, files=(file,))
     conda_file = data.get("conda_file")
