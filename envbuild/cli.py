@@ -62,35 +62,44 @@ def format_finding(f: Finding, color: bool = False) -> str:
     return line
 
 
-def common(func: F) -> F:
-    """Options every command shares: --format, -v, -q."""
+def make_common(formats: tuple[str, ...] = ("text", "json")) -> Callable[[F], F]:
+    """Options every command shares: --format (from ``formats``), -v, -q; and the one
+    place that turns an EnvbuildError into output and an exit code."""
 
-    @click.option(
-        "--format",
-        "fmt",
-        type=click.Choice(["text", "json"]),
-        default="text",
-        show_default=True,
-        help="Output format on stdout.",
-    )
-    @click.option(
-        "-v", "--verbose", count=True, help="More detail on stderr; tracebacks on errors."
-    )
-    @click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors on stderr.")
-    @functools.wraps(func)
-    def wrapper(*args: Any, fmt: str, verbose: int, quiet: bool, **kwargs: Any) -> Any:
-        _setup_logging(verbose, quiet)
-        ctx = click.get_current_context()
-        command = ctx.command_path.replace(ctx.find_root().info_name or "envbuild", "envbuild", 1)
-        try:
-            return func(*args, fmt=fmt, command=command, **kwargs)
-        except EnvbuildError as exc:
-            if verbose:
-                log.exception("traceback")
-            emit_error(exc, fmt=fmt, command=command)
-            sys.exit(int(exc.exit_code))
+    def decorate(func: F) -> F:
+        @click.option(
+            "--format",
+            "fmt",
+            type=click.Choice(list(formats)),
+            default="text",
+            show_default=True,
+            help="Output format on stdout.",
+        )
+        @click.option(
+            "-v", "--verbose", count=True, help="More detail on stderr; tracebacks on errors."
+        )
+        @click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors on stderr.")
+        @functools.wraps(func)
+        def wrapper(*args: Any, fmt: str, verbose: int, quiet: bool, **kwargs: Any) -> Any:
+            _setup_logging(verbose, quiet)
+            ctx = click.get_current_context()
+            command = ctx.command_path.replace(
+                ctx.find_root().info_name or "envbuild", "envbuild", 1
+            )
+            try:
+                return func(*args, fmt=fmt, command=command, **kwargs)
+            except EnvbuildError as exc:
+                if verbose:
+                    log.exception("traceback")
+                emit_error(exc, fmt=fmt, command=command)
+                sys.exit(int(exc.exit_code))
 
-    return wrapper  # type: ignore[return-value]
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+common = make_common()
 
 
 def emit_error(exc: EnvbuildError, *, fmt: str, command: str) -> None:
