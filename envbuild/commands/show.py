@@ -10,24 +10,27 @@ from envbuild._text import show_text
 from envbuild.cli import EXIT_CODES_HELP, common, emit_findings, exit_for, main
 from envbuild.model import read_model
 from envbuild.output import dumps, envelope
+from envbuild.source import ModelSource, model_argument
 
 
 @main.command(epilog=EXIT_CODES_HELP)
-@click.argument("model", type=click.Path(file_okay=True, dir_okay=True, path_type=str))
 @common
-def show(model: str, fmt: str, command: str) -> None:
+@model_argument
+def show(model: ModelSource, fmt: str, command: str) -> None:
     """Print what envbuild read from MODEL: flavors, loader, Python, requirements with their
-    source file, signature and input example."""
-    folder = read_model(model)
+    source file, signature and input example. MODEL is a folder, or a runs:/, models:/ or
+    artifact URI (downloaded through MLflow)."""
+    folder = read_model(model.path)
     code = exit_for(folder.findings)
     if fmt == "json":
+        result = {**folder.to_json(), "source": model.provenance()}
         click.echo(
-            dumps(
-                envelope(command, result=folder.to_json(), findings=folder.findings, exit_code=code)
-            ),
+            dumps(envelope(command, result=result, findings=folder.findings, exit_code=code)),
             nl=False,
         )
     else:
+        if model.kind != "local":
+            click.echo(f"source     {model.describe()}")
         click.echo(show_text(folder), nl=False)
         emit_findings(folder.findings)
     sys.exit(code)
