@@ -1,0 +1,248 @@
+"""The small adapter around the uv binary (the ``uv`` package's ``find_uv_bin``).
+
+Only this module knows uv's command line, its environment variables and the shape of its
+``pip compile`` output; the resolver sees :class:`CompileResult` and parsed pins.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from envbuild.errors import ToolError
+
+log = logging.getLogger("envbuild")
+
+INPUT_NAME = "requirements.in"
+CONSTRAINTS_NAME = "constraints.in"
+
+# platform names envbuild accepts -> the --python-platform value uv takes
+UV_PLATFORMS = {
+    "linux/amd64": "x86_64-manylinux_2_28",
+    "linux/arm64": "aarch64-manylinux_2_28",
+}
+
+# uv must never try to download a managed interpreter (slow, and not what we asked):
+# the target Python is given with --python-version and need not be installed.
+_BASE_ENV = {"UV_PYTHON_DOWNLOADS": "never", "NO_COLOR": "1", "UV_NO_PROGRESS": "1"}
+
+
+def uv_bin() -> str:
+    try:
+        from uv import find_uv_bin
+    except ImportError:  # pragma: no cover - uv is a dependency of envbuild
+        raise ToolError(
+            "the uv package is not installed",
+            hint="pip install uv (envbuild depends on it)",
+            code="EB900",
+        ) from None
+    try:
+        return str(find_uv_bin())
+    except FileNotFoundError:  # pragma: no cover
+        raise ToolError(
+            "the uv package is installed but its binary is missing",
+            hint="reinstall uv: pip install --force-reinstall uv",
+            code="EB900",
+        ) from None
+
+
+def uv_version() -> str:
+    out = subprocess.run([uv_bin(), "--version"], capture_output=True, text=True, check=False)
+    return out.stdout.strip()
+
+
+@dataclass(frozen=True, kw_only=True)
+class CompileRequest:
+    requirements: Sequence[str]  # one requirement line each (already validated)
+    constraints: Sequence[str] = ()
+    python_version: str
+    platform: str  # uv's --python-platform value
+    index_url: str | None = None  # may hold credentials: passed through the environment
+    extra_index_urls: Sequence[str] = ()
+    find_links: Sequence[str] = ()
+    no_index: bool = False
+    offline: bool = False
+    pre: bool = False
+    resolution: str = "highest"  # highest | lowest-direct
+    generate_hashes: bool = True
+    only_binary: Sequence[str] = ()
+    no_binary: Sequence[str] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class CompileResult:
+    ok: bool
+    stdout: str
+    stderr: str
+    returncode: int
+    seconds: float
+
+
+def compile_requirements(req: CompileRequest, *, timeout: float = 600) -> CompileResult:
+    """Run ``uv pip compile`` for ``req`` in a private temporary folder."""
+    with tempfile.TemporaryDirectory(prefix="envbuild-uv-") as tmp:
+        folder = Path(tmp)
+        (folder / INPUT_NAME).write_text("".join(f"{r}\n" for r in req.requirements))
+        args = [
+            uv_bin(),
+            "pip",
+            "compile",
+            INPUT_NAME,
+            "--python-version",
+            req.python_version,
+            "--python-platform",
+            req.platform,
+            "--python",
+            sys.executable,
+            "--no-header",
+            "--annotation-style",
+            "split",
+            "--color",
+            "never",
+            "--resolution",
+            req.resolution,
+        ]
+        if req.generate_hashes:
+            args.append("--generate-hashes")
+        if req.constraints:
+            (folder / CONSTRAINTS_NAME).write_text("".join(f"{c}\n" for c in req.constraints))
+            args += ["--constraint", CONSTRAINTS_NAME]
+        env: dict[str, str] = {**os.environ, **_BASE_ENV}
+        for key in ("UV_INDEX_URL", "UV_EXTRA_INDEX_URL", "UV_DEFAULT_INDEX", "UV_INDEX"):
+            env.pop(key, None)
+        if req.index_url:
+            env["UV_INDEX_URL"] = req.index_url
+        if req.extra_index_urls:
+            env["UV_EXTRA_INDEX_URL"] = " ".join(req.extra_index_urls)
+        for link in req.find_links:
+            args += ["--find-links", link]
+        if req.no_index:
+            args.append("--no-index")
+        if req.offline:
+            args.append("--offline")
+        if req.pre:
+            args += ["--prerelease", "allow"]
+        for name in req.only_binary:
+            args += ["--only-binary", name]
+        for name in req.no_binary:
+            args += ["--no-binary", name]
+        log.debug("running uv pip compile (python %s, %s)", req.python_version, req.platform)
+        start = time.perf_counter()
+        try:
+            proc = subprocess.run(
+                args,
+                cwd=folder,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            raise ToolError(
+                f"uv pip compile did not finish within {timeout:.0f}s",
+                hint="check the network and the index URLs, or resolve offline with "
+                "--offline --find-links DIR",
+                code="EB901",
+            ) from None
+        except OSError as exc:
+            raise ToolError(
+                f"cannot run uv: {exc.strerror}", hint="reinstall uv", code="EB900"
+            ) from None
+        seconds = time.perf_counter() - start
+    return CompileResult(
+        ok=proc.returncode == 0,
+        stdout=proc.stdout,
+        stderr=proc.stderr,
+        returncode=proc.returncode,
+        seconds=seconds,
+    )
+
+
+# --------------------------------------------------------------------------------------
+# output of a successful compile
+
+
+@dataclass(frozen=True, kw_only=True)
+class CompiledPin:
+    name: str  # as uv printed it (normalised)
+    version: str
+    hashes: tuple[str, ...]
+    via: tuple[str, ...]  # package names, or "-r requirements.in" / "-c constraints.in"
+
+
+_PIN = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?==(?P<version>\S+)")
+
+
+def parse_compiled(text: str) -> tuple[CompiledPin, ...]:
+    """Parse ``uv pip compile --generate-hashes --annotation-style split`` output."""
+    pins: list[CompiledPin] = []
+    name = version = None
+    hashes: list[str] = []
+    via: list[str] = []
+    in_via = False
+
+    def flush() -> None:
+        if name is not None and version is not None:
+            pins.append(
+                CompiledPin(name=name, version=version, hashes=tuple(hashes), via=tuple(via))
+            )
+
+    for raw in text.splitlines():
+        line = raw.rstrip()
+        stripped = line.strip().rstrip("\\").strip()
+        if not stripped:
+            continue
+        if not raw.startswith((" ", "\t")) and not stripped.startswith(("#", "-")):
+            match = _PIN.match(stripped)
+            if match:
+                flush()
+                name, version = match.group("name"), match.group("version")
+                hashes, via, in_via = [], [], False
+            continue
+        if stripped.startswith("--hash="):
+            hashes.append(stripped.removeprefix("--hash="))
+        elif stripped.startswith("# via"):
+            rest = stripped.removeprefix("# via").strip()
+            if rest:
+                via.append(rest)
+                in_via = False
+            else:
+                in_via = True
+        elif stripped.startswith("#") and in_via:
+            via.append(stripped.lstrip("#").strip())
+    flush()
+    return tuple(pins)
+
+
+def error_text(stderr: str) -> str:
+    """The part of uv's stderr that explains a failed resolution, without warnings about
+    interpreters, progress lines or box-drawing decoration."""
+    lines = stderr.splitlines()
+    out: list[str] = []
+    keep = False
+    for line in lines:
+        bare = re.sub("^[\\s\u00d7\u2570\u2500\u25b6\u2502]+", "", line)
+        if line.startswith("warning:"):
+            keep = False
+            continue
+        if line.startswith(("error:", "  \u00d7", "\u00d7")) or keep or line.startswith("hint:"):
+            keep = True
+            out.append(line)
+            continue
+        if bare.startswith("cause:"):
+            out.append(line)
+    return "\n".join(out).strip()
+
+
+def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment uv runs with (for the benchmark's raw uv runs)."""
+    return {**os.environ, **_BASE_ENV, **(extra or {})}

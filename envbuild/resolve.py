@@ -1,0 +1,1483 @@
+"""Resolve a model's environment for the Python and platform it will run on.
+
+Stages: a static pass over the requirements (packaging only, no network), then the
+resolution itself with uv as the engine (``envbuild/_uv.py``), then the explanation of a
+failure as findings that point at the requirement lines on each side, and drift between
+the resolved versions and those the model was trained with. A successful resolution is a
+:class:`Lock`: every package pinned with its hashes, rendered as a pip requirements file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Literal, cast
+
+from packaging.markers import default_environment
+from packaging.requirements import InvalidRequirement
+from packaging.requirements import Requirement as PkgRequirement
+from packaging.specifiers import InvalidSpecifier, Specifier, SpecifierSet
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+from envbuild import _uv
+from envbuild.errors import InputError
+from envbuild.findings import Finding, Location, Severity
+from envbuild.model import ModelFolder
+from envbuild.output import header
+from envbuild.serving import SERVING_SOURCE, serving_requirements
+from envbuild.spec import EnvSpec, PipOption, ReqKind, Requirement, WorkspaceEnv, redact
+
+log = logging.getLogger("envbuild")
+
+Platform = Literal["linux/amd64", "linux/arm64"]
+PLATFORMS: tuple[Platform, ...] = ("linux/amd64", "linux/arm64")
+DEFAULT_PYTHON = "3.11"
+LOCK_NAME = "requirements.lock"
+
+CODES: dict[str, str] = {
+    "EB300": "the Python versions in MLmodel, conda.yaml and python_env.yaml disagree",
+    "EB301": "a requirement line that cannot be locked with hashes (editable, VCS, local path)",
+    "EB302": "the same package is required twice with specifiers no version satisfies",
+    "EB303": "the same package is required twice (compatible specifiers)",
+    "EB304": "a requirement's environment marker excludes it on the target",
+    "EB305": "a conda-only dependency, which the pip-only path ignores",
+    "EB306": "an unpinned requirement: builds will drift",
+    "EB307": "no Python version recorded: the default target Python is assumed",
+    "EB310": "requirements that cannot be installed together (the lines on each side)",
+    "EB311": "a requirement that needs another Python than the target",
+    "EB312": "a package or version the index does not have",
+    "EB313": "a package with no installable files for the target platform",
+    "EB314": "a yanked release is pinned",
+    "EB315": "the resolver failed for another reason (index unreachable, bad option)",
+    "EB320": "drift: the resolved version differs from the one the model was trained with",
+    "EB321": "drift: the resolved version differs from the model's requirements pin",
+    "EB330": "the override drops the library of one of the model's flavors",
+    "EB331": "the override changes a requirement's major version",
+    "EB332": "the override drops a package the server needs (mlflow)",
+    "EB333": "the override drops or changes another of the model's requirements",
+    "EB334": "the override names a different Python than the model",
+    "EB340": "the lock file is stale: resolving again gives a different lock",
+}
+
+
+# --------------------------------------------------------------------------------------
+# target
+
+
+@dataclass(frozen=True, kw_only=True)
+class Target:
+    python: Version  # X.Y or X.Y.Z; need not be installed
+    platform: Platform = "linux/amd64"
+
+    @property
+    def uv_platform(self) -> str:
+        return _uv.UV_PLATFORMS[self.platform]
+
+    @property
+    def machine(self) -> str:
+        return "x86_64" if self.platform == "linux/amd64" else "aarch64"
+
+    def describe(self) -> str:
+        return f"Python {self.python} on {self.platform}"
+
+    def marker_env(self) -> dict[str, str]:
+        """The PEP 508 marker environment of the target (CPython on manylinux)."""
+        env = cast(dict[str, str], dict(default_environment()))
+        rel = self.python.release
+        full = ".".join(str(p) for p in (*rel, 0, 0)[:3])
+        env.update(
+            {
+                "python_version": f"{rel[0]}.{rel[1] if len(rel) > 1 else 0}",
+                "python_full_version": full,
+                "implementation_name": "cpython",
+                "implementation_version": full,
+                "platform_python_implementation": "CPython",
+                "os_name": "posix",
+                "sys_platform": "linux",
+                "platform_system": "Linux",
+                "platform_machine": self.machine,
+                "platform_release": "",
+                "platform_version": "",
+            }
+        )
+        return env
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "python": str(self.python),
+            "platform": self.platform,
+            "uv_platform": self.uv_platform,
+        }
+
+
+def _python_of(text: str) -> Version | None:
+    """``3.8``, ``3.8.12``, ``3.10.*``, ``>=3.9`` (conda) -> a Version of X.Y[.Z]."""
+    match = re.search(r"(\d+)\.(\d+)(?:\.(\d+))?", text)
+    if not match:
+        return None
+    return Version(".".join(g for g in match.groups() if g is not None))
+
+
+def _same_python(a: Version, b: Version) -> bool:
+    """Two pins agree when they share what both say: 3.11 agrees with 3.11.7."""
+    n = min(len(a.release), len(b.release), 3)
+    return a.release[:n] == b.release[:n]
+
+
+def target_for(
+    folder: ModelFolder,
+    *,
+    python_version: str | None = None,
+    platform: str = "linux/amd64",
+    env: EnvSpec | None = None,
+) -> tuple[Target, tuple[Finding, ...]]:
+    """The target to resolve for: ``python_version`` when given, else the model's Python
+    (python_env.yaml, conda.yaml, MLmodel in that order; ``env`` replaces the model's
+    EnvSpec); and findings when the model's files disagree about the Python."""
+    if platform not in PLATFORMS:
+        raise InputError(
+            f"unknown platform {platform!r}",
+            hint="use linux/amd64 or linux/arm64",
+            location=Location(field="--platform"),
+            code="EB100",
+        )
+    spec = env or folder.env.spec
+    findings: list[Finding] = []
+    pins = [(p, _python_of(p.version)) for p in folder.env.spec.python_pins]
+    known = [(p, v) for p, v in pins if v is not None]
+    if known:
+        first_pin, first = known[0]
+        others = [(p, v) for p, v in known[1:] if not _same_python(first, v)]
+        if others:
+            listed = ", ".join(f"{v} ({p.location})" for p, v in known)
+            findings.append(
+                Finding(
+                    code="EB300",
+                    severity=Severity.WARNING,
+                    message=f"the model's files name different Pythons: {listed}",
+                    hint=f"envbuild targets {first} ({first_pin.location}); make the files "
+                    "agree, or pass --python-version",
+                    location=others[0][0].location,
+                )
+            )
+    if python_version is not None:
+        parsed = _python_of(python_version)
+        if parsed is None or not re.fullmatch(r"\d+\.\d+(\.\d+)?", python_version.strip()):
+            raise InputError(
+                f"--python-version {python_version!r} is not X.Y or X.Y.Z",
+                hint="for example --python-version 3.11",
+                location=Location(field="--python-version"),
+                code="EB100",
+            )
+        python = parsed
+    elif spec.python is not None and _python_of(spec.python.version) is not None:
+        python = cast(Version, _python_of(spec.python.version))
+    else:
+        python = Version(DEFAULT_PYTHON)
+        findings.append(
+            Finding(
+                code="EB307",
+                severity=Severity.WARNING,
+                message=f"no Python version recorded; targeting Python {DEFAULT_PYTHON}",
+                hint="pass --python-version, or record python in python_env.yaml",
+                location=Location(file="MLmodel", field="flavors.python_function.python_version"),
+            )
+        )
+    return Target(python=python, platform=platform), tuple(findings)
+
+
+# --------------------------------------------------------------------------------------
+# results
+
+
+@dataclass(frozen=True, kw_only=True)
+class Pin:
+    name: str  # canonical name
+    version: Version
+    hashes: tuple[str, ...]
+    requested_by: tuple[str, ...]  # "requirements.txt:3", "envbuild serving stack", "pandas"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": str(self.version),
+            "hashes": list(self.hashes),
+            "requested_by": list(self.requested_by),
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class Lock:
+    target: Target
+    pins: tuple[Pin, ...]
+    text: str  # the requirements.lock content
+    options: tuple[PipOption, ...]  # index/find-links lines needed (values unredacted)
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.text.encode("utf-8")).hexdigest()
+
+    def pin(self, name: str) -> Pin | None:
+        key = canonicalize_name(name)
+        return next((p for p in self.pins if p.name == key), None)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "target": self.target.to_json(),
+            "sha256": self.sha256,
+            "pins": [p.to_json() for p in self.pins],
+            "options": [o.to_json() for o in self.options],
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class Resolution:
+    lock: Lock | None
+    findings: tuple[Finding, ...]
+
+    @property
+    def ok(self) -> bool:
+        return self.lock is not None and not any(
+            f.severity is Severity.ERROR for f in self.findings
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "lock": self.lock.to_json() if self.lock else None,
+            "findings": [f.to_json() for f in self.findings],
+        }
+
+
+# --------------------------------------------------------------------------------------
+# specifier reasoning (no index): does any version satisfy both?
+
+_INF = None  # an open end
+
+
+@dataclass(frozen=True)
+class _Bound:
+    version: Version
+    inclusive: bool
+
+
+@dataclass(frozen=True)
+class _Range:
+    """A superset of the versions a specifier admits, on public versions."""
+
+    low: _Bound | None = None
+    high: _Bound | None = None
+
+    def intersect(self, other: _Range) -> _Range:
+        return _Range(_max_low(self.low, other.low), _min_high(self.high, other.high))
+
+    def empty(self) -> bool:
+        if self.low is None or self.high is None:
+            return False
+        if self.low.version < self.high.version:
+            return False
+        if self.low.version == self.high.version:
+            return not (self.low.inclusive and self.high.inclusive)
+        return True
+
+    def point(self) -> Version | None:
+        if (
+            self.low is not None
+            and self.high is not None
+            and self.low.version == self.high.version
+            and self.low.inclusive
+            and self.high.inclusive
+        ):
+            return self.low.version
+        return None
+
+
+def _max_low(a: _Bound | None, b: _Bound | None) -> _Bound | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    if a.version != b.version:
+        return a if a.version > b.version else b
+    return _Bound(a.version, a.inclusive and b.inclusive)
+
+
+def _min_high(a: _Bound | None, b: _Bound | None) -> _Bound | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    if a.version != b.version:
+        return a if a.version < b.version else b
+    return _Bound(a.version, a.inclusive and b.inclusive)
+
+
+def _public(v: Version) -> Version:
+    return Version(v.public)
+
+
+def _prefix_range(prefix: str) -> _Range | None:
+    """``1.2`` (from ``==1.2.*``) -> [1.2.dev0, 1.3.dev0)."""
+    try:
+        v = Version(prefix)
+    except InvalidVersion:
+        return None
+    if v.is_prerelease or v.is_postrelease or v.local or v.epoch:
+        return None
+    rel = list(v.release)
+    upper = [*rel[:-1], rel[-1] + 1]
+    return _Range(
+        _Bound(Version(".".join(map(str, rel)) + ".dev0"), True),
+        _Bound(Version(".".join(map(str, upper)) + ".dev0"), False),
+    )
+
+
+def _spec_range(spec: Specifier) -> _Range | None:
+    """A range holding every version ``spec`` admits; None when not reasoned about."""
+    op, text = spec.operator, spec.version
+    if op == "===":
+        return None
+    if op in ("==", "!=") and text.endswith(".*"):
+        return _prefix_range(text[:-2]) if op == "==" else _Range()
+    try:
+        v = _public(Version(text))
+    except InvalidVersion:
+        return None
+    if op == "==":
+        return _Range(_Bound(v, True), _Bound(v, True))
+    if op == "!=":
+        return _Range()
+    if op == ">=":
+        return _Range(low=_Bound(v, True))
+    if op == ">":
+        return _Range(low=_Bound(v, False))
+    if op == "<=":
+        return _Range(high=_Bound(v, True))
+    if op == "<":
+        return _Range(high=_Bound(v, False))
+    if op == "~=":
+        rel = v.release
+        if len(rel) < 2:
+            return None
+        upper = [*rel[:-2], rel[-2] + 1]
+        return _Range(_Bound(v, True), _Bound(Version(".".join(map(str, upper)) + ".dev0"), False))
+    return None
+
+
+def _excluded(spec: Specifier, point: Version) -> bool:
+    """Does a ``!=`` specifier exclude ``point`` (a public version)?"""
+    if spec.operator != "!=":
+        return False
+    if spec.version.endswith(".*"):
+        rng = _prefix_range(spec.version[:-2])
+        if rng is None:
+            return False
+        low, high = cast(_Bound, rng.low), cast(_Bound, rng.high)
+        return low.version <= point < high.version
+    try:
+        return _public(Version(spec.version)) == point and not Version(spec.version).local
+    except InvalidVersion:
+        return False
+
+
+def specifiers_disjoint(a: SpecifierSet, b: SpecifierSet) -> bool:
+    """True only when no version can satisfy both ``a`` and ``b``, reasoning on the bounds
+    of each specifier (sound: it may miss a conflict but never invents one)."""
+    rng = _Range()
+    specs = [*a, *b]
+    for spec in specs:
+        r = _spec_range(spec)
+        if r is None:
+            continue
+        rng = rng.intersect(r)
+    if rng.empty():
+        return True
+    point = rng.point()
+    return point is not None and any(_excluded(s, point) for s in specs)
+
+
+# --------------------------------------------------------------------------------------
+# static pass
+
+# conda packages that are native libraries or tools, not Python distributions
+_CONDA_NATIVE = re.compile(
+    r"^(cudatoolkit|cudnn|cuda(-.*)?|nccl|mkl(-.*)?|intel-openmp|openblas|libblas|liblapack"
+    r"|blas|libgcc(-ng)?|libstdcxx(-ng)?|libgomp|_libgcc_mutex|_openmp_mutex|openssl"
+    r"|ca-certificates|certifi|libffi|zlib|xz|bzip2|ncurses|readline|sqlite|tk|tzdata"
+    r"|ld_impl_linux-64|libuuid|libzlib|libsqlite|libnsl|libxcrypt|gcc|gxx|cmake|make"
+    r"|libjpeg-turbo|libpng|freetype|ffmpeg|graphviz|git|curl|setuptools|wheel)$"
+)
+# conda names whose PyPI distribution is called differently
+_CONDA_TO_PYPI = {
+    "pytorch": "torch",
+    "pytorch-cpu": "torch",
+    "py-xgboost": "xgboost",
+    "py-xgboost-cpu": "xgboost",
+    "tensorflow-base": "tensorflow",
+    "pytorch-lightning": "lightning",
+    "python-dateutil": "python-dateutil",
+}
+
+
+def _req_ref(req: Requirement) -> str:
+    return str(req.location) or SERVING_SOURCE
+
+
+def static_findings(
+    folder: ModelFolder, target: Target, env: EnvSpec | None = None
+) -> tuple[Finding, ...]:
+    """Problems visible without an index: lines that cannot be locked, the same package
+    twice with disjoint specifiers, markers that exclude a requirement on the target,
+    conda-only entries, unpinned requirements."""
+    spec = env or folder.env.spec
+    out: list[Finding] = []
+    marker_env = target.marker_env()
+    active: list[Requirement] = []
+    for req in spec.requirements:
+        if req.kind in (ReqKind.EDITABLE, ReqKind.VCS):
+            out.append(
+                Finding(
+                    code="EB301",
+                    severity=Severity.ERROR,
+                    message=f"{redact(req.raw)!r} cannot be locked with hashes "
+                    f"({req.kind.value} requirement)",
+                    hint="publish the package to an index or build a wheel into a wheelhouse "
+                    "(--find-links DIR) and require it by name and version",
+                    location=req.location,
+                )
+            )
+            continue
+        if req.kind is ReqKind.PATH or (req.kind is ReqKind.URL and req.requirement is None):
+            out.append(
+                Finding(
+                    code="EB301",
+                    severity=Severity.WARNING,
+                    message=f"{redact(req.raw)!r} is a {req.kind.value} requirement; "
+                    "it is left out of the lock",
+                    hint="put the file in a wheelhouse and require it by name: "
+                    "envbuild lock --find-links DIR",
+                    location=req.location,
+                )
+            )
+            continue
+        pkg = req.requirement
+        if pkg is None:
+            continue
+        if pkg.marker is not None:
+            try:
+                applies = pkg.marker.evaluate(marker_env)
+            except Exception:  # an undefined marker variable: let the resolver decide
+                applies = True
+            if not applies:
+                out.append(
+                    Finding(
+                        code="EB304",
+                        severity=Severity.WARNING,
+                        message=f"{req.raw!r} is not installed on {target.describe()}: "
+                        f"its marker '{pkg.marker}' is false there",
+                        hint="drop the marker if the model needs the package on the target",
+                        location=req.location,
+                    )
+                )
+                continue
+        active.append(req)
+        if req.kind is ReqKind.NAMED and req.pinned_version is None:
+            out.append(
+                Finding(
+                    code="EB306",
+                    severity=Severity.WARNING,
+                    message=f"{req.raw!r} is not pinned: builds will drift as new releases appear",
+                    hint="pin the version the model was trained with (name==X.Y.Z), or "
+                    "commit the lock (envbuild lock)",
+                    location=req.location,
+                )
+            )
+    out.extend(_duplicates([*active, *_active_constraints(spec, marker_env)]))
+    out.extend(_conda_only(spec))
+    return tuple(out)
+
+
+def _active_constraints(spec: EnvSpec, marker_env: dict[str, str]) -> list[Requirement]:
+    out = []
+    for c in spec.constraints:
+        pkg = c.requirement
+        if pkg is None:
+            continue
+        try:
+            if pkg.marker is not None and not pkg.marker.evaluate(marker_env):
+                continue
+        except Exception:
+            pass
+        out.append(c)
+    return out
+
+
+def _duplicates(reqs: Sequence[Requirement]) -> list[Finding]:
+    by_name: dict[str, list[Requirement]] = {}
+    for req in reqs:
+        if req.name and req.requirement is not None:
+            by_name.setdefault(req.name, []).append(req)
+    out: list[Finding] = []
+    for name, group in by_name.items():
+        if len(group) < 2:
+            continue
+        reported = False
+        for i, first in enumerate(group):
+            for second in group[i + 1 :]:
+                a = cast(PkgRequirement, first.requirement).specifier
+                b = cast(PkgRequirement, second.requirement).specifier
+                if specifiers_disjoint(a, b):
+                    reported = True
+                    out.append(
+                        Finding(
+                            code="EB302",
+                            severity=Severity.ERROR,
+                            message=f"{first.raw!r} ({_req_ref(first)}) and {second.raw!r} "
+                            f"({_req_ref(second)}) cannot both hold: no version of {name} "
+                            "satisfies both",
+                            hint=f"keep one requirement for {name}: the version the model was "
+                            "trained with",
+                            location=second.location,
+                        )
+                    )
+        if not reported:
+            where = ", ".join(f"{r.raw!r} ({_req_ref(r)})" for r in group)
+            out.append(
+                Finding(
+                    code="EB303",
+                    severity=Severity.INFO,
+                    message=f"{name} is required {len(group)} times: {where}",
+                    hint="keep one line per package so the files cannot drift apart",
+                    location=group[-1].location,
+                )
+            )
+    return out
+
+
+def _conda_only(spec: EnvSpec) -> list[Finding]:
+    pip_names = {r.name for r in spec.requirements if r.name}
+    out = []
+    for dep in spec.conda:
+        pypi = canonicalize_name(_CONDA_TO_PYPI.get(dep.name, dep.name))
+        if pypi in pip_names:
+            out.append(
+                Finding(
+                    code="EB305",
+                    severity=Severity.INFO,
+                    message=f"conda dependency {dep.raw!r} is ignored by the pip-only path; "
+                    f"{pypi} comes from the pip requirements instead",
+                    hint="remove the conda entry, or keep both at the same version",
+                    location=dep.location,
+                )
+            )
+        elif _CONDA_NATIVE.match(dep.name):
+            out.append(
+                Finding(
+                    code="EB305",
+                    severity=Severity.WARNING,
+                    message=f"conda dependency {dep.raw!r} is a native package; the pip-only "
+                    "path does not install it",
+                    hint="wheels bundle their native libraries; if the model needs this one, "
+                    "use a base image that has it (--base-image)",
+                    location=dep.location,
+                )
+            )
+        else:
+            version = dep.version.lstrip("=") if dep.version else None
+            pin = f"{pypi}=={version}" if version and re.fullmatch(r"[\w.]+", version) else pypi
+            out.append(
+                Finding(
+                    code="EB305",
+                    severity=Severity.WARNING,
+                    message=f"conda dependency {dep.raw!r} is conda-only: the pip-only path "
+                    f"leaves it out, so {pypi} will not be installed",
+                    hint=f"add '{pin}' to the pip requirements if the model needs it",
+                    location=dep.location,
+                )
+            )
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# workspace override
+
+
+def override_findings(folder: ModelFolder, override: WorkspaceEnv) -> tuple[Finding, ...]:
+    """What the override's environment drops or changes against the model's own."""
+    model = folder.env.spec
+    spec = override.spec
+    file = override.file
+    where = Location(file=file, field="conda_file")
+    mine = {r.name: r for r in spec.requirements if r.name}
+    conda_names = {canonicalize_name(_CONDA_TO_PYPI.get(d.name, d.name)) for d in spec.conda}
+    out: list[Finding] = []
+    flavor_libs: dict[str, tuple[str, str | None]] = {}
+    for flavor in folder.mlmodel.flavors:
+        if flavor.library and flavor.name != "python_function":
+            flavor_libs[canonicalize_name(flavor.library)] = (flavor.name, flavor.version)
+    model_reqs = {r.name: r for r in model.requirements if r.name}
+    for lib, (flavor_name, version) in sorted(flavor_libs.items()):
+        if lib in mine:
+            continue
+        src = model_reqs.get(lib)
+        trained = f", trained with {version}" if version else ""
+        model_line = f" (the model requires {src.raw!r} at {src.location})" if src else ""
+        also = (
+            "; it is listed as a conda package, which the pip-only path ignores"
+            if lib in conda_names
+            else ""
+        )
+        out.append(
+            Finding(
+                code="EB330",
+                severity=Severity.ERROR,
+                message=f"{file} drops {lib}, the library of the model's {flavor_name} "
+                f"flavor{trained}{model_line}{also}",
+                hint=f"add '{src.raw if src else lib}' to the override's pip dependencies",
+                location=where,
+            )
+        )
+    serving = {"mlflow", "mlflow-skinny"}
+    if not serving & set(mine):
+        mlflow_src = next(
+            (model_reqs[n] for n in ("mlflow", "mlflow-skinny") if n in model_reqs), None
+        )
+        model_line = (
+            f" (the model requires {mlflow_src.raw!r} at {mlflow_src.location})"
+            if mlflow_src
+            else ""
+        )
+        out.append(
+            Finding(
+                code="EB332",
+                severity=Severity.WARNING,
+                message=f"{file} has no mlflow, which loads and serves the model{model_line}",
+                hint="envbuild adds mlflow-skinny at the model's mlflow_version; add mlflow to "
+                "the override to control the version yourself",
+                location=where,
+            )
+        )
+    for name, req in sorted(model_reqs.items()):
+        if name in flavor_libs or name in serving or req.requirement is None:
+            continue
+        theirs = mine.get(name)
+        if theirs is None:
+            out.append(
+                Finding(
+                    code="EB333",
+                    severity=Severity.WARNING,
+                    message=f"{file} drops {req.raw!r} ({req.location})",
+                    hint=f"add '{req.raw}' to the override if the model needs it",
+                    location=where,
+                )
+            )
+    for name, req in sorted(model_reqs.items()):
+        theirs = mine.get(name)
+        if theirs is None or theirs.requirement is None or req.pinned_version is None:
+            continue
+        model_v = _version(req.pinned_version)
+        if model_v is None:
+            continue
+        their_pin = _version(theirs.pinned_version) if theirs.pinned_version else None
+        spec_set = theirs.requirement.specifier
+        if their_pin is not None and their_pin.major != model_v.major:
+            code, what = "EB331", f"major version {model_v.major} to {their_pin.major}"
+        elif not spec_set.contains(model_v, prereleases=True):
+            code, what = "EB333", f"version: {theirs.raw!r} excludes {model_v}"
+        else:
+            continue
+        out.append(
+            Finding(
+                code=code,
+                severity=Severity.WARNING,
+                message=f"{file} changes {name}'s {what} ({theirs.location}; the model "
+                f"requires {req.raw!r} at {req.location})",
+                hint=f"use the model's pin '{req.raw}' unless the model was re-validated",
+                location=theirs.location,
+            )
+        )
+    if spec.python is not None and model.python is not None:
+        a, b = _python_of(spec.python.version), _python_of(model.python.version)
+        if a is not None and b is not None and not _same_python(a, b):
+            out.append(
+                Finding(
+                    code="EB334",
+                    severity=Severity.WARNING,
+                    message=f"{file} names Python {a}, the model {b} ({model.python.location})",
+                    hint="serve on the Python the model was saved with, or re-validate it",
+                    location=spec.python.location,
+                )
+            )
+    return tuple(out)
+
+
+def _version(text: str | None) -> Version | None:
+    if text is None:
+        return None
+    try:
+        return Version(text)
+    except InvalidVersion:
+        return None
+
+
+# --------------------------------------------------------------------------------------
+# resolution
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Inputs:
+    """What goes to uv, and where each line came from."""
+
+    lines: tuple[str, ...]
+    constraints: tuple[str, ...]
+    direct: dict[str, list[Requirement]]  # canonical name -> requirement lines naming it
+    constraint_of: dict[str, list[Requirement]]
+    options: tuple[PipOption, ...]
+    request: _uv.CompileRequest
+
+
+def _inputs(
+    folder: ModelFolder,
+    target: Target,
+    spec: EnvSpec,
+    *,
+    find_links: Sequence[Path],
+    offline: bool,
+    include_serving: bool,
+) -> tuple[_Inputs, list[Finding]]:
+    marker_env = target.marker_env()
+    problems: list[Finding] = []
+    reqs: list[Requirement] = []
+    for req in spec.requirements:
+        if req.kind in (ReqKind.EDITABLE, ReqKind.VCS, ReqKind.PATH):
+            continue
+        if req.kind is ReqKind.URL and req.requirement is None:
+            continue
+        reqs.append(req)
+    model_names = {r.name for r in reqs if r.name}
+    if include_serving:
+        for s in serving_requirements(folder.mlmodel.mlflow_version):
+            pkg = s.requirement
+            # an unpinned serving package the model already names adds nothing to uv
+            if pkg is not None and not pkg.specifier and s.name in model_names:
+                continue
+            reqs.append(s)
+    direct: dict[str, list[Requirement]] = {}
+    lines: list[str] = []
+    for req in reqs:
+        if req.name:
+            direct.setdefault(req.name, []).append(req)
+        if req.kind is ReqKind.NAMED and req.requirement is not None:
+            lines.append(str(req.requirement))
+        else:
+            lines.append(req.raw)
+    if include_serving:
+        for s in serving_requirements(folder.mlmodel.mlflow_version):
+            if s.name and s not in direct.get(s.name, []):
+                direct.setdefault(s.name, []).append(s)
+    constraint_of: dict[str, list[Requirement]] = {}
+    cons: list[str] = []
+    for c in _active_constraints(spec, marker_env):
+        if c.name and c.requirement is not None:
+            constraint_of.setdefault(c.name, []).append(c)
+            cons.append(str(c.requirement))
+    index_url: str | None = None
+    extra: list[str] = []
+    links: list[str] = []
+    no_index = pre = False
+    only_binary: list[str] = []
+    no_binary: list[str] = []
+    kept: list[PipOption] = []
+    for opt in spec.options:
+        value = _expand(opt.value) if opt.value else None
+        if opt.option == "--index-url" and value:
+            index_url = value
+            kept.append(opt)
+        elif opt.option == "--extra-index-url" and value:
+            extra.append(value)
+            kept.append(opt)
+        elif opt.option == "--find-links" and value:
+            if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", value):
+                links.append(value)
+                kept.append(opt)
+            else:
+                local = str((folder.path / value).resolve())
+                links.append(local)
+                kept.append(replace(opt, value=local))
+        elif opt.option == "--no-index":
+            no_index = True
+            kept.append(opt)
+        elif opt.option == "--pre":
+            pre = True
+        elif opt.option == "--only-binary" and value:
+            only_binary.extend(v for v in value.split(",") if v)
+        elif opt.option == "--no-binary" and value:
+            no_binary.extend(v for v in value.split(",") if v)
+        elif opt.option == "--trusted-host":
+            kept.append(opt)
+    for link in find_links:
+        path = str(Path(link).resolve())
+        links.append(path)
+        kept.append(PipOption(option="--find-links", value=path, location=Location()))
+    if offline and links:
+        no_index = True  # a wheelhouse: only its files, never the cache of an index
+    request = _uv.CompileRequest(
+        requirements=tuple(lines),
+        constraints=tuple(cons),
+        python_version=str(target.python),
+        platform=target.uv_platform,
+        index_url=index_url,
+        extra_index_urls=tuple(extra),
+        find_links=tuple(links),
+        no_index=no_index,
+        offline=offline,
+        pre=pre,
+        only_binary=tuple(only_binary),
+        no_binary=tuple(no_binary),
+    )
+    return (
+        _Inputs(
+            lines=tuple(lines),
+            constraints=tuple(cons),
+            direct=direct,
+            constraint_of=constraint_of,
+            options=tuple(kept),
+            request=request,
+        ),
+        problems,
+    )
+
+
+def _expand(value: str) -> str:
+    """pip expands ``${VAR}`` in requirement files; so do we before handing a URL to uv."""
+    import os
+
+    return re.sub(
+        r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", lambda m: os.environ.get(m.group(1), ""), value
+    )
+
+
+def resolve(
+    folder: ModelFolder,
+    target: Target,
+    *,
+    env: EnvSpec | None = None,
+    find_links: Sequence[Path] = (),
+    offline: bool = False,
+    include_serving: bool = True,
+    command: str = "envbuild lock",
+    suggest: bool = True,
+) -> Resolution:
+    """Static pass, then uv for the whole environment (plus the serving stack) on
+    ``target``; a Lock, or findings that explain why not. ``env`` replaces the model's
+    EnvSpec (a workspace override)."""
+    spec = env or folder.env.spec
+    findings = list(static_findings(folder, target, spec))
+    if any(f.code == "EB302" for f in findings):
+        # the conflict is already explained line by line; uv would only repeat it
+        return Resolution(lock=None, findings=tuple(findings))
+    inputs, problems = _inputs(
+        folder,
+        target,
+        spec,
+        find_links=find_links,
+        offline=offline,
+        include_serving=include_serving,
+    )
+    findings.extend(problems)
+    log.info("resolving %d requirements for %s", len(inputs.lines), target.describe())
+    result = _uv.compile_requirements(inputs.request)
+    if not result.ok:
+        findings.extend(explain_failure(result.stderr, inputs, target, spec, suggest=suggest))
+        return Resolution(lock=None, findings=tuple(findings))
+    log.info("resolved in %.2fs", result.seconds)
+    compiled = _uv.parse_compiled(result.stdout)
+    pins = _pins(compiled, inputs)
+    text = render_lock(
+        pins,
+        target=target,
+        options=inputs.options,
+        command=command,
+        sources=_sources(spec, include_serving, folder),
+    )
+    lock = Lock(target=target, pins=pins, text=text, options=inputs.options)
+    findings.extend(drift_findings(folder, lock, spec if env is not None else None))
+    return Resolution(lock=lock, findings=tuple(findings))
+
+
+def _sources(spec: EnvSpec, include_serving: bool, folder: ModelFolder) -> str:
+    files = ", ".join(spec.files) if spec.files else "(no environment files)"
+    if include_serving:
+        serving = ", ".join(s.raw for s in serving_requirements(folder.mlmodel.mlflow_version))
+        return f"{files}; serving stack: {serving}"
+    return files
+
+
+def _pins(compiled: Iterable[_uv.CompiledPin], inputs: _Inputs) -> tuple[Pin, ...]:
+    pins = []
+    for c in compiled:
+        name = canonicalize_name(c.name)
+        requested: list[str] = []
+        parents: list[str] = []
+        for via in c.via:
+            if via.startswith("-r"):
+                requested.extend(_req_ref(r) for r in inputs.direct.get(name, []))
+            elif via.startswith("-c"):
+                requested.extend(_req_ref(r) for r in inputs.constraint_of.get(name, []))
+            else:
+                parents.append(canonicalize_name(via))
+        if name in inputs.direct and not any(v.startswith("-r") for v in c.via):
+            requested.extend(_req_ref(r) for r in inputs.direct[name])
+        seen: list[str] = []
+        for item in [*requested, *sorted(set(parents))]:
+            if item not in seen:
+                seen.append(item)
+        try:
+            version = Version(c.version)
+        except InvalidVersion:
+            continue
+        pins.append(
+            Pin(
+                name=name, version=version, hashes=tuple(sorted(c.hashes)), requested_by=tuple(seen)
+            )
+        )
+    return tuple(sorted(pins, key=lambda p: p.name))
+
+
+def _lock_url(value: str) -> str:
+    """Index URLs go into the lock without literal credentials (``${VAR}`` stays: pip
+    expands it at install time)."""
+
+    def strip(m: re.Match[str]) -> str:
+        cred = m.group("cred")
+        if re.fullmatch(r"(\$\{[A-Za-z_][A-Za-z0-9_]*\}:?)+", cred):
+            return m.group(0)
+        return m.group("scheme")
+
+    return re.sub(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<cred>[^/@\s]+)@", strip, value)
+
+
+def render_lock(
+    pins: Sequence[Pin],
+    *,
+    target: Target,
+    options: Sequence[PipOption],
+    command: str,
+    sources: str,
+) -> str:
+    """The requirements.lock text: header, option lines, one pin per package with every
+    hash, and where each came from. Sorted and free of timestamps: the same inputs give
+    the same bytes."""
+    out = [
+        header(command),
+        f"# target: {target.describe()} ({target.uv_platform})\n",
+        f"# from: {sources}\n",
+        "# install: pip install --require-hashes -r requirements.lock\n",
+    ]
+    seen: set[str] = set()
+    for opt in options:
+        line = f"{opt.option} {_lock_url(opt.value)}" if opt.value else opt.option
+        if line not in seen:
+            seen.add(line)
+            out.append(line + "\n")
+    for pin in pins:
+        hashes = list(pin.hashes)
+        out.append(f"{pin.name}=={pin.version}" + (" \\\n" if hashes else "\n"))
+        for i, h in enumerate(hashes):
+            out.append(f"    --hash={h}" + (" \\\n" if i < len(hashes) - 1 else "\n"))
+        if pin.requested_by:
+            out.append(f"    # via {', '.join(pin.requested_by)}\n")
+    return "".join(out)
+
+
+def parse_lock(text: str) -> dict[str, str]:
+    """name -> version of a requirements.lock (for --check diffs)."""
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        match = re.match(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)", line)
+        if match:
+            out[canonicalize_name(match.group(1))] = match.group(2)
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# drift
+
+
+def _mlmodel_line(folder: ModelFolder, flavor: str | None, field: str) -> int | None:
+    """Line of ``field`` (under ``flavors.<flavor>`` when given) in MLmodel."""
+    try:
+        lines = (folder.path / "MLmodel").read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return None
+    start = 0
+    if flavor is not None:
+        for i, line in enumerate(lines):
+            if re.match(rf"^\s+{re.escape(flavor)}:\s*$", line):
+                start = i
+                break
+        else:
+            return None
+    for i in range(start, len(lines)):
+        if re.match(rf"^\s*{re.escape(field)}:", lines[i]):
+            return i + 1
+    return None
+
+
+def drift_findings(
+    folder: ModelFolder, lock: Lock, override: EnvSpec | None = None
+) -> tuple[Finding, ...]:
+    """Resolved versions against those the model was trained with: each flavor's version
+    field, MLmodel's mlflow_version, and (under an override) the model's own pins."""
+    out: list[Finding] = []
+    for flavor in folder.mlmodel.flavors:
+        if not flavor.library or not flavor.version or not flavor.version_field:
+            continue
+        trained = _version(flavor.version)
+        pin = lock.pin(flavor.library)
+        if trained is None or pin is None or _public(pin.version) == _public(trained):
+            continue
+        major = pin.version.major != trained.major
+        out.append(
+            Finding(
+                code="EB320",
+                severity=Severity.WARNING,
+                message=f"the {flavor.name} model was written by {flavor.library} {trained} "
+                f"but would be served by {pin.version}"
+                + (" (a different major version)" if major else ""),
+                hint=f"pin {flavor.library}=={trained} in the model's requirements",
+                location=Location(
+                    file="MLmodel",
+                    field=f"flavors.{flavor.name}.{flavor.version_field}",
+                    line=_mlmodel_line(folder, flavor.name, flavor.version_field),
+                ),
+            )
+        )
+    mlflow_v = _version(folder.mlmodel.mlflow_version)
+    served = lock.pin("mlflow") or lock.pin("mlflow-skinny")
+    if mlflow_v is not None and served is not None and _public(served.version) != mlflow_v:
+        out.append(
+            Finding(
+                code="EB320",
+                severity=Severity.WARNING,
+                message=f"the model was saved by mlflow {mlflow_v} but would be served by "
+                f"{served.name} {served.version}",
+                hint=f"pin mlflow=={mlflow_v}",
+                location=Location(
+                    file="MLmodel",
+                    field="mlflow_version",
+                    line=_mlmodel_line(folder, None, "mlflow_version"),
+                ),
+            )
+        )
+    if override is not None:
+        for req in folder.env.spec.requirements:
+            want = _version(req.pinned_version)
+            pin = lock.pin(req.name) if req.name else None
+            if want is None or pin is None or _public(pin.version) == _public(want):
+                continue
+            out.append(
+                Finding(
+                    code="EB321",
+                    severity=Severity.WARNING,
+                    message=f"the model requires {req.raw!r}; the override resolves "
+                    f"{pin.name} {pin.version}",
+                    hint=f"pin {req.raw} in the override",
+                    location=req.location,
+                )
+            )
+    return tuple(out)
+
+
+# --------------------------------------------------------------------------------------
+# explaining a failed resolution
+
+_NAME = r"[A-Za-z0-9][A-Za-z0-9._-]*"
+_OPS = r"(?:===|==|!=|<=|>=|~=|<|>)"
+_TOKEN = re.compile(
+    rf"(?P<name>{_NAME})(?:\[[^\]]*\])?(?:\{{[^}}]*\}})?"
+    rf"(?P<spec>{_OPS}[^\s,]+(?:,{_OPS}[^\s,]+)*)?"
+)
+
+
+@dataclass(frozen=True)
+class _Edge:
+    src: str  # canonical name
+    src_text: str
+    dst: str  # canonical name, or "python"
+    dst_text: str
+
+
+@dataclass(frozen=True)
+class _Explained:
+    text: str  # one line, whitespace collapsed
+    required: tuple[tuple[str, str], ...]  # (name, text) the user requires
+    edges: tuple[_Edge, ...]
+    python_needs: tuple[tuple[str, str, str], ...]  # (pkg name, pkg text, "Python>=3.11")
+    missing: tuple[tuple[str, str], ...]  # (name, text) not found / no such version
+    no_wheels: tuple[tuple[str, str], ...]
+    yanked: tuple[tuple[str, str], ...]
+
+
+def _tokens_text(m: re.Match[str]) -> tuple[str, str]:
+    return canonicalize_name(m.group("name")), m.group(0)
+
+
+def parse_failure(stderr: str) -> _Explained:
+    """Pull the facts out of uv's derivation text."""
+    body = _uv.error_text(stderr)
+    lines = [
+        re.sub("^\\s*(?:cause:|hint:|error:|\u2570\u2500\u25b6|\u00d7)\\s*", "", ln)
+        for ln in body.splitlines()
+    ]
+    text = re.sub(r"\s+", " ", " ".join(lines)).strip()
+    text = re.sub(
+        r"\{[^}]*\}", "", text
+    )  # uv's marker annotations: numpy{python_full_version < '3.12'}
+    required: list[tuple[str, str]] = []
+    for m in re.finditer(r"you require (.+?)(?:, we can conclude|$)", text):
+        for part in re.split(r",? and |, ", m.group(1)):
+            tm = _TOKEN.fullmatch(part.strip())
+            if tm:
+                required.append(_tokens_text(tm))
+    edges: list[_Edge] = []
+    python_needs: list[tuple[str, str, str]] = []
+    for m in re.finditer(
+        rf"depends? on (?P<dst>(?:Python{_OPS}\S+?|{_TOKEN.pattern}))(?=[ ,.]|$)", text
+    ):
+        before = text[: m.start()]
+        srcs = list(_TOKEN.finditer(before))
+        src = next(
+            (s for s in reversed(srcs) if s.group("name") not in ("all", "of", "versions")),
+            None,
+        )
+        if src is None:
+            continue
+        src_name, src_text = _tokens_text(src)
+        dst_text = m.group("dst").rstrip(".,")
+        if dst_text.startswith("Python"):
+            python_needs.append((src_name, src_text, dst_text))
+            continue
+        dm = _TOKEN.match(dst_text)
+        if dm:
+            edges.append(_Edge(src_name, src_text, canonicalize_name(dm.group("name")), dst_text))
+    missing: list[tuple[str, str]] = []
+    for m in re.finditer(
+        rf"({_NAME}) was not found in the (?:package registry|cache|provided package locations)",
+        text,
+    ):
+        missing.append((canonicalize_name(m.group(1)), m.group(1)))
+    for m in re.finditer(r"there is no version of (\S+?)(?= and|,|$)", text):
+        tm = _TOKEN.match(m.group(1))
+        if tm:
+            missing.append(_tokens_text(tm))
+    no_wheels = []
+    for m in re.finditer(
+        r"(\S+) has no (?:usable wheels|wheels with a matching (?:platform|Python ABI|Python implementation) tag|wheels are available)",
+        text,
+    ):
+        tm = _TOKEN.match(m.group(1))
+        if tm:
+            no_wheels.append(_tokens_text(tm))
+    yanked = []
+    for m in re.finditer(r"(\S+) was yanked", text):
+        tm = _TOKEN.match(m.group(1))
+        if tm:
+            yanked.append(_tokens_text(tm))
+    return _Explained(
+        text=text,
+        required=tuple(dict.fromkeys(required)),
+        edges=tuple(dict.fromkeys(edges)),
+        python_needs=tuple(dict.fromkeys(python_needs)),
+        missing=tuple(dict.fromkeys(missing)),
+        no_wheels=tuple(dict.fromkeys(no_wheels)),
+        yanked=tuple(dict.fromkeys(yanked)),
+    )
+
+
+def _chain(edges: Sequence[_Edge], start: str, goal: str) -> list[_Edge] | None:
+    """Shortest path of dependency edges from ``start`` to ``goal``."""
+    frontier: list[tuple[str, list[_Edge]]] = [(start, [])]
+    seen = {start}
+    while frontier:
+        node, path = frontier.pop(0)
+        if node == goal:
+            return path
+        for e in edges:
+            if e.src == node and e.dst not in seen:
+                seen.add(e.dst)
+                frontier.append((e.dst, [*path, e]))
+    return None
+
+
+def _line_refs(reqs: Sequence[Requirement]) -> str:
+    return " and ".join(f"{r.raw!r} ({_req_ref(r)})" for r in reqs)
+
+
+def explain_failure(
+    stderr: str,
+    inputs: _Inputs,
+    target: Target,
+    spec: EnvSpec,
+    *,
+    suggest: bool = True,
+) -> list[Finding]:
+    facts = parse_failure(stderr)
+    direct = inputs.direct
+    out: list[Finding] = []
+    involved = [name for name, _ in facts.required if name in direct]
+    involved = list(dict.fromkeys(involved))
+    missing_names = {n for n, _ in facts.missing}
+    python_loc = spec.python.location if spec.python else Location(field="--python-version")
+
+    # a package or version that does not exist
+    for name, text in facts.missing:
+        reqs = direct.get(name) or inputs.constraint_of.get(name) or []
+        where = reqs[0].location if reqs else Location()
+        offline = inputs.request.offline or inputs.request.no_index
+        out.append(
+            Finding(
+                code="EB312",
+                severity=Severity.ERROR,
+                message=f"{text} is not available"
+                + (" in the wheelhouse / offline cache" if offline else " on the index")
+                + (f" (required by {_line_refs(reqs)})" if reqs else ""),
+                hint="add the file to the wheelhouse (--find-links DIR)"
+                if offline
+                else "check the name and version on the index (uv pip compile; "
+                "https://pypi.org/project/<name>/), or the index URL lines",
+                location=where,
+            )
+        )
+    for name, text in facts.no_wheels:
+        reqs = direct.get(name, [])
+        out.append(
+            Finding(
+                code="EB313",
+                severity=Severity.ERROR,
+                message=f"{text} has no installable files for {target.describe()}"
+                + (f" (required by {_line_refs(reqs)})" if reqs else ""),
+                hint="pick a version with wheels for the target, or change --platform / "
+                "--python-version",
+                location=reqs[0].location if reqs else Location(),
+            )
+        )
+    # packages that need another Python
+    python_blocked: set[str] = set()
+    for name, _text, needs in facts.python_needs:
+        try:
+            pyspec = SpecifierSet(needs.removeprefix("Python"))
+        except InvalidSpecifier:
+            continue
+        if pyspec.contains(target.python, prereleases=True):
+            continue
+        python_blocked.add(name)
+    python_direct = [n for n in python_blocked if n in direct]
+    conflict = [n for n in involved if n not in missing_names]
+    if python_blocked and len(conflict) <= 1:
+        for name in sorted(python_blocked):
+            roots = [n for n in conflict if _chain(facts.edges, n, name) is not None] or conflict
+            needs = next(nd for n, _, nd in facts.python_needs if n == name)
+            pkg_text = next(t for n, t, _ in facts.python_needs if n == name)
+            reqs = direct.get(name) or [r for n in roots for r in direct.get(n, [])]
+            via = ""
+            if name not in direct and roots:
+                path = _chain(facts.edges, roots[0], name)
+                if path:
+                    via = " via " + " → ".join([path[0].src_text, *(e.dst_text for e in path)])
+            hint = f"target a newer Python (--python-version {_min_python(needs)})"
+            if suggest and reqs:
+                near = _suggest(inputs, reqs[0])
+                if near:
+                    hint += (
+                        f", or use {near}, the nearest version that installs on {target.describe()}"
+                    )
+            out.append(
+                Finding(
+                    code="EB311",
+                    severity=Severity.ERROR,
+                    message=f"{pkg_text} needs {needs}, but the target is Python "
+                    f"{target.python} ({python_loc})"
+                    + (f"; required by {_line_refs(reqs)}" if reqs else "")
+                    + via,
+                    hint=hint,
+                    location=reqs[0].location if reqs else python_loc,
+                )
+            )
+        python_direct = []
+    if len(conflict) >= 2 or (conflict and not out):
+        sides = [r for n in conflict for r in direct.get(n, [])][:4]
+        chains: list[str] = []
+        for a in conflict:
+            for b in conflict:
+                if a == b:
+                    continue
+                path = _chain(facts.edges, a, b)
+                if path:
+                    chains.append(" → ".join([path[0].src_text, *(e.dst_text for e in path)]))
+                else:
+                    # both depend on a common third package
+                    for e1 in facts.edges:
+                        if e1.src == a and any(
+                            e2.src == b and e2.dst == e1.dst for e2 in facts.edges
+                        ):
+                            e2 = next(e for e in facts.edges if e.src == b and e.dst == e1.dst)
+                            chains.append(
+                                f"{e1.src_text} → {e1.dst_text} but {e2.src_text} → {e2.dst_text}"
+                            )
+        chains = list(dict.fromkeys(chains))
+        if not chains:
+            chains = [
+                " → ".join([e.src_text, e.dst_text]) for e in facts.edges if e.src in conflict
+            ][:3]
+        python_note = ""
+        if python_direct or python_blocked:
+            python_note = "; on Python {} some versions are ruled out: {}".format(
+                target.python,
+                ", ".join(sorted({t for n, t, _ in facts.python_needs if n in python_blocked})),
+            )
+        hint = "relax one side"
+        if suggest:
+            options = []
+            for name in conflict[:3]:
+                for req in direct.get(name, [])[:1]:
+                    if req.location.file == SERVING_SOURCE and not req.requirement:
+                        continue
+                    near = _suggest(inputs, req)
+                    if near:
+                        others = ", ".join(
+                            r.raw for n in conflict if n != name for r in direct.get(n, [])[:1]
+                        )
+                        options.append(f"{near} (keeping {others})")
+            if options:
+                hint = "nearest versions that resolve: " + "; or ".join(options)
+        msg = (
+            f"{_line_refs(sides)} cannot be installed together on {target.describe()}"
+            if len(sides) >= 2
+            else f"{_line_refs(sides)} cannot be installed on {target.describe()}"
+        )
+        if chains:
+            msg += ": " + "; ".join(chains)
+        out.append(
+            Finding(
+                code="EB310",
+                severity=Severity.ERROR,
+                message=msg + python_note,
+                hint=hint,
+                location=sides[0].location if sides else Location(),
+            )
+        )
+    for name, text in facts.yanked:
+        reqs = direct.get(name, [])
+        if reqs and any(r.pinned_version for r in reqs):
+            out.append(
+                Finding(
+                    code="EB314",
+                    severity=Severity.WARNING,
+                    message=f"{text} was yanked from the index",
+                    hint="pin another release",
+                    location=reqs[0].location,
+                )
+            )
+    if not any(f.severity is Severity.ERROR for f in out):
+        first = facts.text or _uv.error_text(stderr) or stderr.strip()
+        out.append(
+            Finding(
+                code="EB315",
+                severity=Severity.ERROR,
+                message="the resolver failed: " + redact(first[:500]),
+                hint="check the index URLs and the network; offline, pass --offline "
+                "--find-links DIR",
+                location=Location(),
+            )
+        )
+    return out
+
+
+def _min_python(needs: str) -> str:
+    v = _python_of(needs)
+    return f"{v.major}.{v.minor}" if v else "3.x"
+
+
+def _relaxed(inputs: _Inputs, req: Requirement, spec: str) -> list[str]:
+    """The input lines with ``req`` replaced by ``name<spec>`` (markers kept)."""
+    pkg = req.requirement
+    assert pkg is not None
+    relaxed = PkgRequirement(str(pkg))
+    relaxed.specifier = SpecifierSet(spec)
+    lines = []
+    for line in inputs.lines:
+        try:
+            other = PkgRequirement(line)
+        except InvalidRequirement:
+            lines.append(line)
+            continue
+        if canonicalize_name(other.name) == req.name:
+            continue
+        lines.append(line)
+    lines.append(str(relaxed))
+    return lines
+
+
+def _suggest(inputs: _Inputs, req: Requirement) -> str | None:
+    """The nearest version of ``req``'s package that resolves with everything else kept:
+    the highest at or below its pin, else the lowest above it (two uv runs)."""
+    pin = req.pinned_version
+    if req.name is None or req.requirement is None:
+        return None
+    below_spec = f"<={pin}" if pin else ""
+    above_spec = f">{pin}" if pin else ""
+    runs: list[tuple[str, _uv.CompileRequest]] = []
+    base = inputs.request
+    if pin:
+        runs.append(
+            (
+                "below",
+                replace(
+                    base,
+                    requirements=tuple(_relaxed(inputs, req, below_spec)),
+                    generate_hashes=False,
+                ),
+            )
+        )
+        runs.append(
+            (
+                "above",
+                replace(
+                    base,
+                    requirements=tuple(_relaxed(inputs, req, above_spec)),
+                    generate_hashes=False,
+                    resolution="lowest-direct",
+                ),
+            )
+        )
+    else:
+        runs.append(
+            (
+                "any",
+                replace(base, requirements=tuple(_relaxed(inputs, req, "")), generate_hashes=False),
+            )
+        )
+    with ThreadPoolExecutor(max_workers=len(runs)) as pool:
+        results = list(
+            pool.map(lambda r: (r[0], _uv.compile_requirements(r[1], timeout=120)), runs)
+        )
+    found: dict[str, str] = {}
+    for kind, res in results:
+        if not res.ok:
+            continue
+        for c in _uv.parse_compiled(res.stdout):
+            if canonicalize_name(c.name) == req.name:
+                found[kind] = c.version
+    if not found:
+        return None
+    if pin and "below" in found and "above" in found:
+        return f"{req.name}=={found['below']} or {req.name}=={found['above']}"
+    version = found.get("below") or found.get("above") or found.get("any")
+    return f"{req.name}=={version}"
