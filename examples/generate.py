@@ -441,9 +441,11 @@ def _probe(model_dir: str, block: str | None = None) -> None:
     real_import = builtins.__import__
 
     def hook(name, globals=None, locals=None, fromlist=(), level=0):
-        if level == 0 and name and globals:
-            if os.path.realpath(globals.get("__file__") or "").startswith(code_dir):
-                code_imports.add(name.split(".")[0])
+        in_code = bool(globals) and os.path.realpath(globals.get("__file__") or "").startswith(
+            code_dir
+        )
+        if level == 0 and name and in_code:
+            code_imports.add(name.split(".")[0])
         return real_import(name, globals, locals, fromlist, level)
 
     builtins.__import__ = hook
@@ -461,7 +463,7 @@ def _probe(model_dir: str, block: str | None = None) -> None:
         out = io.StringIO()
         scoring_server.predictions_to_json(raw, out)
         result["predictions"] = json.loads(out.getvalue())["predictions"]
-    except BaseException as e:  # noqa: BLE001 - any failure means "needed"
+    except BaseException as e:  # any failure (even SystemExit) means "needed"
         result["error"] = f"{type(e).__name__}: {e}"[:500]
     finally:
         builtins.__import__ = real_import
@@ -469,9 +471,7 @@ def _probe(model_dir: str, block: str | None = None) -> None:
     base_tops = {m.split(".")[0] for m in _BASELINE_MODULES}
     loaded_tops = {m.split(".")[0] for m in sys.modules} - base_tops
     result["loaded"] = sorted({_canon(d) for t in loaded_tops for d in pkg_dists.get(t, [])})
-    result["code_imports"] = sorted(
-        {_canon(d) for t in code_imports for d in pkg_dists.get(t, [])}
-    )
+    result["code_imports"] = sorted({_canon(d) for t in code_imports for d in pkg_dists.get(t, [])})
     sys.stdout.write("\n" + json.dumps(result) + "\n")
 
 
@@ -623,7 +623,9 @@ def manifest_entry(name: str, path: Path) -> dict:
         "mlflow_version": doc.get("mlflow_version"),
         "python_version": doc["flavors"]["python_function"].get("python_version"),
         "serialization_format": _serialization(name, path, doc),
-        "signature": "tensor" if "tensor-spec" in str((doc.get("signature") or {}).get("inputs")) else "column",
+        "signature": "tensor"
+        if "tensor-spec" in str((doc.get("signature") or {}).get("inputs"))
+        else "column",
         "has_params": bool((doc.get("signature") or {}).get("params")),
         "input_example": _input_file(path),
         "expected_predictions": "expected_predictions.json",
@@ -723,7 +725,9 @@ def run_corpus(corpus: str, only: str | None, check_only: bool) -> list[str]:
 
     major = int(mlflow.__version__.split(".")[0])
     if corpus != f"mlflow{major}":
-        raise SystemExit(f"--corpus {corpus} needs MLflow {corpus[-1]}.x; this is {mlflow.__version__}")
+        raise SystemExit(
+            f"--corpus {corpus} needs MLflow {corpus[-1]}.x; this is {mlflow.__version__}"
+        )
     problems: list[str] = []
     for flavor in [only] if only else CORPUS_FLAVORS:
         path = CORPUS_DIR / f"{corpus}-{flavor}"
