@@ -914,6 +914,12 @@ def _columns_of(example: InputExample) -> tuple[list[str] | None, list[list[Any]
     data = example.data
     if isinstance(data, dict) and "dataframe_split" in data:
         data = data["dataframe_split"]
+    if (
+        isinstance(data, dict)
+        and isinstance(data.get("inputs"), dict | list)
+        and set(data) <= {"inputs", "params"}
+    ):
+        data = data["inputs"]  # an example saved with params: {"inputs": ..., "params": ...}
     if isinstance(data, dict) and "data" in data and isinstance(data["data"], list):
         cols = data.get("columns")
         rows = [r if isinstance(r, list) else [r] for r in data["data"]]
@@ -1008,6 +1014,28 @@ def check_example(example: InputExample, signature: Signature) -> list[Finding]:
     hint = (
         "re-log the model with an input_example that matches its signature (or fix the signature)"
     )
+    if isinstance(example.data, dict) and isinstance(example.data.get("params"), dict):
+        known = {p.name: p for p in signature.params}
+        for name, value in example.data["params"].items():
+            param = known.get(str(name))
+            if param is None:
+                out.append(
+                    _err(
+                        "EB120",
+                        f"param {name!r} of the input example is not in the signature",
+                        hint,
+                        loc,
+                    )
+                )
+            elif param.shape is None and not _value_ok(param.type, value):
+                out.append(
+                    _err(
+                        "EB120",
+                        f"param {name!r} is {param.type.kind.value} in the signature, but the example holds {value!r}",
+                        hint,
+                        loc,
+                    )
+                )
     if inputs.kind == "columns":
         table = _columns_of(example)
         if table is None:

@@ -137,3 +137,17 @@ def test_unknown_fields_are_kept(tmp_path: Path, copy_model) -> None:
     (folder / "MLmodel").write_text(text + "future_field:\n  nested: 1\n")
     model = read_model(folder)
     assert model.mlmodel.extra["future_field"] == {"nested": 1}
+
+
+def test_example_params_checked_against_signature(copy_model) -> None:
+    folder = copy_model("pyfunc-custom")
+    example = json.loads((folder / "input_example.json").read_text())
+    example["params"] = {"threshold": "high", "unknown": 1}
+    (folder / "input_example.json").write_text(json.dumps(example))
+    findings = read_model(folder).findings
+    assert [(f.code, f.location.file) for f in findings] == [
+        ("EB120", "input_example.json"),
+        ("EB120", "input_example.json"),
+    ]
+    assert "param 'threshold' is double" in findings[0].message
+    assert "param 'unknown'" in findings[1].message
