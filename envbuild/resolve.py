@@ -613,7 +613,7 @@ def override_findings(folder: ModelFolder, override: WorkspaceEnv) -> tuple[Find
     model = folder.env.spec
     spec = override.spec
     file = override.file
-    where = Location(file=file, field="conda_file")
+    where = _pip_section(override)
     mine = {r.name: r for r in spec.requirements if r.name}
     conda_names = {canonicalize_name(_CONDA_TO_PYPI.get(d.name, d.name)) for d in spec.conda}
     out: list[Finding] = []
@@ -717,6 +717,18 @@ def override_findings(folder: ModelFolder, override: WorkspaceEnv) -> tuple[Find
     return tuple(out)
 
 
+def _pip_section(override: WorkspaceEnv) -> Location:
+    """Where requirements are added to an override: its ``pip:`` list."""
+    try:
+        lines = Path(override.file).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        lines = []
+    for i, line in enumerate(lines):
+        if re.match(r"^\s*-?\s*pip:\s*$", line):
+            return Location(file=override.file, field="conda_file.dependencies.pip", line=i + 1)
+    return Location(file=override.file, field="conda_file")
+
+
 def _version(text: str | None) -> Version | None:
     if text is None:
         return None
@@ -736,7 +748,8 @@ class _Inputs:
 
     lines: tuple[str, ...]
     constraints: tuple[str, ...]
-    direct: dict[str, list[Requirement]]  # canonical name -> requirement lines naming it
+    direct: dict[str, list[Requirement]]  # canonical name -> requirement lines sent to uv
+    also: dict[str, list[Requirement]]  # serving lines left out because the model names them
     constraint_of: dict[str, list[Requirement]]
     options: tuple[PipOption, ...]
     request: _uv.CompileRequest
@@ -777,10 +790,11 @@ def _inputs(
             lines.append(str(req.requirement))
         else:
             lines.append(req.raw)
+    also: dict[str, list[Requirement]] = {}
     if include_serving:
         for s in serving_requirements(folder.mlmodel.mlflow_version):
             if s.name and s not in direct.get(s.name, []):
-                direct.setdefault(s.name, []).append(s)
+                also.setdefault(s.name, []).append(s)
     constraint_of: dict[str, list[Requirement]] = {}
     cons: list[str] = []
     for c in _active_constraints(spec, marker_env):
@@ -846,6 +860,7 @@ def _inputs(
             lines=tuple(lines),
             constraints=tuple(cons),
             direct=direct,
+            also=also,
             constraint_of=constraint_of,
             options=tuple(kept),
             request=request,
@@ -873,12 +888,18 @@ def resolve(
     include_serving: bool = True,
     command: str = "envbuild lock",
     suggest: bool = True,
+    override: WorkspaceEnv | None = None,
 ) -> Resolution:
     """Static pass, then uv for the whole environment (plus the serving stack) on
     ``target``; a Lock, or findings that explain why not. ``env`` replaces the model's
-    EnvSpec (a workspace override)."""
+    EnvSpec; ``override`` (a workspace environment) does too, and adds what it drops or
+    changes against the model's own requirements (override_findings)."""
+    findings: list[Finding] = []
+    if override is not None:
+        findings.extend(override_findings(folder, override))
+        env = env or override.spec
     spec = env or folder.env.spec
-    findings = list(static_findings(folder, target, spec))
+    findings.extend(static_findings(folder, target, spec))
     if any(f.code == "EB302" for f in findings):
         # the conflict is already explained line by line; uv would only repeat it
         return Resolution(lock=None, findings=tuple(findings))
@@ -934,6 +955,8 @@ def _pins(compiled: Iterable[_uv.CompiledPin], inputs: _Inputs) -> tuple[Pin, ..
                 parents.append(canonicalize_name(via))
         if name in inputs.direct and not any(v.startswith("-r") for v in c.via):
             requested.extend(_req_ref(r) for r in inputs.direct[name])
+        if requested:
+            requested.extend(_req_ref(r) for r in inputs.also.get(name, []))
         seen: list[str] = []
         for item in [*requested, *sorted(set(parents))]:
             if item not in seen:
@@ -1141,15 +1164,22 @@ def parse_failure(stderr: str) -> _Explained:
         r"\{[^}]*\}", "", text
     )  # uv's marker annotations: numpy{python_full_version < '3.12'}
     required: list[tuple[str, str]] = []
-    for m in re.finditer(r"you require (.+?)(?:, we can conclude|$)", text):
-        for part in re.split(r",? and |, ", m.group(1)):
-            tm = _TOKEN.fullmatch(part.strip())
-            if tm:
-                required.append(_tokens_text(tm))
+    for m in re.finditer(r"you require ", text):
+        pos = m.end()
+        while True:
+            tm = _TOKEN.match(text, pos)
+            if tm is None:
+                break
+            name, token = _tokens_text(tm)
+            required.append((name, token.rstrip(".")))
+            sep = re.compile(r",? and |, (?!we )").match(text, tm.end())
+            if sep is None:
+                break
+            pos = sep.end()
     edges: list[_Edge] = []
     python_needs: list[tuple[str, str, str]] = []
     for m in re.finditer(
-        rf"depends? on (?P<dst>(?:Python{_OPS}\S+?|{_TOKEN.pattern}))(?=[ ,.]|$)", text
+        rf"depends? on (?P<dst>Python{_OPS}[^\s,]+(?:,{_OPS}[^\s,]+)*|{_TOKEN.pattern})", text
     ):
         before = text[: m.start()]
         srcs = list(_TOKEN.finditer(before))
