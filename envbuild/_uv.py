@@ -6,12 +6,14 @@ Only this module knows uv's command line, its environment variables and the shap
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -35,7 +37,22 @@ UV_PLATFORMS = {
 _BASE_ENV = {"UV_PYTHON_DOWNLOADS": "never", "NO_COLOR": "1", "UV_NO_PROGRESS": "1"}
 
 
+_BIN_LOCK = threading.Lock()
+
+
+@functools.cache
+def _uv_bin_cached() -> str:
+    return _find_uv_bin()
+
+
 def uv_bin() -> str:
+    # find_uv_bin reads sysconfig, which is not safe to initialise from several threads at
+    # once (envbuild check runs models in parallel): find it once, under a lock.
+    with _BIN_LOCK:
+        return _uv_bin_cached()
+
+
+def _find_uv_bin() -> str:
     try:
         from uv import find_uv_bin
     except ImportError:  # pragma: no cover - uv is a dependency of envbuild

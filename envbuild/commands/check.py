@@ -1,0 +1,133 @@
+"""envbuild check MODEL [MODEL ...]"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from envbuild.check import CheckOptions, load_settings, render_report, run_check
+from envbuild.check_stages import STAGES
+from envbuild.cli import EXIT_CODES_HELP, _color, main, make_common
+from envbuild.output import dumps, envelope
+
+
+def _model_folders(arguments: tuple[str, ...]) -> list[str]:
+    """Files (as pre-commit passes them) become their model folder: the nearest parent
+    holding an MLmodel. Folders and URIs pass through; duplicates are dropped."""
+    out: list[str] = []
+    for arg in arguments:
+        path = Path(arg)
+        if path.is_file():
+            found = next(
+                (p for p in (path.parent, *path.parent.parents) if (p / "MLmodel").is_file()), None
+            )
+            if found is None:
+                continue  # a requirements.txt that belongs to no model folder
+            arg = str(found)
+        if arg not in out:
+            out.append(arg)
+    return out
+
+
+@main.command(epilog=EXIT_CODES_HELP)
+@click.argument("models", nargs=-1, required=True)
+@click.option(
+    "--ignore",
+    "ignore",
+    multiple=True,
+    metavar="CODE[,CODE]",
+    help="Finding codes to ignore (EB305, or a group such as EB3xx).",
+)
+@click.option("--strict", is_flag=True, default=None, help="Warnings fail the check too.")
+@click.option(
+    "--offline", is_flag=True, default=None, help="Skip what needs the package index, and say so."
+)
+@click.option("--python-version", default=None, help="Target Python (default: the model's).")
+@click.option(
+    "--platform",
+    default=None,
+    type=click.Choice(["linux/amd64", "linux/arm64"]),
+    help="Target platform.",
+)
+@click.option(
+    "--env-override",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Workspace environment YAML that will replace the model's.",
+)
+@click.option(
+    "--find-links",
+    type=click.Path(file_okay=False, path_type=Path),
+    multiple=True,
+    help="A wheelhouse folder for resolution.",
+)
+@click.option(
+    "--tracking-uri",
+    default=None,
+    envvar="MLFLOW_TRACKING_URI",
+    help="MLflow tracking server for runs:/ and models:/ URIs.",
+)
+@click.option(
+    "-j", "--jobs", type=int, default=0, help="Models checked at once (default: up to 8)."
+)
+@make_common(("text", "json", "junit", "github"))
+def check(
+    models: tuple[str, ...],
+    ignore: tuple[str, ...],
+    strict: bool | None,
+    offline: bool | None,
+    python_version: str | None,
+    platform: str | None,
+    env_override: Path | None,
+    find_links: tuple[Path, ...],
+    tracking_uri: str | None,
+    jobs: int,
+    fmt: str,
+    command: str,
+) -> None:
+    """Check that each MODEL will deploy: the MLmodel contract, path safety, signature and
+    input example, environment files, undeclared dependencies, resolution for the target
+    Python and platform, drift from the trained versions, the workspace override, and
+    unsafe pickles. Settings may come from [tool.envbuild] in pyproject.toml."""
+    settings, _ = load_settings(Path.cwd())
+    source = click.get_current_context().get_parameter_source("fmt")
+    explicit = source is not None and source.name != "DEFAULT"
+    chosen = fmt if explicit else settings.get("format", fmt)
+    codes = {
+        c.strip().upper()
+        for item in (*settings.get("ignore", []), *ignore)
+        for c in str(item).split(",")
+        if c.strip()
+    }
+    override = env_override or (
+        Path(settings["env-override"]) if settings.get("env-override") else None
+    )
+    options = CheckOptions(
+        ignore=frozenset(codes),
+        strict=bool(settings.get("strict", False) if strict is None else strict),
+        offline=bool(settings.get("offline", False) if offline is None else offline),
+        python_version=python_version or settings.get("python-version"),
+        platform=platform or settings.get("platform", "linux/amd64"),
+        env_override=override,
+        find_links=find_links or tuple(Path(p) for p in settings.get("find-links", [])),
+        tracking_uri=tracking_uri,
+    )
+    folders = _model_folders(models)
+    if not folders:
+        sys.exit(0)
+    report = run_check(folders, options, STAGES, jobs=jobs)
+    code = int(report.exit_code)
+    if chosen == "json":
+        click.echo(
+            dumps(
+                envelope(
+                    command, result=report.to_json(), findings=report.findings(), exit_code=code
+                )
+            ),
+            nl=False,
+        )
+    else:
+        click.echo(render_report(report, chosen, color=_color(sys.stdout)), nl=False)  # type: ignore[arg-type]
+    sys.exit(code)
