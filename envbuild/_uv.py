@@ -92,6 +92,7 @@ class CompileRequest:
     generate_hashes: bool = True
     only_binary: Sequence[str] = ()
     no_binary: Sequence[str] = ()
+    exclude_newer: str | None = None  # ignore files uploaded after this date (RFC 3339)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -151,6 +152,8 @@ def compile_requirements(req: CompileRequest, *, timeout: float = 600) -> Compil
             args += ["--only-binary", name]
         for name in req.no_binary:
             args += ["--no-binary", name]
+        if req.exclude_newer:
+            args += ["--exclude-newer", req.exclude_newer]
         log.debug("running uv pip compile (python %s, %s)", req.python_version, req.platform)
         start = time.perf_counter()
         try:

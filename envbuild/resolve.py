@@ -763,6 +763,7 @@ def _inputs(
     find_links: Sequence[Path],
     offline: bool,
     include_serving: bool,
+    exclude_newer: str | None = None,
 ) -> tuple[_Inputs, list[Finding]]:
     marker_env = target.marker_env()
     problems: list[Finding] = []
@@ -854,6 +855,7 @@ def _inputs(
         pre=pre,
         only_binary=tuple(only_binary),
         no_binary=tuple(no_binary),
+        exclude_newer=exclude_newer,
     )
     return (
         _Inputs(
@@ -889,6 +891,7 @@ def resolve(
     command: str = "envbuild lock",
     suggest: bool = True,
     override: WorkspaceEnv | None = None,
+    exclude_newer: str | None = None,
 ) -> Resolution:
     """Static pass, then uv for the whole environment (plus the serving stack) on
     ``target``; a Lock, or findings that explain why not. ``env`` replaces the model's
@@ -910,6 +913,7 @@ def resolve(
         find_links=find_links,
         offline=offline,
         include_serving=include_serving,
+        exclude_newer=exclude_newer,
     )
     findings.extend(problems)
     log.info("resolving %d requirements for %s", len(inputs.lines), target.describe())
@@ -926,6 +930,7 @@ def resolve(
         options=inputs.options,
         command=command,
         sources=_sources(spec, include_serving, folder),
+        exclude_newer=exclude_newer,
     )
     lock = Lock(target=target, pins=pins, text=text, options=inputs.options)
     findings.extend(drift_findings(folder, lock, spec if env is not None else None))
@@ -993,6 +998,7 @@ def render_lock(
     options: Sequence[PipOption],
     command: str,
     sources: str,
+    exclude_newer: str | None = None,
 ) -> str:
     """The requirements.lock text: header, option lines, one pin per package with every
     hash, and where each came from. Sorted and free of timestamps: the same inputs give
@@ -1003,6 +1009,8 @@ def render_lock(
         f"# from: {sources}\n",
         "# install: pip install --require-hashes -r requirements.lock\n",
     ]
+    if exclude_newer:
+        out.insert(3, f"# index as of: {exclude_newer} (files uploaded later are ignored)\n")
     seen: set[str] = set()
     for opt in options:
         line = f"{opt.option} {_lock_url(opt.value)}" if opt.value else opt.option

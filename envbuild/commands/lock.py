@@ -79,6 +79,12 @@ def _stale(old: str | None, new: str, path: Path) -> Finding | None:
     show_default=True,
     help="Lock the serving stack (mlflow-skinny at the model's version, pandas, numpy) too.",
 )
+@click.option(
+    "--exclude-newer",
+    metavar="DATE",
+    help="Ignore files uploaded to the index after DATE (e.g. 2026-11-01T00:00:00Z): "
+    "the same lock tomorrow.",
+)
 @common
 def lock(
     model: str,
@@ -91,6 +97,7 @@ def lock(
     offline: bool,
     env_override: Path | None,
     serving: bool,
+    exclude_newer: str | None,
     fmt: str,
     command: str,
 ) -> None:
@@ -121,6 +128,7 @@ def lock(
         f"--platform {target.platform}"
         + (f" --env-override {env_override.name}" if env_override else "")
         + ("" if serving else " --no-serving")
+        + (f" --exclude-newer {exclude_newer}" if exclude_newer else "")
     )
     resolution = resolve(
         folder,
@@ -130,6 +138,7 @@ def lock(
         offline=offline,
         include_serving=serving,
         command=canonical,
+        exclude_newer=exclude_newer,
     )
     findings.extend(resolution.findings)
     path = output or folder.path / LOCK_NAME

@@ -1,0 +1,275 @@
+"""The resolver without the network: target, static pass, override findings, the uv
+adapter's parsers, and real (offline) uv resolutions from the tiny wheelhouse."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import jsonschema
+import pytest
+from click.testing import CliRunner
+from packaging.version import Version
+
+from envbuild import _uv
+from envbuild.cli import main
+from envbuild.errors import InputError
+from envbuild.findings import Finding
+from envbuild.model import read_model
+from envbuild.resolve import (
+    CODES,
+    override_findings,
+    parse_failure,
+    resolve,
+    static_findings,
+    target_for,
+)
+from envbuild.spec import read_workspace_env
+
+ROOT = Path(__file__).resolve().parents[2]
+CASES = ROOT / "tests" / "data" / "resolve"
+WHEELHOUSE = CASES / "wheelhouse"
+EXAMPLE = ROOT / "examples" / "sklearn-credit"
+SCHEMA = json.loads((ROOT / "envbuild" / "schemas" / "envelope-v1.schema.json").read_text())
+
+
+def _where(f: Finding) -> str:
+    return f"{f.location.file}:{f.location.line}"
+
+
+def _by_code(findings: tuple[Finding, ...] | list[Finding], code: str) -> list[Finding]:
+    return [f for f in findings if f.code == code]
+
+
+# --- target -----------------------------------------------------------------------------
+
+
+def test_target_is_the_models_python_by_default() -> None:
+    target, findings = target_for(read_model(EXAMPLE))
+    assert target.python == Version("3.11.7")
+    assert target.platform == "linux/amd64"
+    assert target.uv_platform == "x86_64-manylinux_2_28"
+    assert findings == ()
+
+
+def test_target_override_and_arm64() -> None:
+    target, _ = target_for(read_model(EXAMPLE), python_version="3.12", platform="linux/arm64")
+    assert (target.python, target.uv_platform) == (Version("3.12"), "aarch64-manylinux_2_28")
+    assert target.marker_env()["platform_machine"] == "aarch64"
+    assert target.marker_env()["python_version"] == "3.12"
+
+
+@pytest.mark.parametrize(
+    ("python", "platform"), [("3", "linux/amd64"), ("three", "linux/amd64"), ("3.11", "win")]
+)
+def test_bad_target_is_an_input_error(python: str, platform: str) -> None:
+    with pytest.raises(InputError):
+        target_for(read_model(EXAMPLE), python_version=python, platform=platform)
+
+
+def test_python_disagreement_names_every_file() -> None:
+    target, findings = target_for(read_model(CASES / "python-disagree"))
+    assert target.python == Version("3.10.14")  # python_env.yaml wins, as in MLflow
+    (f,) = _by_code(findings, "EB300")
+    assert _where(f) == "conda.yaml:4"
+    for where in ("python_env.yaml:1", "conda.yaml:4", "MLmodel:9"):
+        assert where in f.message
+
+
+# --- static pass ------------------------------------------------------------------------
+
+
+def test_static_findings_point_at_lines() -> None:
+    folder = read_model(CASES / "static-mix")
+    target, _ = target_for(folder)
+    found = {(f.code, _where(f)) for f in static_findings(folder, target)}
+    assert found == {
+        ("EB304", "requirements.txt:2"),  # pywin32; sys_platform == 'win32'
+        ("EB306", "requirements.txt:3"),  # requests
+        ("EB306", "requirements.txt:4"),  # pandas>=2.0
+        ("EB306", "requirements.txt:5"),  # pandas<4
+        ("EB303", "requirements.txt:5"),  # pandas twice, compatible
+        ("EB305", "conda.yaml:6"),  # cudatoolkit: native
+        ("EB305", "conda.yaml:7"),  # lightgbm: conda-only Python package
+    }
+    (lgbm,) = [f for f in static_findings(folder, target) if _where(f) == "conda.yaml:7"]
+    assert "lightgbm==4.3.0" in lgbm.hint
+
+
+def test_contradictory_pins_are_found_without_the_network() -> None:
+    folder = read_model(CASES / "contradictory-pins")
+    target, _ = target_for(folder)
+    resolution = resolve(folder, target)  # stops before uv: the conflict is explained
+    assert resolution.lock is None
+    (f,) = _by_code(resolution.findings, "EB302")
+    assert _where(f) == "requirements.txt:8"
+    assert "requirements.txt:4" in f.message and "scikit-learn==1.3.0" in f.message
+
+
+def test_example_has_no_static_problems() -> None:
+    folder = read_model(EXAMPLE)
+    target, _ = target_for(folder)
+    assert static_findings(folder, target) == ()
+
+
+# --- workspace override -----------------------------------------------------------------
+
+
+def test_override_dropping_the_flavor_library() -> None:
+    folder = read_model(EXAMPLE)
+    override = read_workspace_env(CASES / "overrides" / "drops-sklearn.yml")
+    findings = override_findings(folder, override)
+    (f,) = _by_code(findings, "EB330")
+    assert f.location.file is not None and f.location.file.endswith("drops-sklearn.yml")
+    assert f.location.line == 13  # its pip: list
+    assert "scikit-learn" in f.message and "requirements.txt:4" in f.message
+    dropped = {m for g in _by_code(findings, "EB333") for m in ("skops", "torch") if m in g.message}
+    assert dropped == {"skops", "torch"}
+    assert not _by_code(findings, "EB332")  # it keeps mlflow-skinny
+
+
+# --- uv adapter -------------------------------------------------------------------------
+
+
+def test_parse_failure_reads_uv_derivations() -> None:
+    text = (
+        "error: No solution found when resolving dependencies\n"
+        "  cause: Because pandas==2.2.3 depends on numpy{python_full_version < '3.11'}>=1.22.4"
+        " and you require numpy==1.21.6, we can conclude that your requirements and "
+        "pandas==2.2.3 are incompatible.\n"
+        "         And because you require pandas==2.2.3, we can conclude that your "
+        "requirements are unsatisfiable.\n"
+    )
+    facts = parse_failure(text)
+    assert [n for n, _ in facts.required] == ["numpy", "pandas"]
+    assert [(e.src, e.dst, e.dst_text) for e in facts.edges] == [
+        ("pandas", "numpy", "numpy>=1.22.4")
+    ]
+    py = parse_failure(
+        "error: No solution found when resolving dependencies\n"
+        "  cause: Because the requested Python version (>=3.10) does not satisfy Python>=3.11"
+        " and scikit-learn==1.9.1 depends on Python>=3.11, we can conclude that "
+        "scikit-learn==1.9.1 cannot be used.\n"
+    )
+    assert py.python_needs == (("scikit-learn", "scikit-learn==1.9.1", "Python>=3.11"),)
+
+
+def test_parse_compiled_output() -> None:
+    text = (
+        "a==1.0 \\\n    --hash=sha256:aa \\\n    --hash=sha256:bb\n    # via -r requirements.in\n"
+        "b==2.0 \\\n    --hash=sha256:cc\n    # via\n    #   -r requirements.in\n    #   a\n"
+    )
+    a, b = _uv.parse_compiled(text)
+    assert (a.name, a.version, a.hashes, a.via) == (
+        "a",
+        "1.0",
+        ("sha256:aa", "sha256:bb"),
+        ("-r requirements.in",),
+    )
+    assert b.via == ("-r requirements.in", "a")
+
+
+# --- real offline resolutions from the wheelhouse ---------------------------------------
+
+
+def _offline(name: str):
+    folder = read_model(CASES / name)
+    target, _ = target_for(folder)
+    return resolve(folder, target, find_links=[WHEELHOUSE], offline=True, include_serving=False)
+
+
+def test_offline_resolve_from_a_wheelhouse() -> None:
+    resolution = _offline("wheelhouse-ok")
+    assert resolution.ok and resolution.lock is not None
+    lock = resolution.lock
+    assert [(p.name, str(p.version)) for p in lock.pins] == [
+        ("ebdemo-app", "1.0"),
+        ("ebdemo-core", "1.5"),
+    ]
+    core = lock.pin("ebdemo-core")
+    assert core is not None
+    wheel = WHEELHOUSE / "ebdemo_core-1.5-py3-none-any.whl"
+    assert core.hashes == ("sha256:" + hashlib.sha256(wheel.read_bytes()).hexdigest(),)
+    assert core.requested_by == ("ebdemo-app",)
+    assert lock.pin("ebdemo-app").requested_by == ("requirements.txt:1",)  # type: ignore[union-attr]
+    assert lock.text.startswith("# Generated by envbuild ")
+    assert f"--find-links {WHEELHOUSE}\n" in lock.text
+    assert _offline("wheelhouse-ok").lock.text == lock.text  # type: ignore[union-attr]
+
+
+def test_offline_conflict_names_both_lines_and_a_fix() -> None:
+    resolution = _offline("wheelhouse-conflict")
+    assert resolution.lock is None
+    (f,) = _by_code(resolution.findings, "EB310")
+    assert _where(f) == "requirements.txt:1"
+    assert "requirements.txt:2" in f.message
+    assert "ebdemo-core>=1.0,<2" in f.message  # the dependency between them
+    assert "ebdemo-core==1.5" in f.hint  # the nearest version that resolves
+
+
+def test_offline_missing_package(tmp_path: Path) -> None:
+    model = tmp_path / "m"
+    shutil.copytree(CASES / "wheelhouse-ok", model)
+    (model / "requirements.txt").write_text("ebdemo-app==1.0\nebdemo-missing==0.1\n")
+    folder = read_model(model)
+    target, _ = target_for(folder)
+    resolution = resolve(
+        folder, target, find_links=[WHEELHOUSE], offline=True, include_serving=False
+    )
+    (f,) = _by_code(resolution.findings, "EB312")
+    assert _where(f) == "requirements.txt:2" and "wheelhouse" in f.message
+
+
+# --- the command ------------------------------------------------------------------------
+
+
+def _lock_cli(model: Path, *extra: str):
+    return CliRunner().invoke(
+        main,
+        ["lock", str(model), "--offline", "--find-links", str(WHEELHOUSE), "--no-serving", *extra],
+    )
+
+
+def test_lock_command_writes_checks_and_detects_staleness(tmp_path: Path) -> None:
+    model = tmp_path / "model"
+    shutil.copytree(CASES / "wheelhouse-ok", model)
+    first = _lock_cli(model)
+    assert first.exit_code == 0, first.output
+    lock_file = model / "requirements.lock"
+    text = lock_file.read_text()
+    assert "--python-version 3.11.7 --platform linux/amd64" in text.splitlines()[0]
+    assert _lock_cli(model).exit_code == 0
+    assert lock_file.read_text() == text  # byte-identical for identical inputs
+    assert _lock_cli(model, "--check").exit_code == 0
+    (model / "requirements.txt").write_text("ebdemo-app==1.0\nebdemo-core==1.0\n")
+    stale = _lock_cli(model, "--check", "--format", "json")
+    assert stale.exit_code == 1
+    doc = json.loads(stale.stdout)
+    jsonschema.validate(doc, SCHEMA)
+    assert doc["result"]["stale"] is True
+    (f,) = [f for f in doc["findings"] if f["code"] == "EB340"]
+    assert "ebdemo-core 1.5 -> 1.0" in f["message"]
+    assert lock_file.read_text() == text  # --check writes nothing
+
+
+def test_lock_command_dry_run_and_output(tmp_path: Path) -> None:
+    model = tmp_path / "model"
+    shutil.copytree(CASES / "wheelhouse-ok", model)
+    dry = _lock_cli(model, "--dry-run")
+    assert dry.exit_code == 0 and "ebdemo-core==1.5" in dry.stdout
+    assert not (model / "requirements.lock").exists()
+    out = tmp_path / "elsewhere" / "env.lock"
+    assert _lock_cli(model, "--output", str(out)).exit_code == 0
+    assert out.read_text() == dry.stdout
+
+
+def test_lock_command_conflict_exit_1(tmp_path: Path) -> None:
+    result = _lock_cli(CASES / "wheelhouse-conflict", "--dry-run")
+    assert result.exit_code == 1
+    assert "ERROR EB310 requirements.txt:1:" in result.stderr
+
+
+def test_codes_are_in_the_resolver_range() -> None:
+    assert all(code.startswith("EB3") and len(code) == 5 for code in CODES)
