@@ -1,0 +1,184 @@
+"""envbuild image MODEL -t NAME[:TAG]"""
+
+from __future__ import annotations
+
+import platform as _platform
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import click
+
+from envbuild import _docker
+from envbuild.build import (
+    build_image,
+    download_wheelhouse,
+    host_platform,
+    human_size,
+    lock_for,
+    smoke_image,
+    write_context,
+)
+from envbuild.cli import EXIT_CODES_HELP, common, emit_findings, exit_for, main
+from envbuild.errors import ExitCode
+from envbuild.findings import Finding
+from envbuild.model import read_model
+from envbuild.output import dumps, envelope
+from envbuild.render import render
+from envbuild.spec import read_workspace_env
+
+
+def _host_uv(target_platform: str) -> Path | None:
+    """The host's uv binary goes into the context when it runs on the target platform;
+    otherwise the build installs uv with pip."""
+    if target_platform != host_platform() or _platform.system() != "Linux":
+        return None
+    from uv import find_uv_bin
+
+    return Path(find_uv_bin())
+
+
+@main.command(epilog=EXIT_CODES_HELP)
+@click.argument("model", type=click.Path(path_type=str))
+@click.option("-t", "--tag", help="Image name[:tag] to build.")
+@click.option(
+    "--output",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write the build context (Dockerfile, lock, server, model) to DIR and stop.",
+)
+@click.option("--no-build", is_flag=True, help="Render only: print the Dockerfile.")
+@click.option("--base-image", help="Base image instead of python:X.Y-slim.")
+@click.option("--python-version", help="Target Python X.Y (default: the model's).")
+@click.option(
+    "--platform",
+    "target_platform",
+    type=click.Choice(["linux/amd64", "linux/arm64"]),
+    default=None,
+    help="Target platform (default: this machine's).",
+)
+@click.option(
+    "--env-override",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Workspace environment YAML (image + conda_file) replacing the model's.",
+)
+@click.option(
+    "--find-links",
+    "find_links",
+    multiple=True,
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="Also resolve from wheels in DIR (e.g. CPU builds of torch); repeatable.",
+)
+@click.option(
+    "--wheelhouse",
+    is_flag=True,
+    help="Download every locked wheel here and install with --no-index (no network in the build).",
+)
+@click.option(
+    "--smoke/--no-smoke",
+    default=True,
+    show_default=True,
+    help="Run the image and check a prediction on the input example.",
+)
+@common
+def image(
+    model: str,
+    tag: str | None,
+    output: Path | None,
+    no_build: bool,
+    base_image: str | None,
+    python_version: str | None,
+    target_platform: str | None,
+    env_override: Path | None,
+    find_links: tuple[Path, ...],
+    wheelhouse: bool,
+    smoke: bool,
+    fmt: str,
+    command: str,
+) -> None:
+    """Build a Docker image that serves MODEL (MLflow scoring protocol on port 8080), from
+    its locked environment, and prove it with a prediction on the input example.
+
+    Progress goes to stderr; stdout gets the image id and size (or the Dockerfile with
+    --no-build)."""
+    building = output is None and not no_build
+    client: Any = _docker.client() if building else None  # no engine: exit 3 before work
+    folder = read_model(model)
+    findings: list[Finding] = list(folder.findings)
+    override = read_workspace_env(env_override) if env_override else None
+    target_platform = target_platform or host_platform()
+    resolution_findings, lock = lock_for(
+        folder,
+        python_version=python_version,
+        platform=target_platform,
+        override=override,
+        find_links=find_links,
+    )
+    findings.extend(resolution_findings)
+    if lock is None:
+        _finish(fmt, command, findings, None, int(ExitCode.FINDINGS))
+        return
+    argv = " ".join(["envbuild image", *sys.argv[2:]]) if len(sys.argv) > 2 else command
+    with tempfile.TemporaryDirectory(prefix="envbuild-wheels-") as tmp:
+        wheels = download_wheelhouse(lock, Path(tmp)) if wheelhouse else []
+        plan = render(
+            folder,
+            lock,
+            command=argv,
+            tag=tag,
+            base_image=base_image,
+            override=override,
+            wheelhouse=wheels,
+            buildkit=building and _docker.buildkit_available(),
+            uv_binary=_host_uv(target_platform),
+            source=None,
+        )
+        findings.extend(plan.findings)
+        result: dict[str, Any] = {"plan": plan.to_json()}
+        if output is not None:
+            write_context(plan, output)
+            result["output"] = str(output)
+            _finish(
+                fmt,
+                command,
+                findings,
+                result,
+                exit_for(findings),
+                text=f"wrote the build context to {output} ({len(plan.files)} files)\n",
+            )
+            return
+        if no_build:
+            result["dockerfile"] = plan.dockerfile
+            _finish(fmt, command, findings, result, exit_for(findings), text=plan.dockerfile)
+            return
+        if not plan.buildable:
+            emit_findings(plan.findings)
+        built = build_image(plan, tag=tag, client=client)
+    result["image"] = built.to_json()
+    text = f"image {built.id}{f' ({tag})' if tag else ''}  size {human_size(built.size)}\n"
+    if smoke:
+        smoked = smoke_image(built.id, folder, client=client)
+        result["smoke"] = smoked.to_json()
+        text += f"smoke ok: {smoked.message}\n"
+    _finish(fmt, command, findings, result, exit_for(findings), text=text)
+
+
+def _finish(
+    fmt: str,
+    command: str,
+    findings: list[Finding],
+    result: Any,
+    code: int,
+    *,
+    text: str = "",
+) -> None:
+    if fmt == "json":
+        click.echo(
+            dumps(envelope(command, result=result, findings=findings, exit_code=code)), nl=False
+        )
+    else:
+        if text:
+            click.echo(text, nl=False)
+    if fmt != "json":
+        emit_findings(findings)
+    sys.exit(code)
