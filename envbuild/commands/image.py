@@ -18,6 +18,7 @@ from envbuild.build import (
     human_size,
     lock_for,
     smoke_image,
+    uv_requirement,
     write_context,
 )
 from envbuild.cli import EXIT_CODES_HELP, common, emit_findings, exit_for, main
@@ -75,6 +76,12 @@ def _host_uv(target_platform: str) -> Path | None:
     help="Download every locked wheel here and install with --no-index (no network in the build).",
 )
 @click.option(
+    "--network",
+    "network_mode",
+    help="Network for the build's RUN steps (e.g. none, to prove a --wheelhouse build "
+    "needs no network).",
+)
+@click.option(
     "--smoke/--no-smoke",
     default=True,
     show_default=True,
@@ -92,6 +99,7 @@ def image(
     env_override: Path | None,
     find_links: tuple[Path, ...],
     wheelhouse: bool,
+    network_mode: str | None,
     smoke: bool,
     fmt: str,
     command: str,
@@ -131,6 +139,7 @@ def image(
             wheelhouse=wheels,
             buildkit=building and _docker.buildkit_available(),
             uv_binary=_host_uv(target_platform),
+            uv_requirement=uv_requirement(),
             source=None,
         )
         findings.extend(plan.findings)
@@ -153,7 +162,7 @@ def image(
             return
         if not plan.buildable:
             emit_findings(plan.findings)
-        built = build_image(plan, tag=tag, client=client)
+        built = build_image(plan, tag=tag, client=client, network_mode=network_mode)
     result["image"] = built.to_json()
     text = f"image {built.id}{f' ({tag})' if tag else ''}  size {human_size(built.size)}\n"
     if smoke:

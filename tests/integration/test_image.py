@@ -1,0 +1,237 @@
+"""`envbuild image` for real: build the scikit-learn and pyfunc examples, run them, and
+get their stored predictions back through /invocations in every payload format; a
+weights-only change reuses the dependency layer; a --wheelhouse build needs no network.
+
+Builds are shared per module. The credit model is built from the environment its
+manifest measured (`truth`, with mlflow-skinny for mlflow): as declared it pins torch,
+whose PyPI build is CUDA (rendered and golden-tested, not built here).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from envbuild import _docker
+from envbuild.build import compare
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples"
+MANIFEST = json.loads((EXAMPLES / "manifest.json").read_text())
+
+
+def envbuild(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "envbuild", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+
+
+def truth_model(dst: Path, name: str) -> Path:
+    """Copy an example with requirements.txt rewritten to its measured truth set."""
+    import shutil
+
+    shutil.copytree(EXAMPLES / name, dst)
+    truth = next(e["truth"] for e in MANIFEST["examples"] if e["name"] == name)
+    lines = [
+        f"{'mlflow-skinny' if k == 'mlflow' else k}=={v}" for k, v in sorted(truth.items()) if v
+    ]
+    (dst / "requirements.txt").write_text("\n".join(lines) + "\n")
+    return dst
+
+
+def build(model: Path, tag: str, *extra: str) -> dict[str, Any]:
+    done = envbuild("image", str(model), "-t", tag, "--format", "json", *extra)
+    assert done.returncode == 0, done.stderr[-3000:]
+    doc = json.loads(done.stdout)
+    assert doc["ok"] and doc["exit_code"] == 0
+    return doc["result"]
+
+
+class Server:
+    def __init__(self, image: str) -> None:
+        self.client = _docker.client()
+        self.running = _docker.run(self.client, image, port=8080)
+        self.base = f"http://127.0.0.1:{self.running.port}"
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(self.base + "/ping", timeout=2) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.1)
+        raise AssertionError("no /ping: " + _docker.logs_tail(self.running))
+
+    def post(self, body: bytes, content_type: str) -> tuple[int, Any]:
+        req = urllib.request.Request(
+            self.base + "/invocations", data=body, headers={"Content-Type": content_type}
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=60) as r:
+                return r.status, json.loads(r.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read()
+
+    def close(self) -> None:
+        _docker.remove(self.running)
+
+
+def payloads(model: Path) -> dict[str, tuple[bytes, str]]:
+    """The serving example in each format MLflow's protocol accepts for a DataFrame."""
+    doc = json.loads((model / "serving_input_example.json").read_text())
+    split = doc["dataframe_split"]
+    params = {"params": doc["params"]} if "params" in doc else {}
+    records = [dict(zip(split["columns"], row, strict=True)) for row in split["data"]]
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(split["columns"])
+    writer.writerows(split["data"])
+    formats = {
+        "dataframe_split": (json.dumps(doc).encode(), "application/json"),
+        "dataframe_records": (
+            json.dumps({"dataframe_records": records, **params}).encode(),
+            "application/json",
+        ),
+        "instances": (json.dumps({"instances": records, **params}).encode(), "application/json"),
+        "inputs": (
+            json.dumps(
+                {"inputs": {c: [r[c] for r in records] for c in split["columns"]}, **params}
+            ).encode(),
+            "application/json",
+        ),
+    }
+    if not params:  # CSV carries no params
+        formats["csv"] = (out.getvalue().encode(), "text/csv")
+    return formats
+
+
+@pytest.fixture(scope="module")
+def credit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict[str, Any]]]:
+    model = truth_model(tmp_path_factory.mktemp("credit") / "sklearn-credit", "sklearn-credit")
+    result = build(model, "envbuild-test-credit:1")
+    yield model, result
+
+
+@pytest.fixture(scope="module")
+def pyfunc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict[str, Any]]]:
+    model = truth_model(tmp_path_factory.mktemp("pyfunc") / "pyfunc-custom", "pyfunc-custom")
+    result = build(model, "envbuild-test-pyfunc:1")
+    yield model, result
+
+
+@pytest.mark.docker
+@pytest.mark.network
+@pytest.mark.slow
+@pytest.mark.parametrize("which", ["credit", "pyfunc"])
+def test_image_answers_like_the_trained_model(which: str, request: pytest.FixtureRequest) -> None:
+    model, result = request.getfixturevalue(which)
+    assert result["smoke"]["ok"] and result["smoke"]["compared"]
+    labels = _docker.inspect(_docker.client(), result["image"]["id"]).labels
+    mlmodel = (model / "MLmodel").read_text()
+    assert labels["io.envbuild.model.uuid"] in mlmodel
+    assert labels["io.envbuild.lock.sha256"] == result["plan"]["lock_sha256"]
+    expected = json.loads((model / "expected_predictions.json").read_text())["predictions"]
+    server = Server(result["image"]["id"])
+    try:
+        for fmt, (body, ctype) in payloads(model).items():
+            status, doc = server.post(body, ctype)
+            assert status == 200, (fmt, doc)
+            assert compare(expected, doc["predictions"]) is None, (fmt, doc)
+        status, doc = server.post(
+            b'{"dataframe_split": {"columns": ["nope"], "data": [[1]]}}', "application/json"
+        )
+        assert 400 <= status < 500
+    finally:
+        server.close()
+
+
+@pytest.mark.docker
+@pytest.mark.network
+@pytest.mark.slow
+def test_image_runs_as_non_root_with_healthcheck(credit: tuple[Path, dict[str, Any]]) -> None:
+    attrs = _docker.client().api.inspect_image(credit[1]["image"]["id"])
+    assert attrs["Config"]["User"] == "10001:10001"
+    assert "/ping" in " ".join(attrs["Config"]["Healthcheck"]["Test"])
+    assert credit[1]["image"]["size"] < 900_000_000
+
+
+@pytest.mark.docker
+@pytest.mark.network
+@pytest.mark.slow
+def test_weights_only_change_reuses_the_dependency_layer(
+    credit: tuple[Path, dict[str, Any]], tmp_path: Path
+) -> None:
+    import shutil
+
+    model, first = credit
+    changed = tmp_path / "sklearn-credit"
+    shutil.copytree(model, changed)
+    weights = changed / "model.skops"
+    weights.write_bytes(weights.read_bytes() + b"\0")  # new bytes, same size class
+    start = time.monotonic()
+    second = build(changed, "envbuild-test-credit:2", "--no-smoke")
+    seconds = time.monotonic() - start
+    c = _docker.client()
+    a = _docker.inspect(c, first["image"]["id"]).layers
+    b = _docker.inspect(c, second["image"]["id"]).layers
+    history = _docker.history(c, second["image"]["id"])
+    install = next(i for i, h in enumerate(reversed(history)) if "uv pip install" in h["CreatedBy"])
+    # every layer up to the dependency install is the same layer; the model layer is not
+    assert a[: install + 1] == b[: install + 1] and len(a) >= install + 2
+    assert a != b
+    assert seconds < 30, f"weights-only rebuild took {seconds:.1f} s"
+
+
+@pytest.mark.docker
+@pytest.mark.network
+@pytest.mark.slow
+def test_wheelhouse_builds_without_network(pyfunc: tuple[Path, dict[str, Any]]) -> None:
+    model, _ = pyfunc
+    result = build(model, "envbuild-test-pyfunc:wheelhouse", "--wheelhouse", "--network", "none")
+    assert result["smoke"]["ok"] and result["smoke"]["compared"]
+    assert any(p.startswith(".envbuild/wheels/") for p in result["plan"]["files"])
+
+
+@pytest.mark.network
+def test_output_writes_the_context_without_docker(tmp_path: Path) -> None:
+    out = tmp_path / "ctx"
+    done = envbuild(
+        "image", str(EXAMPLES / "pyfunc-custom"), "--output", str(out),
+        env={"DOCKER_HOST": "unix:///nonexistent.sock"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert (out / "Dockerfile").read_text().startswith("# Generated by envbuild")
+    assert (out / "model" / "MLmodel").is_file()
+    assert (out / ".envbuild" / "requirements.lock").is_file()
+    again = tmp_path / "ctx2"
+    envbuild("image", str(EXAMPLES / "pyfunc-custom"), "--output", str(again))
+    for p in sorted(out.rglob("*")):
+        if p.is_file():
+            assert p.read_bytes() == (again / p.relative_to(out)).read_bytes(), p
+
+
+def test_no_docker_daemon_exits_3() -> None:
+    done = envbuild(
+        "image", str(EXAMPLES / "pyfunc-custom"), "-t", "x",
+        env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"},
+    )  # fmt: skip
+    assert done.returncode == 3
+    assert "EB901" in done.stderr and "no Docker engine" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stdout == ""
