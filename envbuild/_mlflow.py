@@ -13,6 +13,7 @@ What this module smooths over:
 - MLflow logs (and urllib3's retry warnings) would print to stderr; they are forwarded to
   envbuild's logger at debug level, credentials masked, and warnings are silenced.
 - MlflowException error codes become envbuild errors (EB6xx) naming the URI.
+- MLflow 3's usage telemetry is switched off (MLFLOW_DISABLE_TELEMETRY) unless set.
 """
 
 from __future__ import annotations
@@ -110,7 +111,10 @@ def _quiet() -> Iterator[None]:
 
 
 def import_mlflow(shown: str) -> Any:
-    """Import MLflow or raise EB601 naming the extra to install."""
+    """Import MLflow or raise EB601 naming the extra to install. MLflow's usage telemetry
+    (a remote config fetch, events, an id file in ~/.config) stays off unless the user
+    turned it on: envbuild only downloads models."""
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     try:
         with _quiet():
             mlflow = importlib.import_module("mlflow")
@@ -120,7 +124,7 @@ def import_mlflow(shown: str) -> Any:
     except ModuleNotFoundError as exc:
         if exc.name is not None and exc.name.split(".")[0] == "mlflow":
             raise SourceError(
-                f"{shown} needs the MLflow client, which is not installed",
+                f"{shown}: the MLflow client is not installed",
                 hint=INSTALL_HINT,
                 code="EB601",
             ) from None
