@@ -461,8 +461,10 @@ def _walk(stream: IO[bytes], out: _Out, size: int) -> None:
     except _ParseError:
         raise
     except (ValueError, EOFError, IndexError, KeyError, TypeError, OverflowError) as exc:
+        # genops fails after reading the bad opcode or a short argument
+        where = max(pos, stream.tell() - 1)
         raise _ParseError(
-            pos, str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            where, str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         ) from None
     raise _ParseError(pos, "pickle ended before STOP")
 
@@ -639,7 +641,7 @@ _STACK_GLOBAL_RE = re.compile(
 
 
 def _heuristic(data: bytes, start: int, out: _Out) -> None:
-    seen: set[tuple[str, str]] = set()
+    seen: set[tuple[str, str]] = {(r.module, r.name or "") for r in out.refs}
     for regex in (_GLOBAL_RE, _STACK_GLOBAL_RE):
         for match in regex.finditer(data, start):
             module = match.group(1).decode("ascii")
@@ -680,7 +682,8 @@ def _scan_stream(stream: IO[bytes], size: int, out: _Out, fallback: bytes | None
                 )
             )
             if fallback is not None:
-                _heuristic(fallback, exc.offset, out)
+                # the whole file: a bad byte can make the parser fail late or early
+                _heuristic(fallback, 0, out)
             return
         if stream.tell() >= size:
             return
