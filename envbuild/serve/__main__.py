@@ -1,0 +1,84 @@
+"""``python -m envbuild_serve [serve|predict|openapi]``; see ``--help``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+
+from . import __version__
+from .config import ENV_VARS, ConfigError, load_config
+
+
+def _logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        logging.Formatter("%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s")
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+
+
+def main(argv: list[str] | None = None) -> int:
+    env_help = "\n".join(f"  {k:<20} {d:<20} {m}" for k, (d, m) in ENV_VARS.items())
+    ap = argparse.ArgumentParser(
+        prog="python -m envbuild_serve",
+        description="Serve an MLflow model with MLflow's scoring protocol.",
+        epilog="environment variables (default, meaning):\n" + env_help,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ap.add_argument("--version", action="version", version=f"envbuild-serve {__version__}")
+    sub = ap.add_subparsers(dest="command")
+    sub.add_parser("serve", help="serve over HTTP (the default)")
+    pred = sub.add_parser(
+        "predict",
+        help="answer one /invocations payload without HTTP; prints the response body, "
+        "exits 0 (200), 2 (4xx) or 1 (5xx)",
+    )
+    pred.add_argument("--input", default="-", help="payload file, - for stdin")
+    pred.add_argument("--content-type", default="application/json")
+    sub.add_parser("openapi", help="print the OpenAPI document")
+    args = ap.parse_args(argv)
+    command = args.command or "serve"
+
+    try:
+        config = load_config()
+    except ConfigError as exc:
+        print(f"ERROR {exc}", file=sys.stderr)
+        return 2
+    _logging(config.log_level)
+    log = logging.getLogger("envbuild.serve")
+
+    # Imported here: the protocol modules are only needed once the settings are valid.
+    from .protocol import LoadError, Scorer
+
+    try:
+        scorer = Scorer(config.model_dir)
+    except LoadError as exc:
+        log.debug("load failure", exc_info=True)
+        log.error("%s", exc)
+        return 1
+    if command == "openapi":
+        from .server import openapi_for
+
+        print(json.dumps(openapi_for(scorer), indent=1))
+        return 0
+    if command == "predict":
+        if args.input == "-":
+            body = sys.stdin.buffer.read()
+        else:
+            with open(os.path.expanduser(args.input), "rb") as f:
+                body = f.read()
+        resp = scorer.invoke(body, args.content_type)
+        sys.stdout.write(resp.body.decode("utf-8") + "\n")
+        return 0 if resp.status == 200 else 2 if resp.status < 500 else 1
+    from .server import serve
+
+    return serve(config, scorer)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,108 @@
+"""Server settings, read from environment variables (the container's interface).
+
+Every variable is optional; a bad value stops the server at start with one line naming the
+variable. ``MLFLOW_MODELS_WORKERS`` and ``MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT`` are
+honoured as fallbacks so deployments written for ``mlflow models serve`` keep their tuning.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TypeVar
+
+T = TypeVar("T")
+
+# name -> (default, meaning); the README and the builder read this table.
+ENV_VARS: dict[str, tuple[str, str]] = {
+    "ENVBUILD_MODEL_DIR": ("/opt/envbuild/model", "the MLflow model folder to serve"),
+    "ENVBUILD_HOST": ("0.0.0.0", "address to bind"),
+    "ENVBUILD_PORT": ("8080", "TCP port"),
+    "ENVBUILD_WORKERS": ("1", "worker processes sharing the socket (MLFLOW_MODELS_WORKERS)"),
+    "ENVBUILD_THREADS": ("8", "predictions run at once per worker"),
+    "ENVBUILD_TIMEOUT": (
+        "60",
+        "seconds a prediction may take before a 504 (MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT)",
+    ),
+    "ENVBUILD_KEEPALIVE": ("5", "seconds an idle keep-alive connection stays open"),
+    "ENVBUILD_BACKLOG": ("2048", "listen backlog (capped by net.core.somaxconn)"),
+    "ENVBUILD_MAX_BODY": ("104857600", "largest request body in bytes (413 above)"),
+    "ENVBUILD_GRACE": ("30", "seconds in-flight requests get after SIGTERM"),
+    "ENVBUILD_LOG_LEVEL": ("INFO", "DEBUG, INFO, WARNING or ERROR; logs go to stderr"),
+    "ENVBUILD_ACCESS_LOG": ("1", "1 logs one line per request, 0 does not"),
+}
+
+_FALLBACKS = {
+    "ENVBUILD_WORKERS": "MLFLOW_MODELS_WORKERS",
+    "ENVBUILD_TIMEOUT": "MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT",
+}
+
+
+class ConfigError(ValueError):
+    """A setting that cannot be used; the message names the variable."""
+
+
+# Not kw_only: the server also runs on Python 3.8/3.9 images (kw_only needs 3.10).
+@dataclass(frozen=True)
+class Config:
+    model_dir: str
+    host: str
+    port: int
+    workers: int
+    threads: int
+    timeout: float
+    keepalive: float
+    backlog: int
+    max_body: int
+    grace: float
+    log_level: str
+    access_log: bool
+
+
+def _get(env: Mapping[str, str], name: str) -> tuple[str, str]:
+    """The raw value and the variable it came from."""
+    if env.get(name, "").strip():
+        return env[name].strip(), name
+    fallback = _FALLBACKS.get(name)
+    if fallback and env.get(fallback, "").strip():
+        return env[fallback].strip(), fallback
+    return ENV_VARS[name][0], name
+
+
+def _number(
+    env: Mapping[str, str], name: str, kind: Callable[[str], T], low: float, high: float
+) -> T:
+    raw, source = _get(env, name)
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise ConfigError(f"{source}={raw!r} is not a number") from None
+    if not low <= value <= high:  # type: ignore[operator]
+        raise ConfigError(f"{source}={raw!r} is out of range ({low:g}..{high:g})")
+    return value
+
+
+def load_config(env: Mapping[str, str] | None = None) -> Config:
+    """Read the settings from ``env`` (default: ``os.environ``)."""
+    env = os.environ if env is None else env
+    level, _ = _get(env, "ENVBUILD_LOG_LEVEL")
+    if level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ConfigError(f"ENVBUILD_LOG_LEVEL={level!r} is not DEBUG, INFO, WARNING or ERROR")
+    access, _ = _get(env, "ENVBUILD_ACCESS_LOG")
+    if access.lower() not in ("0", "1", "true", "false", "yes", "no"):
+        raise ConfigError(f"ENVBUILD_ACCESS_LOG={access!r} is not 0 or 1")
+    return Config(
+        model_dir=_get(env, "ENVBUILD_MODEL_DIR")[0],
+        host=_get(env, "ENVBUILD_HOST")[0],
+        port=_number(env, "ENVBUILD_PORT", int, 0, 65535),
+        workers=_number(env, "ENVBUILD_WORKERS", int, 1, 256),
+        threads=_number(env, "ENVBUILD_THREADS", int, 1, 1024),
+        timeout=_number(env, "ENVBUILD_TIMEOUT", float, 0.001, 86400),
+        keepalive=_number(env, "ENVBUILD_KEEPALIVE", float, 0.1, 3600),
+        backlog=_number(env, "ENVBUILD_BACKLOG", int, 1, 65535),
+        max_body=_number(env, "ENVBUILD_MAX_BODY", int, 1, 2**40),
+        grace=_number(env, "ENVBUILD_GRACE", float, 0, 3600),
+        log_level=level.upper(),
+        access_log=access.lower() in ("1", "true", "yes"),
+    )

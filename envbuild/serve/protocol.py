@@ -1,0 +1,323 @@
+"""MLflow's scoring protocol over a loaded pyfunc model, without any HTTP.
+
+Parsing and serialisation go through the same MLflow functions MLflow's own scoring server
+uses (``mlflow.utils.proto_json_utils``, present from MLflow 2.0 to 3.x and importable
+with mlflow-skinny alone, unlike ``mlflow.pyfunc.scoring_server`` which imports Flask in
+2.x), so predictions come back byte for byte as ``mlflow models serve`` returns them.
+What differs is on purpose: malformed payloads get short messages without the payload
+echoed back, and an exception raised inside the model is a 500, not a 400.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import io
+import json
+import logging
+import os
+import re
+from dataclasses import dataclass
+from typing import Any
+
+log = logging.getLogger("envbuild.serve")
+
+FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
+CONTENT_TYPES = ("application/json", "text/csv", "application/vnd.apache.parquet")
+MAX_MESSAGE = 2000
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    body: bytes
+    content_type: str = "application/json"
+
+
+class RequestError(Exception):
+    """A request that gets a JSON error response (status, MLflow-style error code)."""
+
+    def __init__(self, status: int, message: str, error_code: str = "BAD_REQUEST") -> None:
+        super().__init__(message)
+        self.status = status
+        self.error_code = error_code
+        self.message = message
+
+    def response(self) -> Response:
+        return Response(self.status, error_body(self.error_code, self.message))
+
+
+class LoadError(Exception):
+    """The model could not be loaded; the message says why."""
+
+
+def error_body(error_code: str, message: str) -> bytes:
+    if len(message) > MAX_MESSAGE:
+        message = message[:MAX_MESSAGE] + " ... (truncated)"
+    return json.dumps({"error_code": error_code, "message": message}).encode("utf-8")
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return f"{type(exc).__name__}: {text}"
+
+
+_ENFORCE = re.compile(
+    r"Failed to enforce schema of data '.*' with schema '(?P<schema>.*)'\. Error: (?P<error>.*)",
+    re.DOTALL,
+)
+
+
+def schema_message(message: str) -> str:
+    """MLflow's schema-enforcement message without the echoed input data."""
+    match = _ENFORCE.search(message)
+    if not match:
+        return message
+    return (
+        f"the input does not match the model signature: {match['error'].strip()} "
+        f"(signature: {match['schema']})"
+    )
+
+
+def parse_content_type(header: str | None) -> str:
+    """The MIME type of a Content-Type header, or a RequestError(415) saying what is wrong."""
+    if not header:
+        raise RequestError(
+            415, "missing Content-Type; send application/json or text/csv", "BAD_REQUEST"
+        )
+    mime, *rest = (part.strip() for part in header.split(";"))
+    mime = mime.lower()
+    for param in rest:
+        if not param:
+            continue
+        key, _, value = param.partition("=")
+        key = key.strip().lower()
+        value = value.strip().strip('"').lower()
+        if key == "charset":
+            if value not in ("utf-8", "utf8"):
+                raise RequestError(415, f"charset {value!r} is not supported; send UTF-8")
+        else:
+            raise RequestError(
+                415,
+                f"unrecognised Content-Type parameter {key!r} (the MLflow 1.x "
+                "'format=pandas-split' style); send the format as a JSON key instead: "
+                + ", ".join(FORMATS),
+            )
+    if mime not in CONTENT_TYPES:
+        raise RequestError(
+            415, f"Content-Type {mime!r} is not supported; send one of {', '.join(CONTENT_TYPES)}"
+        )
+    return mime
+
+
+def decode_json(body: bytes) -> dict[str, Any]:
+    """The request's JSON object, or a RequestError(400) naming the problem and position."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RequestError(400, f"the body is not UTF-8 (byte {exc.start})") from None
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise RequestError(
+            400, f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
+    except RecursionError:
+        raise RequestError(400, "malformed JSON: nested too deeply") from None
+    if not isinstance(obj, dict):
+        raise RequestError(
+            400,
+            f"the body must be a JSON object with one of the keys {', '.join(FORMATS)}; "
+            f"got a JSON {type(obj).__name__}",
+        )
+    return obj
+
+
+class Scorer:
+    """A loaded pyfunc model and the protocol around it (thread-safe as the model is)."""
+
+    def __init__(self, model_dir: str) -> None:
+        if not os.path.isfile(os.path.join(model_dir, "MLmodel")):
+            raise LoadError(f"{model_dir}: no MLmodel file there (set ENVBUILD_MODEL_DIR)")
+        os.environ.setdefault("_MLFLOW_IS_IN_SERVING_ENVIRONMENT", "true")
+        # importlib, not import statements: MLflow's API is untyped and varies by version,
+        # so it is handled as Any here (and mypy need not have MLflow installed).
+        try:
+            pyfunc = importlib.import_module("mlflow.pyfunc")
+            exceptions = importlib.import_module("mlflow.exceptions")
+            pju = importlib.import_module("mlflow.utils.proto_json_utils")
+            version = importlib.import_module("mlflow.version")
+        except ImportError as exc:
+            raise LoadError(
+                f"cannot import MLflow ({exc}); the environment needs mlflow-skinny"
+            ) from None
+        try:
+            parser = importlib.import_module("mlflow.pyfunc.utils.serving_data_parser")
+            is_unified_llm_input: Any = parser.is_unified_llm_input
+        except (ImportError, AttributeError):  # MLflow before 2.12
+            is_unified_llm_input = None
+        self._llm_input = is_unified_llm_input
+        if not all(
+            hasattr(pju, name)
+            for name in ("parse_tf_serving_input", "dataframe_from_parsed_json", "NumpyEncoder")
+        ):
+            raise LoadError(
+                f"MLflow {version.VERSION} lacks the MLflow 2 scoring protocol parsers "
+                "envbuild's server uses; it serves models from MLflow 2.0 on"
+            )
+        self._mlflow_exception: Any = exceptions.MlflowException
+        self._pju: Any = pju
+        self.mlflow_version = str(version.VERSION)
+        self.model_dir = model_dir
+        kwargs: dict[str, Any] = {}
+        config = os.environ.get("SERVING_MODEL_CONFIG")
+        if config:
+            try:
+                kwargs["model_config"] = json.loads(config)
+            except json.JSONDecodeError as exc:
+                raise LoadError(f"SERVING_MODEL_CONFIG is not JSON: {exc}") from None
+        try:
+            self.model: Any = pyfunc.load_model(model_dir, **kwargs)
+        except Exception as exc:
+            raise LoadError(f"{model_dir}: loading the model failed: {_short(exc)}") from exc
+        meta = self.model.metadata
+        self.metadata = meta
+        self.input_schema = meta.get_input_schema()
+        self.params_schema = (
+            meta.get_params_schema() if hasattr(meta, "get_params_schema") else None
+        )
+        hint = getattr(meta, "_is_signature_from_type_hint", None)
+        self.type_hint_signature = bool(hint()) if callable(hint) else False
+        try:
+            self.accepts_params = "params" in inspect.signature(self.model.predict).parameters
+        except (TypeError, ValueError):
+            self.accepts_params = False
+
+    # -- parsing -------------------------------------------------------------------------
+
+    def _parse_json(self, body: bytes) -> tuple[Any, dict[str, Any] | None, bool]:
+        """(data, params, unwrapped): the model input, its params, whether it is LLM style."""
+        obj = decode_json(body)
+        if self._llm_input is not None and self._llm_input(obj):
+            names = {p.name for p in self.params_schema.params} if self.params_schema else set()
+            data = {k: v for k, v in obj.items() if k not in names}
+            return data, {k: v for k, v in obj.items() if k in names}, True
+        params = obj.get("params")
+        if params is not None and not isinstance(params, dict):
+            raise RequestError(
+                400, f"'params' must be a JSON object, got a JSON {type(params).__name__}"
+            )
+        present = [k for k in FORMATS if k in obj]
+        if self.type_hint_signature:
+            if "inputs" not in obj:
+                raise RequestError(
+                    400,
+                    "this model's signature comes from type hints: send {'inputs': ...}; "
+                    f"got keys {sorted(obj)}",
+                )
+            return obj["inputs"], params, False
+        if len(present) != 1:
+            got = ", ".join(sorted(obj)) or "none"
+            raise RequestError(
+                400,
+                "the body must have exactly one of the keys "
+                f"{', '.join(FORMATS)} (plus optional 'params'); got keys: {got}",
+            )
+        fmt = present[0]
+        try:
+            if fmt in ("instances", "inputs"):
+                data = self._pju.parse_tf_serving_input({fmt: obj[fmt]}, schema=self.input_schema)
+            else:
+                data = self._pju.dataframe_from_parsed_json(
+                    obj[fmt], pandas_orient=fmt[len("dataframe_") :], schema=self.input_schema
+                )
+        except self._mlflow_exception as exc:
+            raise RequestError(400, f"invalid '{fmt}' input: {exc.message}") from None
+        except Exception as exc:
+            raise RequestError(400, f"invalid '{fmt}' input: {_short(exc)}") from None
+        return data, params, False
+
+    def _parse_csv(self, body: bytes) -> Any:
+        pd: Any = importlib.import_module("pandas")
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise RequestError(400, f"the body is not UTF-8 (byte {exc.start})") from None
+        schema = self.input_schema
+        try:
+            if schema is None or schema.is_tensor_spec() or not schema.has_input_names():
+                return pd.read_csv(io.StringIO(text))
+            dtypes = dict(zip(schema.input_names(), schema.pandas_types()))
+            return pd.read_csv(io.StringIO(text), dtype=dtypes)
+        except Exception as exc:
+            raise RequestError(
+                400, f"could not read the CSV body as a DataFrame: {_short(exc)}"
+            ) from None
+
+    def _parse_parquet(self, body: bytes) -> Any:
+        pd: Any = importlib.import_module("pandas")
+        try:
+            return pd.read_parquet(io.BytesIO(body))
+        except ImportError as exc:
+            raise RequestError(415, f"Parquet input needs pyarrow in the image: {exc}") from None
+        except Exception as exc:
+            raise RequestError(400, f"could not read the Parquet body: {_short(exc)}") from None
+
+    # -- the call ------------------------------------------------------------------------
+
+    def predict(self, data: Any, params: dict[str, Any] | None) -> Any:
+        """model.predict, with MLflow errors about the input as 400 and the rest as 500."""
+        try:
+            if self.accepts_params:
+                return self.model.predict(data, params=params)
+            if params:
+                log.warning("this model's predict takes no params; ignoring %s", sorted(params))
+            return self.model.predict(data)
+        except self._mlflow_exception as exc:
+            status = exc.get_http_status_code()
+            if 400 <= status < 500:
+                raise RequestError(400, schema_message(str(exc.message))) from None
+            log.exception("the model raised an MLflow error")
+            raise RequestError(500, f"the model failed: {exc.message}", "INTERNAL_ERROR") from None
+        except Exception as exc:
+            log.exception("the model raised %s", type(exc).__name__)
+            raise RequestError(500, f"the model raised {_short(exc)}", "INTERNAL_ERROR") from None
+
+    def serialize(self, raw: Any, unwrapped: bool = False) -> bytes:
+        """The response body exactly as MLflow's ``predictions_to_json`` writes it."""
+        try:
+            predictions = self._pju._get_jsonable_obj(raw, pandas_orient="records")
+            doc = predictions if unwrapped else {"predictions": predictions}
+            return json.dumps(doc, cls=self._pju.NumpyEncoder).encode("utf-8")
+        except Exception as exc:
+            log.exception("cannot serialise the predictions")
+            raise RequestError(
+                500,
+                f"cannot serialise the model's output ({type(raw).__name__}) as JSON: "
+                f"{_short(exc)}",
+                "INTERNAL_ERROR",
+            ) from None
+
+    def invoke(self, body: bytes, content_type: str | None) -> Response:
+        """One /invocations request: bytes in, the HTTP response out (never raises)."""
+        try:
+            mime = parse_content_type(content_type)
+            unwrapped = False
+            params: dict[str, Any] | None = None
+            if mime == "application/json":
+                data, params, unwrapped = self._parse_json(body)
+            elif mime == "text/csv":
+                data = self._parse_csv(body)
+            else:
+                data = self._parse_parquet(body)
+            raw = self.predict(data, params)
+            return Response(200, self.serialize(raw, unwrapped))
+        except RequestError as exc:
+            return exc.response()
+        except Exception as exc:  # a bug here must still answer, not drop the connection
+            log.exception("unexpected error handling a request")
+            return Response(500, error_body("INTERNAL_ERROR", _short(exc)))
+
+    def signature_dict(self) -> dict[str, Any] | None:
+        sig = getattr(self.metadata, "signature", None)
+        return sig.to_dict() if sig is not None else None

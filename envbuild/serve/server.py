@@ -1,0 +1,525 @@
+"""The HTTP server: standard library only, threads per connection, optional pre-forked workers.
+
+Why not uvicorn/FastAPI (which mlflow-skinny 2.2x/3.x already installs) or MLflow's own
+scoring server: measured in envbuild/serving.py (``MEASUREMENTS``); in short the HTTP layer
+is not where the time goes (importing MLflow and loading the model is), this one works with
+every MLflow from 2.0 (older mlflow-skinny has no FastAPI; MLflow 2.x's server needs Flask),
+and it answers model crashes with 500 and bad payloads with short 400s.
+
+Process model: the master loads the model, binds the socket (a large listen backlog so
+bursts of connections queue instead of being refused) and, with ENVBUILD_WORKERS > 1,
+forks that many workers that share the socket and the loaded model (copy-on-write) and
+restarts any that die. Each worker serves one thread per connection (HTTP/1.1 keep-alive)
+and runs predictions on a bounded pool (ENVBUILD_THREADS) so a slow model times out with
+504 instead of piling up. SIGTERM/SIGINT: stop accepting, close idle keep-alive
+connections, let in-flight requests finish (up to ENVBUILD_GRACE seconds), exit 0.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import Any
+from urllib.parse import urlsplit
+
+from . import __version__
+from .config import Config
+from .openapi import build_openapi
+from .protocol import Response, Scorer, error_body
+
+log = logging.getLogger("envbuild.serve")
+access_log = logging.getLogger("envbuild.serve.access")
+
+_PING = Response(200, b"\n")
+
+
+class App:
+    """Routes to bytes; everything the handler needs, prepared once per process."""
+
+    def __init__(self, scorer: Scorer, config: Config) -> None:
+        self.scorer = scorer
+        self.config = config
+        self.version = Response(200, scorer.mlflow_version.encode(), "text/plain; charset=utf-8")
+        self.openapi = Response(200, json.dumps(openapi_for(scorer), indent=1).encode())
+        self.pool: concurrent.futures.ThreadPoolExecutor | None = None
+
+    def start_pool(self) -> None:
+        # Created after fork: a thread pool does not survive os.fork().
+        self.pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=self.config.threads, thread_name_prefix="predict"
+        )
+
+    def invocations(self, body: bytes, content_type: str | None) -> Response:
+        if self.pool is None:
+            return self.scorer.invoke(body, content_type)
+        future = self.pool.submit(self.scorer.invoke, body, content_type)
+        try:
+            return future.result(timeout=self.config.timeout)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            log.error("prediction took longer than %gs (ENVBUILD_TIMEOUT)", self.config.timeout)
+            return Response(
+                504,
+                error_body(
+                    "DEADLINE_EXCEEDED",
+                    f"the prediction took longer than {self.config.timeout:g}s (ENVBUILD_TIMEOUT)",
+                ),
+            )
+
+
+def openapi_for(scorer: Scorer) -> dict[str, Any]:
+    meta = scorer.metadata
+    example = None
+    info = getattr(meta, "saved_input_example_info", None) or {}
+    path = info.get("serving_input_path") if isinstance(info, dict) else None
+    model_dir = getattr(scorer, "model_dir", None)
+    if path and model_dir:
+        full = os.path.join(model_dir, path)
+        try:
+            if os.path.getsize(full) <= 65536:
+                with open(full, encoding="utf-8") as f:
+                    example = json.load(f)
+        except (OSError, ValueError):
+            example = None
+    uuid = getattr(meta, "model_uuid", None)
+    return build_openapi(
+        scorer.signature_dict(),
+        title=f"MLflow model {uuid}" if uuid else "MLflow model",
+        version=str(uuid or "1"),
+        mlflow_version=scorer.mlflow_version,
+        example=example,
+    )
+
+
+class Server(HTTPServer):
+    """One thread per connection (tracked, so a stop can wait for in-flight requests)."""
+
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], app: App, backlog: int) -> None:
+        self.request_queue_size = backlog
+        self.app = app
+        self.stopping = False
+        self.parent_pid = os.getppid()
+        self.is_worker = False
+        self._lock = threading.Lock()
+        self._idle: dict[socket.socket, bool] = {}
+        self._threads: set[threading.Thread] = set()
+        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        super().__init__(address, Handler)
+
+    def server_bind(self) -> None:
+        if self.address_family == socket.AF_INET6:
+            self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        super().server_bind()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        thread = threading.Thread(target=self._handle, args=(request, client_address), daemon=True)
+        with self._lock:
+            self._threads.add(thread)
+        thread.start()
+
+    def _handle(self, request: Any, client_address: Any) -> None:
+        try:
+            self.finish_request(request, client_address)
+        except Exception:
+            self.handle_error(request, client_address)
+        finally:
+            self.shutdown_request(request)
+            with self._lock:
+                self._threads.discard(threading.current_thread())
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        exc = sys.exc_info()[1]
+        if isinstance(exc, OSError):  # the client went away; nothing to answer
+            log.debug("connection from %s: %s", client_address, exc)
+        else:
+            log.exception("error on the connection from %s", client_address)
+
+    def close(self, grace: float) -> bool:
+        """Close the listening socket, wait up to ``grace`` s for requests; True if all done."""
+        self.server_close()
+        deadline = time.monotonic() + grace
+        while True:
+            with self._lock:
+                threads = list(self._threads)
+            if not threads:
+                return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            threads[0].join(min(remaining, 0.5))
+
+    # connection bookkeeping, so a graceful stop can close idle keep-alive connections
+    def mark(self, sock: socket.socket, idle: bool | None) -> None:
+        with self._lock:
+            if idle is None:
+                self._idle.pop(sock, None)
+            else:
+                self._idle[sock] = idle
+                if idle and self.stopping:
+                    _shutdown(sock)
+
+    def begin_stop(self) -> None:
+        with self._lock:
+            self.stopping = True
+            for sock, idle in self._idle.items():
+                if idle:
+                    _shutdown(sock)
+        threading.Thread(target=self.shutdown, name="shutdown", daemon=True).start()
+
+    def service_actions(self) -> None:
+        # A worker whose master died (SIGKILL) stops instead of serving as an orphan.
+        if self.is_worker and not self.stopping and os.getppid() != self.parent_pid:
+            log.warning("master process gone; worker %d stopping", os.getpid())
+            self.begin_stop()
+
+
+def _shutdown(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = f"envbuild-serve/{__version__}"
+    sys_version = ""
+    disable_nagle_algorithm = True
+    server: Server
+
+    def setup(self) -> None:
+        # StreamRequestHandler applies self.timeout to the socket: idle keep-alive limit.
+        self.timeout = self.server.app.config.keepalive  # type: ignore[misc]
+        super().setup()
+        self.server.mark(self.connection, idle=True)
+
+    def finish(self) -> None:
+        self.server.mark(self.connection, idle=None)
+        with contextlib.suppress(OSError):
+            super().finish()
+
+    def parse_request(self) -> bool:
+        self.server.mark(self.connection, idle=False)
+        self._t0 = time.perf_counter()
+        return super().parse_request()
+
+    # -- responses -----------------------------------------------------------------------
+
+    def _send(self, resp: Response, extra: list[tuple[str, str]] | None = None) -> None:
+        if self.server.stopping:
+            self.close_connection = True
+        head = [
+            f"{self.protocol_version} {resp.status} {self.responses.get(resp.status, ('',))[0]}"
+        ]
+        head.append(f"Server: {self.server_version}")
+        head.append(f"Date: {self.date_time_string()}")
+        head.append(f"Content-Type: {resp.content_type}")
+        head.append(f"Content-Length: {len(resp.body)}")
+        for name, value in extra or ():
+            head.append(f"{name}: {value}")
+        if self.close_connection:
+            head.append("Connection: close")
+        data = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1")
+        if self.command != "HEAD":
+            data += resp.body
+        self.wfile.write(data)
+        if self.server.app.config.access_log:
+            access_log.info(
+                '%s "%s" %d %d %.1fms',
+                self.client_address[0],
+                self.requestline,
+                resp.status,
+                len(resp.body),
+                (time.perf_counter() - self._t0) * 1000,
+            )
+        self.server.mark(self.connection, idle=True)
+
+    def _error(self, status: int, code: str, message: str) -> None:
+        self._send(Response(status, error_body(code, message)))
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        # http.server's own errors (bad request line, headers too long): JSON like the rest.
+        self.close_connection = True
+        if not hasattr(self, "_t0"):
+            self._t0 = time.perf_counter()
+        if not hasattr(self, "requestline"):
+            self.requestline = ""
+        self._error(code, "BAD_REQUEST", message or self.responses.get(code, ("error",))[0])
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("%s " + format, self.client_address[0], *args)
+
+    # -- body ----------------------------------------------------------------------------
+
+    def _read_body(self) -> bytes | None:
+        """The request body, or None after answering 400/413 (connection then closed)."""
+        limit = self.server.app.config.max_body
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            parts = []
+            size = 0
+            while True:
+                line = self.rfile.readline(1026)
+                try:
+                    n = int(line.split(b";")[0].strip(), 16)
+                except ValueError:
+                    self.close_connection = True
+                    self._error(400, "BAD_REQUEST", "malformed chunked body")
+                    return None
+                if n == 0:
+                    while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
+                        pass  # trailers
+                    break
+                size += n
+                if size > limit:
+                    self.close_connection = True
+                    self._error(413, "REQUEST_LIMIT_EXCEEDED", f"body over {limit} bytes")
+                    return None
+                parts.append(self.rfile.read(n))
+                self.rfile.readline(3)
+            return b"".join(parts)
+        raw = self.headers.get("Content-Length")
+        if raw is None:
+            return b""
+        try:
+            length = int(raw)
+            if length < 0:
+                raise ValueError
+        except ValueError:
+            self.close_connection = True
+            self._error(400, "BAD_REQUEST", f"bad Content-Length {raw!r}")
+            return None
+        if length > limit:
+            self.close_connection = True
+            self._error(
+                413,
+                "REQUEST_LIMIT_EXCEEDED",
+                f"body of {length} bytes is over the limit of {limit} (ENVBUILD_MAX_BODY)",
+            )
+            return None
+        body = self.rfile.read(length)
+        if len(body) < length:
+            self.close_connection = True
+            return None
+        return body
+
+    # -- routes --------------------------------------------------------------------------
+
+    def do_GET(self) -> None:
+        path = urlsplit(self.path).path
+        app = self.server.app
+        if path in ("/ping", "/health"):
+            self._send(_PING)
+        elif path == "/version":
+            self._send(app.version)
+        elif path == "/openapi.json":
+            self._send(app.openapi)
+        elif path == "/invocations":
+            self._send(
+                Response(405, error_body("BAD_REQUEST", "use POST for /invocations")),
+                [("Allow", "POST")],
+            )
+        else:
+            self._not_found(path)
+
+    do_HEAD = do_GET
+
+    def do_POST(self) -> None:
+        path = urlsplit(self.path).path
+        body = self._read_body()
+        if body is None:
+            return
+        if path == "/invocations":
+            self._send(self.server.app.invocations(body, self.headers.get("Content-Type")))
+        elif path in ("/ping", "/health", "/version", "/openapi.json"):
+            self._send(
+                Response(405, error_body("BAD_REQUEST", f"use GET for {path}")),
+                [("Allow", "GET, HEAD")],
+            )
+        else:
+            self._not_found(path)
+
+    def _other(self) -> None:
+        self.close_connection = True
+        self._send(
+            Response(405, error_body("BAD_REQUEST", f"method {self.command} not allowed")),
+            [("Allow", "GET, HEAD, POST")],
+        )
+
+    do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _other
+
+    def _not_found(self, path: str) -> None:
+        self._error(
+            404,
+            "ENDPOINT_NOT_FOUND",
+            f"no route {path!r}; routes: /invocations (POST), /ping, /health, /version, "
+            "/openapi.json",
+        )
+
+
+# -- processes ---------------------------------------------------------------------------
+
+
+def _install_stop_handlers(server: Server) -> None:
+    def on_signal(signum: int, frame: Any) -> None:
+        if server.stopping:
+            return
+        log.info("%s: finishing in-flight requests", signal.Signals(signum).name)
+        server.begin_stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+
+def _serve_in_this_process(server: Server) -> None:
+    server.app.start_pool()
+    _install_stop_handlers(server)
+    server.serve_forever(poll_interval=0.5)
+    grace = server.app.config.grace
+    if not server.close(grace):
+        log.warning("requests still running after %gs (ENVBUILD_GRACE); exiting", grace)
+    if server.app.pool is not None:
+        server.app.pool.shutdown(wait=False)
+
+
+def _worker(server: Server) -> None:
+    """The body of a forked worker; never returns."""
+    code = 0
+    try:
+        server.is_worker = True
+        server.parent_pid = os.getppid()
+        _serve_in_this_process(server)
+    except BaseException:
+        log.exception("worker %d crashed", os.getpid())
+        code = 1
+    finally:
+        logging.shutdown()
+        os._exit(code)
+
+
+def _supervise(server: Server, workers: int) -> int:
+    """Fork and watch the workers; returns the exit code."""
+    children: dict[int, float] = {}
+    stopping = False
+    recent_crashes: list[float] = []
+
+    def spawn() -> None:
+        pid = os.fork()
+        if pid == 0:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            _worker(server)
+        children[pid] = time.monotonic()
+        if stopping:  # a signal arrived while forking
+            _kill(pid, signal.SIGTERM)
+
+    def on_signal(signum: int, frame: Any) -> None:
+        nonlocal stopping
+        if stopping:  # second signal: do not wait any longer
+            for pid in list(children):
+                _kill(pid, signal.SIGKILL)
+            return
+        stopping = True
+        log.info("%s: stopping %d worker(s)", signal.Signals(signum).name, len(children))
+        for pid in list(children):
+            _kill(pid, signal.SIGTERM)
+        signal.alarm(max(1, int(server.app.config.grace + 0.999)))
+
+    def on_alarm(signum: int, frame: Any) -> None:
+        for pid in list(children):
+            log.warning("worker %d still running after ENVBUILD_GRACE; killing it", pid)
+            _kill(pid, signal.SIGKILL)
+
+    if threading.active_count() > 1:
+        log.warning("forking with %d threads started by the model's code", threading.active_count())
+    # Handlers are installed before forking, so a signal cannot be lost in between; the
+    # children reset them.
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGALRM, on_alarm)
+    for _ in range(workers):
+        spawn()
+    log.info("%d workers started", workers)
+    code = 0
+    while children:
+        try:
+            pid, status = os.wait()
+        except ChildProcessError:
+            break
+        started = children.pop(pid, None)
+        if started is None:
+            continue
+        exit_code = (
+            os.waitstatus_to_exitcode(status) if hasattr(os, "waitstatus_to_exitcode") else status
+        )
+        if stopping:
+            continue
+        log.error("worker %d exited (%s); starting another", pid, exit_code)
+        now = time.monotonic()
+        recent_crashes = [t for t in recent_crashes if now - t < 10] + [now]
+        if len(recent_crashes) > 2 * workers + 3:
+            log.error("workers keep dying; giving up")
+            stopping = True
+            code = 1
+            for other in list(children):
+                _kill(other, signal.SIGTERM)
+            signal.alarm(max(1, int(server.app.config.grace + 0.999)))
+            continue
+        spawn()
+    signal.alarm(0)
+    server.socket.close()
+    return code
+
+
+def _kill(pid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, sig)
+
+
+def serve(config: Config, scorer: Scorer | None = None) -> int:
+    """Load the model, listen, serve until SIGTERM; returns the process exit code."""
+    t0 = time.perf_counter()
+    if scorer is None:
+        scorer = Scorer(config.model_dir)
+    app = App(scorer, config)
+    log.info(
+        "model %s loaded with MLflow %s in %.2fs",
+        config.model_dir,
+        scorer.mlflow_version,
+        time.perf_counter() - t0,
+    )
+    try:
+        server = Server((config.host, config.port), app, config.backlog)
+    except OSError as exc:
+        log.error(
+            "cannot listen on %s:%d: %s (set ENVBUILD_HOST/ENVBUILD_PORT)",
+            config.host,
+            config.port,
+            exc.strerror or exc,
+        )
+        return 3
+    host, port = server.server_address[:2]
+    log.info(
+        "listening on http://%s:%d (workers %d, threads %d, backlog %d)",
+        host,
+        port,
+        config.workers,
+        config.threads,
+        config.backlog,
+    )
+    sys.stderr.flush()
+    if config.workers == 1:
+        _serve_in_this_process(server)
+        log.info("stopped")
+        return 0
+    code = _supervise(server, config.workers)
+    log.info("stopped")
+    return code

@@ -1,0 +1,513 @@
+"""The in-image server without a model: settings, OpenAPI from real signatures, the protocol's
+pure parts, the package's self-containment, and the HTTP layer in-process.
+
+The HTTP tests run the real Server/Handler over loopback with a stand-in scorer (the model
+side is covered for real in tests/integration/test_serve.py); the stand-in only decides
+what /invocations answers, to reach the error paths (timeouts, slow requests, big bodies).
+"""
+
+from __future__ import annotations
+
+import ast
+import http.client
+import json
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+from openapi_spec_validator import validate as validate_openapi
+
+from envbuild import serving
+from envbuild.serve import config as serve_config
+from envbuild.serve import openapi, protocol
+from envbuild.serve.config import ConfigError, load_config
+from envbuild.serve.protocol import RequestError, Response
+from envbuild.serve.server import App, Server
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples"
+SERVE = ROOT / "envbuild" / "serve"
+
+
+def signature_of(name: str) -> dict[str, Any]:
+    mlmodel = yaml.safe_load((EXAMPLES / name / "MLmodel").read_text())
+    return dict(mlmodel["signature"])
+
+
+# -- settings ------------------------------------------------------------------------------
+
+
+def test_config_defaults() -> None:
+    c = load_config({})
+    assert (c.host, c.port, c.workers, c.model_dir) == ("0.0.0.0", 8080, 1, "/opt/envbuild/model")
+    assert c.backlog >= 200 and c.timeout == 60 and c.access_log
+
+
+def test_config_reads_env_and_mlflow_fallbacks() -> None:
+    c = load_config(
+        {
+            "ENVBUILD_PORT": "9000",
+            "MLFLOW_MODELS_WORKERS": "3",
+            "MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT": "7.5",
+            "ENVBUILD_ACCESS_LOG": "0",
+            "ENVBUILD_LOG_LEVEL": "debug",
+        }
+    )
+    assert (c.port, c.workers, c.timeout, c.access_log, c.log_level) == (
+        9000,
+        3,
+        7.5,
+        False,
+        "DEBUG",
+    )
+    assert load_config({"ENVBUILD_WORKERS": "2", "MLFLOW_MODELS_WORKERS": "5"}).workers == 2
+
+
+@pytest.mark.parametrize(
+    ("env", "needle"),
+    [
+        ({"ENVBUILD_PORT": "http"}, "ENVBUILD_PORT='http' is not a number"),
+        ({"ENVBUILD_PORT": "70000"}, "ENVBUILD_PORT='70000' is out of range"),
+        ({"ENVBUILD_WORKERS": "0"}, "ENVBUILD_WORKERS='0' is out of range"),
+        ({"MLFLOW_MODELS_WORKERS": "x"}, "MLFLOW_MODELS_WORKERS='x' is not a number"),
+        ({"ENVBUILD_LOG_LEVEL": "LOUD"}, "ENVBUILD_LOG_LEVEL='LOUD'"),
+        ({"ENVBUILD_ACCESS_LOG": "maybe"}, "ENVBUILD_ACCESS_LOG='maybe'"),
+    ],
+)
+def test_config_errors_name_the_variable(env: dict[str, str], needle: str) -> None:
+    with pytest.raises(ConfigError, match=needle.replace("(", r"\(")):
+        load_config(env)
+
+
+def test_bad_setting_exits_2_before_loading_anything(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "envbuild.serve"],
+        env={"ENVBUILD_PORT": "eighty", "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip() == "ERROR ENVBUILD_PORT='eighty' is not a number"
+    assert done.stdout == ""
+
+
+def test_missing_model_exits_1_with_the_path(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "envbuild.serve"],
+        env={"ENVBUILD_MODEL_DIR": str(tmp_path / "none"), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 1
+    assert f"{tmp_path / 'none'}: no MLmodel file there (set ENVBUILD_MODEL_DIR)" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+# -- the package is self-contained and valid Python 3.8 ----------------------------------
+
+
+def test_serve_package_imports_only_stdlib_and_itself() -> None:
+    # MLflow and pandas are reached through importlib, inside the model's environment.
+    for path in sorted(SERVE.glob("*.py")):
+        tree = ast.parse(path.read_text(), feature_version=(3, 8))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                if node.level:  # relative: the package itself
+                    continue
+                top = (node.module or "").split(".")[0]
+            elif isinstance(node, ast.Import):
+                top = node.names[0].name.split(".")[0]
+            else:
+                continue
+            assert top in sys.stdlib_module_names, f"{path.name} imports {top}"
+
+
+def test_serve_files_are_what_the_builder_copies() -> None:
+    files = serving.serve_files()
+    assert list(files) == sorted(files)
+    assert set(files) == {f"envbuild_serve/{p.name}" for p in SERVE.glob("*.py")}
+    assert "envbuild_serve/__main__.py" in files
+    assert serving.SERVE_COMMAND == ("python", "-m", "envbuild_serve")
+    assert serving.SERVE_ENV["ENVBUILD_PORT"] == str(serving.DEFAULT_PORT) == "8080"
+    assert set(serving.SERVE_ENV) == set(serve_config.ENV_VARS)
+
+
+def test_copied_package_runs_under_its_new_name(tmp_path: Path) -> None:
+    for rel, data in serving.serve_files().items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(data)
+    done = subprocess.run(
+        [sys.executable, "-m", "envbuild_serve", "--help"],
+        env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    for name in serve_config.ENV_VARS:
+        assert name in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("version", "expected"),
+    [
+        ("3.17.2", "mlflow-skinny==3.17.2"),
+        ("2.9.2", "mlflow-skinny==2.9.2"),
+        ("1.14.0", "mlflow-skinny==1.14.0"),
+        ("1.13.1", "mlflow==1.13.1"),
+        (None, "mlflow-skinny"),
+        ("not a version", "mlflow-skinny"),
+    ],
+)
+def test_serving_requirements(version: str | None, expected: str) -> None:
+    reqs = serving.serving_requirements(version)
+    assert [r.raw for r in reqs] == [expected, "pandas", "numpy"]
+    assert all(r.location.file == serving.SERVING_SOURCE for r in reqs)
+
+
+# -- OpenAPI from the signatures -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["sklearn-credit", "pyfunc-custom", "pytorch-tensor"])
+def test_openapi_of_examples_is_valid_and_accepts_their_payload(name: str) -> None:
+    example = json.loads((EXAMPLES / name / "serving_input_example.json").read_text())
+    doc = openapi.build_openapi(signature_of(name), title=name, example=example)
+    validate_openapi(doc)
+    request = doc["paths"]["/invocations"]["post"]["requestBody"]["content"]["application/json"]
+    schema = {**request["schema"], "components": doc["components"]}
+    jsonschema.validate(example, schema)
+    assert request["example"] == example
+
+
+def test_openapi_columns_params_and_outputs() -> None:
+    doc = openapi.build_openapi(signature_of("pyfunc-custom"))
+    comps = doc["components"]["schemas"]
+    assert comps["Params"]["properties"]["threshold"] == {
+        "type": "number",
+        "format": "double",
+        "default": 0.5,
+    }
+    variants = doc["paths"]["/invocations"]["post"]["requestBody"]["content"]["application/json"][
+        "schema"
+    ]["oneOf"]
+    records = next(v for v in variants if v["title"] == "dataframe_records")
+    row = records["properties"]["dataframe_records"]["items"]
+    assert row["properties"]["age"] == {"type": "integer", "format": "int64"}
+    assert row["properties"]["education"] == {"type": "string"}
+    assert row["required"][:2] == ["limit_bal", "age"]
+    ok = doc["paths"]["/invocations"]["post"]["responses"]["200"]["content"]["application/json"]
+    item = ok["schema"]["properties"]["predictions"]["items"]
+    assert item["properties"] == {
+        "probability": {"type": "number", "format": "double"},
+        "label": {"type": "string"},
+    }
+    schema = {**records, "components": doc["components"]}
+    bad = {"dataframe_records": [{"limit_bal": 1, "age": "old"}]}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(bad, schema)
+    assert "text/csv" in doc["paths"]["/invocations"]["post"]["requestBody"]["content"]
+
+
+def test_openapi_tensor_signature() -> None:
+    doc = openapi.build_openapi(signature_of("pytorch-tensor"))
+    validate_openapi(doc)
+    body = doc["paths"]["/invocations"]["post"]["requestBody"]["content"]
+    assert "text/csv" not in body
+    inputs = next(v for v in body["application/json"]["schema"]["oneOf"] if v["title"] == "inputs")
+    tensor = inputs["properties"]["inputs"]
+    assert tensor["type"] == "array" and tensor["items"]["minItems"] == 8
+    assert tensor["items"]["items"] == {"type": "number"}
+    out = doc["paths"]["/invocations"]["post"]["responses"]["200"]["content"]["application/json"]
+    assert out["schema"]["properties"]["predictions"]["items"]["maxItems"] == 2
+
+
+def test_openapi_rich_types_named_tensors_and_no_signature() -> None:
+    sig = {
+        "inputs": json.dumps(
+            [
+                {"type": "array", "items": {"type": "long"}, "name": "a", "required": True},
+                {
+                    "type": "object",
+                    "properties": {
+                        "p": {"type": "string", "required": True},
+                        "q": {"type": "array", "items": {"type": "double"}, "required": False},
+                    },
+                    "name": "o",
+                    "required": False,
+                },
+                {"type": "map", "values": {"type": "string"}, "name": "m", "required": True},
+                {"type": "any", "name": "any", "required": True},
+                {"type": "datetime", "name": "d", "required": True},
+                {"type": "binary", "name": "b", "required": True},
+            ]
+        ),
+        "outputs": json.dumps([{"type": "double", "required": True}]),
+        "params": json.dumps(
+            [
+                {"name": "tags", "default": ["a"], "shape": [-1], "type": "string"},
+                {
+                    "name": "when",
+                    "default": "2020-01-01T00:00:00",
+                    "shape": None,
+                    "type": "datetime",
+                },
+                {
+                    "name": "obj",
+                    "default": {"k": 1},
+                    "shape": None,
+                    "type": "object",
+                    "properties": {"k": {"type": "long", "required": True}},
+                },
+            ]
+        ),
+    }
+    doc = openapi.build_openapi(sig)
+    validate_openapi(doc)
+    params = doc["components"]["schemas"]["Params"]["properties"]
+    assert params["tags"] == {"type": "array", "items": {"type": "string"}, "default": ["a"]}
+    assert params["obj"]["properties"]["k"]["format"] == "int64"
+    named = {
+        "inputs": json.dumps(
+            [
+                {
+                    "name": "x",
+                    "type": "tensor",
+                    "tensor-spec": {"dtype": "float32", "shape": [-1, 3]},
+                },
+                {"name": "y", "type": "tensor", "tensor-spec": {"dtype": "int64", "shape": [-1]}},
+            ]
+        )
+    }
+    validate_openapi(openapi.build_openapi(named))
+    validate_openapi(openapi.build_openapi(None))
+
+
+# -- protocol, the parts without a model ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("header", "status", "needle"),
+    [
+        (None, 415, "missing Content-Type"),
+        ("application/xml", 415, "'application/xml' is not supported"),
+        ("application/json; charset=latin-1", 415, "charset 'latin-1'"),
+        ("application/json; format=pandas-split", 415, "'format'"),
+    ],
+)
+def test_content_type_errors(header: str | None, status: int, needle: str) -> None:
+    with pytest.raises(RequestError) as err:
+        protocol.parse_content_type(header)
+    assert err.value.status == status and needle in err.value.message
+
+
+def test_content_type_accepts_charset_and_case() -> None:
+    assert protocol.parse_content_type("Application/JSON; charset=UTF-8") == "application/json"
+    assert protocol.parse_content_type("text/csv") == "text/csv"
+
+
+@pytest.mark.parametrize(
+    ("body", "needle"),
+    [
+        (b'{"dataframe_split": ', "malformed JSON: Expecting value at line 1 column 21"),
+        (b"[1, 2]", "got a JSON list"),
+        (b"\xff\xfe{}", "not UTF-8 (byte 0)"),
+        (b"[" * 100000 + b"]" * 100000, "malformed JSON"),
+    ],
+)
+def test_json_errors(body: bytes, needle: str) -> None:
+    with pytest.raises(RequestError) as err:
+        protocol.decode_json(body)
+    assert err.value.status == 400 and needle in err.value.message
+
+
+def test_schema_message_drops_the_echoed_data() -> None:
+    raw = (
+        "Failed to enforce schema of data '   a  b\n0  1  2' with schema "
+        "'['limit_bal': long (required)]'. Error: Model is missing inputs ['limit_bal']."
+    )
+    assert protocol.schema_message(raw) == (
+        "the input does not match the model signature: Model is missing inputs "
+        "['limit_bal']. (signature: ['limit_bal': long (required)])"
+    )
+    assert protocol.schema_message("other") == "other"
+
+
+def test_error_body_is_bounded_json() -> None:
+    doc = json.loads(protocol.error_body("BAD_REQUEST", "x" * 10000))
+    assert doc["error_code"] == "BAD_REQUEST"
+    assert len(doc["message"]) < 2100 and doc["message"].endswith("(truncated)")
+
+
+# -- HTTP layer, in-process ----------------------------------------------------------------
+
+
+class StandIn:
+    """Answers /invocations by the body: 'sleep:<s>' sleeps, anything else is echoed;
+    content type and JSON errors go through the real protocol functions."""
+
+    mlflow_version = "9.9.9"
+    model_dir = None
+    metadata = SimpleNamespace(model_uuid="cafe", saved_input_example_info=None)
+
+    def signature_dict(self) -> dict[str, Any]:
+        return signature_of("sklearn-credit")
+
+    def invoke(self, body: bytes, content_type: str | None) -> Response:
+        try:
+            protocol.parse_content_type(content_type)
+            if body.startswith(b"sleep:"):
+                time.sleep(float(body[6:]))
+            else:
+                protocol.decode_json(body)
+            return Response(200, b'{"echo": ' + json.dumps(body.decode()).encode() + b"}")
+        except RequestError as exc:
+            return exc.response()
+
+
+@pytest.fixture
+def running() -> Iterator[Any]:
+    servers: list[Server] = []
+
+    def start(**env: str) -> Server:
+        config = load_config({"ENVBUILD_ACCESS_LOG": "0", **env})
+        app = App(StandIn(), config)  # type: ignore[arg-type]
+        app.start_pool()
+        server = Server(("127.0.0.1", 0), app, config.backlog)
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        if not server.stopping:
+            server.begin_stop()
+        server.close(5)
+
+
+def conn(server: Server) -> http.client.HTTPConnection:
+    return http.client.HTTPConnection("127.0.0.1", server.server_address[1], timeout=10)
+
+
+def call(c: http.client.HTTPConnection, method: str, path: str, body: bytes | None = None,
+         ctype: str = "application/json") -> tuple[int, dict[str, str], bytes]:  # fmt: skip
+    c.request(method, path, body=body, headers={"Content-Type": ctype} if body is not None else {})
+    r = c.getresponse()
+    return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
+
+
+def test_routes_keepalive_and_errors(running: Any) -> None:
+    server = running()
+    c = conn(server)
+    assert call(c, "GET", "/ping")[::2] == (200, b"\n")
+    assert call(c, "GET", "/health?probe=1")[::2] == (200, b"\n")
+    status, headers, body = call(c, "GET", "/version")
+    assert (status, body, headers["content-type"].split(";")[0]) == (200, b"9.9.9", "text/plain")
+    status, headers, body = call(c, "POST", "/invocations", b'{"a": 1}')
+    assert status == 200 and json.loads(body) == {"echo": '{"a": 1}'}
+    assert headers["content-length"] == str(len(body)) and "connection" not in headers
+    status, _, body = call(c, "GET", "/nope")
+    assert status == 404 and json.loads(body)["error_code"] == "ENDPOINT_NOT_FOUND"
+    status, headers, body = call(c, "GET", "/invocations")
+    assert status == 405 and headers["allow"] == "POST"
+    status, _, body = call(c, "POST", "/invocations", b"{", "application/json")
+    assert status == 400 and json.loads(body) == {
+        "error_code": "BAD_REQUEST",
+        "message": "malformed JSON: Expecting property name enclosed in double quotes at "
+        "line 1 column 2",
+    }
+    status, _, body = call(c, "POST", "/invocations", b"{}", "application/xml")
+    assert status == 415 and json.loads(body)["error_code"] == "BAD_REQUEST"
+    c.request("HEAD", "/ping")
+    r = c.getresponse()
+    assert (r.status, r.read(), r.getheader("Content-Length")) == (200, b"", "1")
+    status, _, body = call(c, "GET", "/openapi.json")
+    doc = json.loads(body)
+    validate_openapi(doc)
+    assert doc["info"] == {
+        "title": "MLflow model cafe",
+        "version": "cafe",
+        "x-mlflow-version": "9.9.9",
+    }
+    # all of the above on one connection: keep-alive held
+    assert len(server._threads) == 1
+    status, headers, _ = call(c, "DELETE", "/ping")
+    assert status == 405 and headers["connection"] == "close"
+    c.close()
+
+
+def test_chunked_body_and_size_limit(running: Any) -> None:
+    server = running(ENVBUILD_MAX_BODY="64")
+    port = server.server_address[1]
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(
+            b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b'Transfer-Encoding: chunked\r\n\r\n4\r\n{"a"\r\n4\r\n: 1}\r\n0\r\n\r\n'
+        )
+        reply = s.recv(65536)
+    assert reply.startswith(b"HTTP/1.1 200 ") and reply.endswith(b'{"echo": "{\\"a\\": 1}"}')
+    c = conn(server)
+    status, headers, body = call(c, "POST", "/invocations", b'{"a": "' + b"x" * 100 + b'"}')
+    assert status == 413 and headers["connection"] == "close"
+    assert json.loads(body)["error_code"] == "REQUEST_LIMIT_EXCEEDED"
+    c.close()
+
+
+def test_slow_prediction_gets_504(running: Any) -> None:
+    server = running(ENVBUILD_TIMEOUT="0.2")
+    c = conn(server)
+    status, _, body = call(c, "POST", "/invocations", b"sleep:1")
+    c.close()
+    assert status == 504
+    assert json.loads(body) == {
+        "error_code": "DEADLINE_EXCEEDED",
+        "message": "the prediction took longer than 0.2s (ENVBUILD_TIMEOUT)",
+    }
+
+
+def test_graceful_stop_finishes_in_flight_and_closes_idle(running: Any) -> None:
+    server = running()
+    idle = conn(server)
+    assert call(idle, "GET", "/ping")[0] == 200
+    busy = conn(server)
+    result: dict[str, Any] = {}
+
+    def slow() -> None:
+        result["r"] = call(busy, "POST", "/invocations", b"sleep:0.8")
+
+    t = threading.Thread(target=slow)
+    t.start()
+    time.sleep(0.3)
+    server.begin_stop()
+    assert server.close(5) is True
+    t.join(5)
+    status, headers, _ = result["r"]
+    assert status == 200 and headers["connection"] == "close"
+    assert idle.sock is not None and idle.sock.recv(10) == b""  # closed by the server
+    idle.close()
+    busy.close()
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", server.server_address[1]), timeout=1)
+
+
+def test_bad_request_line_is_json_400(running: Any) -> None:
+    server = running()
+    with socket.create_connection(("127.0.0.1", server.server_address[1]), timeout=10) as s:
+        s.sendall(b"GARBAGE\r\n\r\n")
+        reply = s.recv(65536)
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 ")
+    assert json.loads(body)["error_code"] == "BAD_REQUEST"
