@@ -134,17 +134,36 @@ def exit_for(findings: Iterable[Finding], strict: bool = False) -> int:
     )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES_HELP)
+# One module per command under envbuild/commands/; each registers itself on `main` when
+# imported. Imported on demand, so `envbuild lock` does not pay for docker or jinja2.
+COMMANDS = ("show", "infer", "lock", "image", "venv", "check")
+
+
+def _load(name: str) -> None:
+    if importlib.util.find_spec(f"envbuild.commands.{name}") is not None:
+        importlib.import_module(f"envbuild.commands.{name}")
+
+
+class _LazyGroup(click.Group):
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            _load(cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        for name in COMMANDS:
+            _load(name)
+        return super().list_commands(ctx)
+
+
+@click.group(
+    cls=_LazyGroup,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog=EXIT_CODES_HELP,
+)
 @click.version_option(__version__, prog_name="envbuild")
 def main() -> None:
     """Turn an MLflow model folder into an environment that provably runs it."""
-
-
-# One module per command under envbuild/commands/; each registers itself on `main`.
-COMMANDS = ("show", "infer", "lock", "image", "venv", "check")
-for _name in COMMANDS:
-    if importlib.util.find_spec(f"envbuild.commands.{_name}") is not None:
-        importlib.import_module(f"envbuild.commands.{_name}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -150,7 +150,7 @@ def test_lock_installs_and_reproduces_predictions(copy_model, tmp_path: Path) ->
     )
     python = venv / "bin" / "python"
     install = subprocess.run(
-        [python, "-m", "pip", "install", "-q", "--require-hashes", "-r", lock_file],
+        [python, "-m", "pip", "install", "-q", "--no-compile", "--require-hashes", "-r", lock_file],
         capture_output=True,
         text=True,
         env={**os.environ, "PIP_FIND_LINKS": ""},  # only what the lock itself names
