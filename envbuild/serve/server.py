@@ -396,6 +396,7 @@ def _worker(server: Server) -> None:
     try:
         server.is_worker = True
         server.parent_pid = os.getppid()
+        log.info("worker %d serving", os.getpid())
         _serve_in_this_process(server)
     except BaseException:
         log.exception("worker %d crashed", os.getpid())

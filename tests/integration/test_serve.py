@@ -1,0 +1,483 @@
+"""The server for real: a uv venv with mlflow-skinny and the examples' measured dependencies,
+the server copied in as the builder copies it (``serving.serve_files()`` under
+``envbuild_serve``), started as a subprocess on a loopback port, and asked in every payload
+format for the stored predictions; bad payloads get 4xx JSON, a model crash 500; /openapi.json
+validates; 200 concurrent connections lose nothing; SIGTERM lets in-flight requests finish.
+
+One venv per session, one server per example per module (the sklearn one with two worker
+processes, so the pre-fork path is what the load test hits).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tarfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+from openapi_spec_validator import validate as validate_openapi
+from uv import find_uv_bin
+
+from envbuild import serving
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples"
+MANIFEST = json.loads((EXAMPLES / "manifest.json").read_text())
+MODELS = ("sklearn-credit", "pyfunc-custom")
+LOAD_TEST = ROOT / "benchmarks" / "load_test.py"
+
+pytestmark = [pytest.mark.venv, pytest.mark.network, pytest.mark.slow]
+
+
+def truth(name: str) -> dict[str, str]:
+    return dict(next(e["truth"] for e in MANIFEST["examples"] if e["name"] == name))
+
+
+def stage_server(dst: Path) -> Path:
+    for rel, data in serving.serve_files().items():
+        (dst / rel).parent.mkdir(parents=True, exist_ok=True)
+        (dst / rel).write_bytes(data)
+    return dst
+
+
+@pytest.fixture(scope="session")
+def serve_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A venv with what serving_requirements() adds plus the examples' measured needs."""
+    root = tmp_path_factory.mktemp("serve-env")
+    venv = root / "venv"
+    uv = find_uv_bin()
+    subprocess.run([uv, "venv", "-q", "--python", sys.executable, str(venv)], check=True)
+    pins: dict[str, str] = {}
+    for name in MODELS:
+        for dist, version in truth(name).items():
+            if dist in ("mlflow", "mlflow-tracing"):
+                continue  # the serving stack brings MLflow, as mlflow-skinny
+            assert pins.setdefault(dist, version) == version, f"{dist} differs between examples"
+    mlflow_version = {truth(name)["mlflow"] for name in MODELS}.pop()
+    reqs = [r.raw for r in serving.serving_requirements(mlflow_version)]
+    reqs += [f"{dist}=={version}" for dist, version in sorted(pins.items())]
+    done = subprocess.run(
+        [uv, "pip", "install", "-q", "--python", str(venv / "bin" / "python"), *reqs],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return {"python": venv / "bin" / "python", "path": stage_server(root / "server")}
+
+
+class Running:
+    def __init__(self, proc: subprocess.Popen[bytes], port: int, log: Path) -> None:
+        self.proc = proc
+        self.port = port
+        self.log = log
+        self.url = f"http://127.0.0.1:{port}"
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
+
+
+def start_server(env: dict[str, Path], model: Path, log: Path, **settings: str) -> Running:
+    proc_env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": os.environ.get("HOME", "/tmp"),
+        "PYTHONPATH": str(env["path"]),
+        "ENVBUILD_MODEL_DIR": str(model),
+        "ENVBUILD_HOST": "127.0.0.1",
+        "ENVBUILD_PORT": "0",  # the kernel picks; the log says which
+        "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "true",
+        **settings,
+    }
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [str(env["python"]), "-m", serving.SERVE_PACKAGE],
+            env=proc_env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        match = re.search(r"listening on http://127\.0\.0\.1:(\d+)", log.read_text())
+        if match:
+            running = Running(proc, int(match.group(1)), log)
+            while time.monotonic() < deadline:
+                try:
+                    if get(running, "/ping")[0] == 200:
+                        return running
+                except OSError:
+                    time.sleep(0.05)
+        if proc.poll() is not None:
+            pytest.fail(f"server exited {proc.returncode}:\n{log.read_text()[-3000:]}")
+        time.sleep(0.05)
+    proc.kill()
+    pytest.fail(f"server did not start:\n{log.read_text()[-3000:]}")
+
+
+def get(server: Running, path: str) -> tuple[int, dict[str, str], bytes]:
+    try:
+        with urllib.request.urlopen(server.url + path, timeout=30) as r:
+            return r.status, dict(r.headers), r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), e.read()
+
+
+def post(server: Running, body: bytes, ctype: str = "application/json") -> tuple[int, Any]:
+    req = urllib.request.Request(
+        server.url + "/invocations", data=body, headers={"Content-Type": ctype}
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            status, raw = r.status, r.read()
+    except urllib.error.HTTPError as e:
+        status, raw = e.code, e.read()
+    return status, json.loads(raw)
+
+
+@pytest.fixture(scope="module")
+def servers(
+    serve_env: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Running]]:
+    logs = tmp_path_factory.mktemp("serve-logs")
+    started = {
+        "sklearn-credit": start_server(
+            serve_env,
+            EXAMPLES / "sklearn-credit",
+            logs / "sklearn-credit.log",
+            ENVBUILD_WORKERS="2",
+            ENVBUILD_ACCESS_LOG="0",
+        ),
+        "pyfunc-custom": start_server(
+            serve_env, EXAMPLES / "pyfunc-custom", logs / "pyfunc-custom.log"
+        ),
+    }
+    yield started
+    for name, server in started.items():
+        code = server.stop()
+        assert code == 0, f"{name} exited {code}:\n{server.text()[-3000:]}"
+
+
+# -- payloads ------------------------------------------------------------------------------
+
+
+def example(name: str) -> tuple[dict[str, Any], dict[str, Any] | None, list[Any]]:
+    payload = json.loads((EXAMPLES / name / "serving_input_example.json").read_text())
+    expected = json.loads((EXAMPLES / name / "expected_predictions.json").read_text())
+    assert expected["input"] == "serving_input_example.json"
+    return payload["dataframe_split"], payload.get("params"), expected["predictions"]
+
+
+def payloads(name: str) -> dict[str, tuple[str, bytes]]:
+    split, params, _ = example(name)
+    cols, rows = split["columns"], split["data"]
+    records = [dict(zip(cols, row, strict=True)) for row in rows]
+    extra = {"params": params} if params is not None else {}
+    out = {
+        "dataframe_split": {"dataframe_split": split, **extra},
+        "dataframe_records": {"dataframe_records": records, **extra},
+        "instances": {"instances": records, **extra},
+        "inputs-columns": {
+            "inputs": {c: [r[i] for r in rows] for i, c in enumerate(cols)},
+            **extra,
+        },
+        "inputs-records": {"inputs": records, **extra},
+    }
+    result = {k: ("application/json", json.dumps(v).encode()) for k, v in out.items()}
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(cols)
+    writer.writerows(rows)
+    result["csv"] = ("text/csv", buf.getvalue().encode())
+    result["csv-charset"] = ("text/csv; charset=utf-8", buf.getvalue().encode())
+    return result
+
+
+FORMATS = list(payloads("sklearn-credit"))
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("name", MODELS)
+def test_stored_predictions_in_every_format(
+    servers: dict[str, Running], name: str, fmt: str
+) -> None:
+    ctype, body = payloads(name)[fmt]
+    status, doc = post(servers[name], body, ctype)
+    assert status == 200, doc
+    assert doc == {"predictions": example(name)[2]}
+
+
+def test_body_bytes_match_mlflow_serialisation(servers: dict[str, Running]) -> None:
+    # MLflow's predictions_to_json: json.dump with default separators, DataFrame as records
+    ctype, body = payloads("pyfunc-custom")["dataframe_split"]
+    req = urllib.request.Request(
+        servers["pyfunc-custom"].url + "/invocations", data=body, headers={"Content-Type": ctype}
+    )
+    with urllib.request.urlopen(req, timeout=60) as r:
+        raw = r.read()
+        assert r.headers["Content-Type"] == "application/json"
+    assert raw == json.dumps({"predictions": example("pyfunc-custom")[2]}).encode()
+
+
+def test_params_reach_the_model(servers: dict[str, Running]) -> None:
+    split, _, expected = example("pyfunc-custom")
+    body = json.dumps({"dataframe_split": split, "params": {"threshold": 0.9}}).encode()
+    status, doc = post(servers["pyfunc-custom"], body)
+    assert status == 200
+    labels = [p["label"] for p in doc["predictions"]]
+    assert labels == ["default" if p["probability"] >= 0.9 else "no_default" for p in expected]
+    assert labels != [p["label"] for p in expected]  # the param changed something
+
+
+def test_predict_without_http(serve_env: dict[str, Path]) -> None:
+    for name in MODELS:
+        done = subprocess.run(
+            [str(serve_env["python"]), "-m", "envbuild_serve", "predict", "--input",
+             str(EXAMPLES / name / "serving_input_example.json")],
+            env={"PYTHONPATH": str(serve_env["path"]), "ENVBUILD_MODEL_DIR": str(EXAMPLES / name),
+                 "PATH": os.environ.get("PATH", "")},
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert json.loads(done.stdout) == {"predictions": example(name)[2]}
+
+
+# -- errors --------------------------------------------------------------------------------
+
+
+def _bad_cases() -> list[tuple[str, str, bytes, int, str]]:
+    split, _, _ = example("sklearn-credit")
+    records = [dict(zip(split["columns"], r, strict=True)) for r in split["data"]]
+    no_age = [{k: v for k, v in r.items() if k != "age"} for r in records]
+    old_age = [{**r, "age": "old"} for r in records]
+    j = "application/json"
+    return [
+        ("malformed", j, b'{"dataframe_split": ', 400, "malformed JSON: Expecting value at line 1"),
+        ("list", j, b"[1, 2]", 400, "got a JSON list"),
+        ("unknown-key", j, json.dumps({"dataframe_splitt": split}).encode(), 400,
+         "exactly one of the keys dataframe_split, dataframe_records, instances, inputs"),
+        ("two-keys", j, json.dumps({"dataframe_split": split, "instances": records}).encode(),
+         400, "got keys: dataframe_split, instances"),
+        ("missing-column", j, json.dumps({"dataframe_records": no_age}).encode(), 400,
+         "does not match the model signature: Model is missing inputs ['age']"),
+        ("wrong-type", j, json.dumps({"dataframe_records": old_age}).encode(), 400,
+         "Failed to convert column age to type 'int64'"),
+        ("split-shape", j, json.dumps({"dataframe_split": {"columns": split["columns"],
+         "data": [[1, 2]]}}).encode(), 400, "7 columns passed, passed data had 2 columns"),
+        ("params-list", j, json.dumps({"dataframe_split": split, "params": [1]}).encode(), 400,
+         "'params' must be a JSON object"),
+        ("not-utf8", j, b"\xff\xfe{}", 400, "not UTF-8"),
+        ("bad-csv", "text/csv", b'limit_bal,age\n1,2,3,4\n"open', 400,
+         "could not read the CSV body"),
+        ("csv-columns", "text/csv", b"a,b\n1,2\n", 400, "Model is missing inputs"),
+        ("xml", "application/xml", b"<a/>", 415, "'application/xml' is not supported"),
+        ("mlflow1-format", "application/json; format=pandas-split", json.dumps(split).encode(),
+         415, "'format'"),
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("case", "ctype", "body", "status", "needle"),
+    _bad_cases(),
+    ids=[c[0] for c in _bad_cases()],
+)
+def test_bad_payloads_are_4xx_json(
+    servers: dict[str, Running], case: str, ctype: str, body: bytes, status: int, needle: str
+) -> None:
+    got, doc = post(servers["sklearn-credit"], body, ctype)
+    assert got == status, doc
+    assert set(doc) == {"error_code", "message"} and doc["error_code"] == "BAD_REQUEST"
+    assert needle in doc["message"], doc["message"]
+    assert "390000" not in doc["message"]  # the payload is not echoed back
+
+
+def test_bad_param_type_is_400(servers: dict[str, Running]) -> None:
+    split, _, _ = example("pyfunc-custom")
+    body = json.dumps({"dataframe_split": split, "params": {"threshold": "high"}}).encode()
+    status, doc = post(servers["pyfunc-custom"], body)
+    assert status == 400 and doc["error_code"] == "BAD_REQUEST"
+    assert "threshold" in doc["message"]
+
+
+def test_model_crash_is_500(servers: dict[str, Running]) -> None:
+    # NaN is a valid double for the signature; the LogisticRegression inside refuses it.
+    row = '{"limit_bal": 1, "age": 30, "education": "university", "pay_0": 1, "pay_2": 1, '
+    body = ('{"dataframe_records": [' + row + '"bill_amt1": NaN, "pay_amt1": 1.0}]}').encode()
+    status, doc = post(servers["sklearn-credit"], body)
+    assert status == 500
+    assert doc["error_code"] == "INTERNAL_ERROR"
+    assert doc["message"].startswith("the model raised ValueError: Input X contains NaN")
+    # and the server still answers
+    assert (
+        post(servers["sklearn-credit"], payloads("sklearn-credit")["csv"][1], "text/csv")[0] == 200
+    )
+
+
+# -- the other routes ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_ping_version_openapi(servers: dict[str, Running], name: str) -> None:
+    server = servers[name]
+    assert get(server, "/ping")[::2] == (200, b"\n")
+    assert get(server, "/health")[::2] == (200, b"\n")
+    assert get(server, "/version")[2] == truth(name)["mlflow"].encode()
+    status, headers, raw = get(server, "/openapi.json")
+    assert status == 200 and headers["Content-Type"] == "application/json"
+    doc = json.loads(raw)
+    validate_openapi(doc)
+    uuid = re.search(r"model_uuid: (\w+)", (EXAMPLES / name / "MLmodel").read_text())
+    assert uuid and doc["info"]["version"] == uuid.group(1)
+    body = doc["paths"]["/invocations"]["post"]["requestBody"]["content"]["application/json"]
+    schema = {**body["schema"], "components": doc["components"]}
+    assert body["example"] == json.loads(
+        (EXAMPLES / name / "serving_input_example.json").read_text()
+    )
+    for ctype, payload in payloads(name).values():
+        if ctype == "application/json":
+            jsonschema.validate(json.loads(payload), schema)
+    status, headers, raw = get(server, "/nope")
+    assert status == 404 and json.loads(raw)["error_code"] == "ENDPOINT_NOT_FOUND"
+
+
+# -- load and lifecycle --------------------------------------------------------------------
+
+
+def _load(server: Running, *extra: str) -> dict[str, Any]:
+    name = "sklearn-credit"
+    done = subprocess.run(
+        [sys.executable, str(LOAD_TEST), server.url + "/invocations",
+         "--payload", str(EXAMPLES / name / "serving_input_example.json"),
+         "--expect", str(EXAMPLES / name / "expected_predictions.json"),
+         "--concurrency", "200", "--max-seconds", "240", "--json", *extra],
+        capture_output=True, text=True, check=False, timeout=300,
+    )  # fmt: skip
+    report: dict[str, Any] = json.loads(done.stdout)
+    print(json.dumps(report, indent=1))  # the numbers, with pytest -s
+    assert done.returncode == 0, (report, server.text()[-2000:])
+    return report
+
+
+def test_200_concurrent_keepalive_connections_lose_nothing(servers: dict[str, Running]) -> None:
+    report = _load(servers["sklearn-credit"], "--requests", "3000")
+    assert report["ok"] == 3000 and report["errors"] == 0 and report["not_sent"] == 0
+    assert report["statuses"] == {"200": 3000}
+
+
+def test_200_concurrent_new_connections_lose_nothing(servers: dict[str, Running]) -> None:
+    # a new TCP connection per request: the listen backlog takes the bursts
+    report = _load(servers["sklearn-credit"], "--requests", "1000", "--no-keepalive")
+    assert report["ok"] == 1000 and report["errors"] == 0
+
+
+def test_workers_restart_and_sigterm_drains(serve_env: dict[str, Path], tmp_path: Path) -> None:
+    name = "pyfunc-custom"
+    server = start_server(serve_env, EXAMPLES / name, tmp_path / "log", ENVBUILD_WORKERS="2")
+    try:
+
+        def workers(count: int) -> list[int]:
+            deadline = time.monotonic() + 30
+            while len(found := re.findall(r"worker (\d+) serving", server.text())) < count:
+                assert time.monotonic() < deadline, server.text()
+                time.sleep(0.05)
+            return [int(p) for p in found]
+
+        os.kill(workers(2)[0], signal.SIGKILL)  # the master starts another
+        assert len(workers(3)) == 3
+        for _ in range(20):  # both workers answer
+            assert post(server, payloads(name)["csv"][1], "text/csv")[0] == 200
+
+        # a batch big enough to be in flight when SIGTERM arrives
+        split, params, _ = example(name)
+        rows = split["data"] * 40000
+        big = json.dumps({"dataframe_split": {"columns": split["columns"], "data": rows},
+                          "params": params}).encode()  # fmt: skip
+        result: dict[str, Any] = {}
+        sender = threading.Thread(target=lambda: result.update(r=post(server, big)))
+        sender.start()
+        time.sleep(0.5)
+        server.proc.send_signal(signal.SIGTERM)
+        sender.join(60)
+        status, doc = result["r"]
+        assert status == 200 and len(doc["predictions"]) == len(rows)
+        assert server.proc.wait(30) == 0
+        log = server.text()
+        assert "SIGTERM: stopping 2 worker(s)" in log and log.rstrip().endswith("stopped")
+        big_done = re.search(r'"POST /invocations HTTP/1.1" 200 \d{7,} ', log)
+        assert big_done and log.index("SIGTERM") < big_done.start(), "not in flight at SIGTERM"
+        for pid in re.findall(r"worker (\d+) serving", log):
+            assert not Path(f"/proc/{pid}").exists(), f"worker {pid} outlived the master"
+    finally:
+        server.stop()
+
+
+# -- the package under the oldest Python it supports -----------------------------------------
+
+
+@pytest.mark.docker
+def test_http_layer_runs_on_python_38() -> None:
+    """Python 3.8 images: the package imports, its settings parse and the HTTP layer serves
+    (a stand-in scorer; MLflow for 3.8 is the builder's integration test)."""
+    script = """
+import json, threading, urllib.request
+from types import SimpleNamespace
+from envbuild_serve.config import load_config
+from envbuild_serve.protocol import Response
+from envbuild_serve.server import App, Server
+class S:
+    mlflow_version = "x"; model_dir = None
+    metadata = SimpleNamespace(model_uuid="u", saved_input_example_info=None)
+    def signature_dict(self): return json.load(open("/tmp/s/sig.json"))
+    def invoke(self, body, ctype): return Response(200, body)
+cfg = load_config({"ENVBUILD_ACCESS_LOG": "0"})
+app = App(S(), cfg); app.start_pool()
+srv = Server(("127.0.0.1", 0), app, 64)
+threading.Thread(target=srv.serve_forever, daemon=True).start()
+url = "http://127.0.0.1:%d" % srv.server_address[1]
+req = urllib.request.Request(url + "/invocations", data=b'{"a": 1}',
+                             headers={"Content-Type": "application/json"})
+print(urllib.request.urlopen(req).read().decode())
+print(json.loads(urllib.request.urlopen(url + "/openapi.json").read())["openapi"])
+srv.begin_stop(); print(srv.close(5))
+"""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        files = {**serving.serve_files(), "sig.json": json.dumps(
+            {"inputs": json.dumps([{"type": "long", "name": "a", "required": True}])}).encode(),
+            "check.py": script.encode()}  # fmt: skip
+        for rel, data in files.items():
+            info = tarfile.TarInfo(rel)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    done = subprocess.run(
+        ["docker", "run", "--rm", "-i", "--network", "none", "python:3.8-slim", "sh", "-c",
+         "mkdir -p /tmp/s && cd /tmp/s && tar x && python -V && PYTHONPATH=/tmp/s python check.py && "
+         "ENVBUILD_WORKERS=zero PYTHONPATH=/tmp/s python -m envbuild_serve; echo rc=$?"],
+        input=buf.getvalue(), capture_output=True, check=False, timeout=120,
+    )  # fmt: skip
+    out = done.stdout.decode() + done.stderr.decode()
+    assert done.returncode == 0, out
+    assert "Python 3.8." in out
+    assert '{"a": 1}\n3.0.3\nTrue\n' in out
+    assert "ERROR ENVBUILD_WORKERS='zero' is not a number" in out and "rc=2" in out
