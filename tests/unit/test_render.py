@@ -93,7 +93,10 @@ def test_torch_from_pypi_selects_the_cuda_base() -> None:
 
 
 def test_cuda_local_label() -> None:
-    pins = [Pin(name="torch", version="2.5.1+cu121", line=1), Pin(name="numpy", version="2.1", line=2)]
+    pins = [
+        Pin(name="torch", version="2.5.1+cu121", line=1),
+        Pin(name="numpy", version="2.1", line=2),
+    ]
     assert cuda_version(pins) == ("12.1", ("torch==2.5.1+cu121",))
     assert cuda_version([Pin(name="torch", version="2.5.1+cpu", line=1)]) is None
     assert cuda_version([Pin(name="nvidia-cublas-cu12", version="12.4.5.8", line=1)]) == (
