@@ -223,11 +223,15 @@ def _unique(findings: Iterable[Finding]) -> list[Finding]:
 
 
 def _filter(findings: Iterable[Finding], options: CheckOptions) -> list[Finding]:
-    return [
-        f
-        for f in findings
-        if f.code not in options.ignore and f.code[:4] + "x" not in options.ignore
-    ]
+    return [f for f in findings if not ignored(f.code, options.ignore)]
+
+
+def ignored(code: str, patterns: Iterable[str]) -> bool:
+    """``EB306`` ignores that code; ``EB3xx`` (x as a wildcard digit) a whole stage."""
+    return any(
+        len(p) == len(code) and all(pc in "xX" or pc == cc for pc, cc in zip(p, code, strict=True))
+        for p in patterns
+    )
 
 
 def run_check(
@@ -249,7 +253,7 @@ def _model_file(report: ModelReport, f: Finding) -> str | None:
     if not f.location.file:
         return None
     p = Path(f.location.file)
-    if p.is_absolute() or not report.source.get("local", True):
+    if p.is_absolute() or report.source.get("kind", "local") != "local":
         return f.location.file
     return (Path(report.model) / p).as_posix()
 
