@@ -68,7 +68,7 @@ def _action_steps() -> list[dict]:
 
 def _expand(value: str, inputs: dict[str, str]) -> str:
     for key, val in inputs.items():
-        value = value.replace("${{ inputs.%s }}" % key, val)
+        value = value.replace("${{ inputs." + key + " }}", val)
     return value.replace("${{ github.action_path }}", str(ROOT))
 
 
