@@ -158,6 +158,17 @@ def main() -> int:
         notes = ""
         if case.conflict:
             notes = _names_both(case, eb_out, pip_out)
+        else:
+            failed = [
+                n
+                for n, rc in (
+                    ("envbuild", p1.returncode),
+                    ("uv", _p2.returncode),
+                    ("pip", p3.returncode),
+                )
+                if rc != 0
+            ]
+            notes = f"failed: {', '.join(failed)}" if failed else ""
         print(
             f"{case.name:22} {eb_m:8.2f}s {uv_m:7.2f}s {pip_m:7.2f}s "
             f"{eb_m / uv_m:6.2f}x {pip_m / eb_m:6.1f}x  {notes}"

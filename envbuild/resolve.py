@@ -1383,16 +1383,21 @@ def explain_failure(
         hint = "relax one side"
         if suggest:
             options = []
-            for name in conflict[:3]:
-                for req in direct.get(name, [])[:1]:
-                    if req.location.file == SERVING_SOURCE and not req.requirement:
-                        continue
-                    near = _suggest(inputs, req)
-                    if near:
-                        others = ", ".join(
-                            r.raw for n in conflict if n != name for r in direct.get(n, [])[:1]
-                        )
-                        options.append(f"{near} (keeping {others})")
+            relax = [
+                (name, req)
+                for name in conflict[:3]
+                for req in direct.get(name, [])[:1]
+                if req.requirement is not None
+            ]
+            # every relaxed resolution at once: they wait on the index, not the CPU
+            with ThreadPoolExecutor(max_workers=max(1, len(relax))) as pool:
+                nearest = list(pool.map(lambda nr: _suggest(inputs, nr[1]), relax))
+            for (name, _req), near in zip(relax, nearest, strict=True):
+                if near:
+                    others = ", ".join(
+                        r.raw for n in conflict if n != name for r in direct.get(n, [])[:1]
+                    )
+                    options.append(f"{near} (keeping {others})")
             if options:
                 hint = "nearest versions that resolve: " + "; or ".join(options)
         msg = (
