@@ -14,12 +14,10 @@ import sys
 if __name__ == "__main__":  # as a script: never import from the working directory
     sys.path[:] = [p for p in sys.path if p not in ("", ".")]
 
-import configparser
 import json
 import os
 import platform
 import re
-import sysconfig
 from typing import Any
 
 SCHEMA = 1
@@ -217,6 +215,8 @@ def _stdlib() -> list[str]:
     names = getattr(sys, "stdlib_module_names", None)  # 3.10+
     if names:
         return sorted(set(names) | set(sys.builtin_module_names))
+    import sysconfig
+
     out = set(sys.builtin_module_names)
     paths = sysconfig.get_paths()
     for key in ("stdlib", "platstdlib"):
@@ -294,6 +294,8 @@ def _index_config() -> list[dict[str, str]]:
     for path in files:
         if not os.path.isfile(path):
             continue
+        import configparser  # only when there is a file to read (saves its import time)
+
         parser = configparser.RawConfigParser()
         try:
             parser.read(path, encoding="utf-8")
@@ -342,7 +344,11 @@ def collect(path: list[str] | None = None) -> dict[str, Any]:
             continue
         mods = set(d["modules"])
         for p in paths:
-            if p.split("/", 1)[0] in shared and "__pycache__" not in p:
+            if p.split("/", 1)[0] not in shared or "__pycache__" in p:
+                continue
+            # packages (their __init__) and modules right under the shared root are enough
+            # to resolve a dotted name to its deepest enclosing package
+            if p.endswith("/__init__.py") or p.count("/") == 1:
                 mod = _module_of(p)
                 if mod is not None:
                     mods.add(mod)

@@ -40,7 +40,7 @@ import logging
 import os
 import re
 import subprocess
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -667,14 +667,17 @@ def _mlflow_first(name: str) -> tuple[int, str]:
 
 def infer(
     folder: ModelFolder,
-    env: InstalledEnv,
+    env: InstalledEnv | Callable[[], InstalledEnv],
     *,
     prune: bool = True,
     trace: TraceResult | None = None,
 ) -> Inference:
-    """Infer the environment ``folder`` needs from ``env`` (the training environment)."""
+    """Infer the environment ``folder`` needs from ``env`` (the training environment; or a
+    function returning it, called after the scan so a running inspection overlaps it)."""
     code_dirs, code_files = _code_paths(folder)
     scan = scan_model(folder.path, code_dirs=code_dirs, code_files=code_files)
+    if not isinstance(env, InstalledEnv):
+        env = env()
     c = _Collector(env=env, local=scan.local_modules)
     findings: list[Finding] = list(scan.findings)
     recorded = _flavor_evidence(c, folder)

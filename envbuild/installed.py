@@ -21,7 +21,7 @@ import logging
 import os
 import re
 import subprocess
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -301,10 +301,16 @@ def introspection_source() -> str:
 def inspect_env(python: str | os.PathLike[str] | None = None) -> InstalledEnv:
     """Describe the environment of ``python`` (a path to an interpreter), or of the running
     interpreter when None."""
+    return start_inspect(python)()
+
+
+def start_inspect(python: str | os.PathLike[str] | None = None) -> Callable[[], InstalledEnv]:
+    """Start inspecting ``python`` in a subprocess and return a function that waits for
+    and returns the result, so the caller can read and scan the model meanwhile."""
     if python is None:
         from envbuild import _introspect
 
-        return _parse(_introspect.collect(), "(this interpreter)")
+        return lambda: _parse(_introspect.collect(), "(this interpreter)")
     exe = str(python)
     path = Path(exe)
     if not (path.is_file() and os.access(path, os.X_OK)):
@@ -315,28 +321,45 @@ def inspect_env(python: str | os.PathLike[str] | None = None) -> InstalledEnv:
         )
     log.debug("inspecting %s", exe)
     try:
-        proc = subprocess.run(
+        child = subprocess.Popen(
             [exe, "-c", introspection_source()],
-            capture_output=True,
-            timeout=120,
-            check=False,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             stdin=subprocess.DEVNULL,
         )
-    except (OSError, subprocess.TimeoutExpired) as exc:
+    except OSError as exc:
         raise ToolError(
             f"--python {exe}: cannot run it ({exc})",
             hint="check that it is a working Python 3.8+ interpreter",
             code="EB910",
         ) from None
-    if proc.returncode != 0:
-        last = (proc.stderr.decode("utf-8", "replace").strip().splitlines() or ["no output"])[-1]
+
+    def wait() -> InstalledEnv:
+        try:
+            stdout, stderr = child.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.communicate()
+            raise ToolError(
+                f"--python {exe}: inspecting its environment took over 120 s",
+                hint="check that it is a working Python 3.8+ interpreter",
+                code="EB910",
+            ) from None
+        return _finish(exe, child.returncode, stdout, stderr)
+
+    return wait
+
+
+def _finish(exe: str, returncode: int, stdout: bytes, stderr: bytes) -> InstalledEnv:
+    if returncode != 0:
+        last = (stderr.decode("utf-8", "replace").strip().splitlines() or ["no output"])[-1]
         raise ToolError(
             f"--python {exe}: inspecting its environment failed: {last}",
             hint="envbuild needs a CPython 3.8+ interpreter there",
             code="EB911",
         )
     try:
-        doc = json.loads(proc.stdout)
+        doc = json.loads(stdout)
     except ValueError:
         raise ToolError(
             f"--python {exe}: its output was not JSON",

@@ -12,7 +12,7 @@ from envbuild._paths import inside
 from envbuild.cli import EXIT_CODES_HELP, common, emit_findings, exit_for, main
 from envbuild.findings import Finding, Location
 from envbuild.infer import Inference, check_drift, infer, merge_existing, run_trace
-from envbuild.installed import inspect_env
+from envbuild.installed import start_inspect
 from envbuild.model import ModelFolder, read_model
 from envbuild.output import dumps, envelope, header, write_atomic
 from envbuild.spec import render_conda_yaml, render_python_env, render_requirements
@@ -123,10 +123,10 @@ def infer_command(
     Nothing is unpickled or imported: pickles are read by their opcodes and code by its
     syntax tree, unless --trace is given. Existing requirement lines are replaced; option
     lines (index URLs, find-links) are kept unless --force."""
+    pending = start_inspect(python)  # runs while the model is read and scanned
     folder = read_model(model)
-    env = inspect_env(python)
     traced = run_trace(python or sys.executable, folder.path) if trace else None
-    inf = infer(folder, env, prune=not no_prune, trace=traced)
+    inf = infer(folder, pending, prune=not no_prune, trace=traced)
     findings: list[Finding] = [*folder.findings, *inf.findings]
     result: dict[str, Any] = {"model": str(folder.path), **inf.to_json()}
     lines: list[str] = []

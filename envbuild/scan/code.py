@@ -144,7 +144,7 @@ def _local_modules(folder: Path) -> set[str]:
             continue
         if entry.is_dir():
             out.add(entry.name)
-        elif entry.suffix in (".py", ".pyc"):
+        elif entry.suffix in (".py", ".pyc") and "." not in entry.stem:
             out.add(entry.stem)
         elif entry.suffix in (".so", ".pyd"):
             out.add(entry.name.split(".")[0])
@@ -178,7 +178,12 @@ def scan_code(
         local |= _local_modules(folder)
         for sub in folder.iterdir() if folder.is_dir() else ():
             # code_paths entries copied as folders: code/<pkg>/... and their own siblings
-            if sub.is_dir() and not (sub / "__init__.py").exists():
+            if (
+                sub.is_dir()
+                and sub.name != "__pycache__"
+                and not sub.name.startswith(".")
+                and not (sub / "__init__.py").exists()
+            ):
                 local |= _local_modules(sub)
         targets.update(dict(_py_files(root, rel)))
     for rel in code_files:
