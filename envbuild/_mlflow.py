@@ -14,6 +14,8 @@ What this module smooths over:
   envbuild's logger at debug level, credentials masked, and warnings are silenced.
 - MlflowException error codes become envbuild errors (EB6xx) naming the URI.
 - MLflow 3's usage telemetry is switched off (MLFLOW_DISABLE_TELEMETRY) unless set.
+- All of the above is process-wide state, so MLflow calls are serialised by one lock
+  (``envbuild check`` materializes models from several threads).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import inspect
 import logging
 import os
 import re
+import threading
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -36,6 +39,7 @@ log = logging.getLogger("envbuild")
 
 INSTALL_HINT = "install the MLflow client: pip install 'envbuild[mlflow]'"
 PROBE_TIMEOUT = (5.0, 30.0)  # connect, read (seconds)
+_LOCK = threading.RLock()
 
 _NOT_FOUND = {"RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "ENDPOINT_NOT_FOUND"}
 _DENIED = {"PERMISSION_DENIED", "UNAUTHENTICATED", "UNAUTHORIZED"}
@@ -88,6 +92,11 @@ class _ToEnvbuildLog(logging.Handler):
 
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
+    with _LOCK:
+        yield from _quiet_unlocked()
+
+
+def _quiet_unlocked() -> Iterator[None]:
     saved: list[tuple[logging.Logger, list[logging.Handler], bool]] = []
     for name in ("mlflow", "urllib3", "alembic"):
         logger = logging.getLogger(name)
@@ -180,7 +189,7 @@ class Mlflow:
         """Run one MLflow call: quiet, with our URIs, its exceptions turned into EB6xx.
         ``not_found`` is (code, message, hint) for a RESOURCE_DOES_NOT_EXIST answer."""
         try:
-            with _quiet(), self._uris():
+            with _LOCK, _quiet(), self._uris():
                 yield
         except SourceError:
             raise

@@ -518,9 +518,12 @@ def render(
     uv_requirement: str | None = None,
     source: str | None = None,
     created: str | None = None,
+    model_labels: Mapping[str, str] | None = None,
 ) -> BuildPlan:
     """Render the Dockerfile and list the build context for ``folder`` installed from
-    ``lock``. ``wheelhouse`` lists downloaded wheels to install with ``--no-index``."""
+    ``lock``. ``wheelhouse`` lists downloaded wheels to install with ``--no-index``.
+    ``model_labels`` (``ModelSource.labels()``: where the model came from, its registered
+    name, version and run id) are added to the image labels."""
     findings: list[Finding] = []
     command_line = check_text("command", command)
     python_xy = lock.python_version
@@ -682,6 +685,7 @@ def render(
     }
     if created:
         labels["org.opencontainers.image.created"] = created
+    labels.update(model_labels or {})
     label_items = tuple(sorted((k, v) for k, v in labels.items() if v != "" or k.startswith("io.")))
     context: dict[str, Any] = {
         "envbuild_version": __version__,

@@ -69,12 +69,13 @@ CODES: dict[str, str] = {
     "EB609": "the tracking server refused access (credentials)",
     "EB610": "another MLflow error",
     "EB611": "MLflow needs another package for this store (boto3, sqlalchemy, ...)",
+    "EB612": "a command would write into a downloaded model (use --output, --check, --dry-run)",
 }
 
 SOURCE_FILE = "source.json"
 FILES = "files"
 REGISTERED_MODEL_META = "registered_model_meta"
-LABEL_PREFIX = "io.envbuild.model."
+LABEL_PREFIX = "io.envbuild.source."
 
 _SCHEME = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]+):")
 _RUN_ID = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -256,13 +257,28 @@ class ModelSource:
         }
 
     def labels(self) -> dict[str, str]:
-        """OCI image labels (``io.envbuild.model.*``) for the fields that are set,
-        sorted; values are single-line and credential-free."""
+        """OCI image labels (``io.envbuild.source.*``) for the fields that are set,
+        sorted; values are single-line and credential-free. A local folder's path says
+        nothing on another machine (and would make the Dockerfile depend on how the path
+        was typed): only its registered name and version, when known, are labels."""
+        local = self.kind in ("local", "file")
         out = {}
         for key, value in sorted(self.provenance().items()):
+            if local and key not in ("registered_name", "version"):
+                continue
             if value:
                 out[LABEL_PREFIX + key.replace("_", "-")] = " ".join(str(value).split())
         return out
+
+    def require_local(self, action: str, hint: str) -> None:
+        """Raise EB612 when ``action`` would write into a downloaded model: the cache copy
+        must stay what the server holds."""
+        if self.kind not in ("local", "file"):
+            raise SourceError(
+                f"{self.uri}: {action} would write into the downloaded copy",
+                hint=hint,
+                code="EB612",
+            )
 
     def describe(self) -> str:
         """One line for text output: the URI and what it resolved to."""
@@ -365,11 +381,13 @@ def _download(
     root: Path,
     entry: Path,
     meta: dict[str, Any],
+    folder: str = "",
     replace: bool = False,
 ) -> dict[str, Any]:
     """Download ``uri`` into a temporary folder inside the cache, check it is a model
     folder, write source.json and rename the folder to ``entry``. On any failure, the
-    temporary folder goes."""
+    temporary folder goes. ``folder`` names the model folder when MLflow would not (a
+    registry download lands in the folder it is given; the image is titled after it)."""
     try:
         root.mkdir(parents=True, exist_ok=True)
         _sweep(root)
@@ -378,7 +396,8 @@ def _download(
         raise _cache_error(root, exc) from None
     try:
         log.info("%s: downloading into %s", ref.shown, entry)
-        local = mlflow.download(uri, tmp / FILES).resolve()
+        dst = tmp / FILES / _SLUG.sub("_", folder).strip("._")[:80] if folder else tmp / FILES
+        local = mlflow.download(uri, dst).resolve()
         try:
             rel = local.relative_to(tmp.resolve())
         except ValueError:
@@ -594,6 +613,7 @@ def _models(ref: ModelRef, tracking: str, registry: str | None, root: Path) -> M
         meta = _download(
             server,
             ref=ref,
+            folder=ref.model_id,
             uri=f"models:/{ref.model_id}",
             root=root,
             entry=entry,
@@ -631,6 +651,7 @@ def _models(ref: ModelRef, tracking: str, registry: str | None, root: Path) -> M
     meta = _download(
         mlflow,
         ref=ref,
+        folder=name,
         uri=f"models:/{name}/{version}",
         root=root,
         entry=entry,

@@ -27,6 +27,7 @@ from envbuild.findings import Finding
 from envbuild.model import read_model
 from envbuild.output import dumps, envelope
 from envbuild.render import render
+from envbuild.source import ModelSource, model_argument, safe_uri
 from envbuild.spec import read_workspace_env
 
 
@@ -41,7 +42,6 @@ def _host_uv(target_platform: str) -> Path | None:
 
 
 @main.command(epilog=EXIT_CODES_HELP)
-@click.argument("model", type=click.Path(path_type=str))
 @click.option("-t", "--tag", help="Image name[:tag] to build.")
 @click.option(
     "--output",
@@ -88,8 +88,9 @@ def _host_uv(target_platform: str) -> Path | None:
     help="Run the image and check a prediction on the input example.",
 )
 @common
+@model_argument
 def image(
-    model: str,
+    model: ModelSource,
     tag: str | None,
     output: Path | None,
     no_build: bool,
@@ -111,7 +112,7 @@ def image(
     --no-build)."""
     building = output is None and not no_build
     client: Any = _docker.client() if building else None  # no engine: exit 3 before work
-    folder = read_model(model)
+    folder = read_model(model.path)
     findings: list[Finding] = list(folder.findings)
     override = read_workspace_env(env_override) if env_override else None
     target_platform = target_platform or host_platform()
@@ -126,7 +127,7 @@ def image(
     if lock is None:
         _finish(fmt, command, findings, None, int(ExitCode.FINDINGS))
         return
-    argv = " ".join(["envbuild image", *sys.argv[2:]]) if len(sys.argv) > 2 else command
+    argv = safe_uri(" ".join(["envbuild image", *sys.argv[2:]]) if len(sys.argv) > 2 else command)
     with tempfile.TemporaryDirectory(prefix="envbuild-wheels-") as tmp:
         wheels = download_wheelhouse(lock, Path(tmp)) if wheelhouse else []
         plan = render(
@@ -141,9 +142,10 @@ def image(
             uv_binary=_host_uv(target_platform),
             uv_requirement=uv_requirement(),
             source=None,
+            model_labels=model.labels(),
         )
         findings.extend(plan.findings)
-        result: dict[str, Any] = {"plan": plan.to_json()}
+        result: dict[str, Any] = {"plan": plan.to_json(), "source": model.provenance()}
         if output is not None:
             write_context(plan, output)
             result["output"] = str(output)

@@ -15,6 +15,7 @@ from envbuild.infer import Inference, check_drift, infer, merge_existing, run_tr
 from envbuild.installed import start_inspect
 from envbuild.model import ModelFolder, read_model
 from envbuild.output import dumps, envelope, header, write_atomic
+from envbuild.source import ModelSource, model_argument
 from envbuild.spec import render_conda_yaml, render_python_env, render_requirements
 
 
@@ -68,7 +69,6 @@ def _explain_text(doc: dict[str, Any]) -> list[str]:
 
 
 @main.command("infer", epilog=EXIT_CODES_HELP)
-@click.argument("model", type=click.Path(file_okay=True, dir_okay=True, path_type=str))
 @click.option(
     "--python",
     "python",
@@ -104,8 +104,9 @@ def _explain_text(doc: dict[str, Any]) -> list[str]:
     "(marked as traced).",
 )
 @common
+@model_argument
 def infer_command(
-    model: str,
+    model: ModelSource,
     python: str | None,
     dry_run: bool,
     check: bool,
@@ -123,15 +124,23 @@ def infer_command(
     Nothing is unpickled or imported: pickles are read by their opcodes and code by its
     syntax tree, unless --trace is given. Existing requirement lines are replaced; option
     lines (index URLs, find-links) are kept unless --force."""
+    if not (check or dry_run or explain is not None):
+        model.require_local(
+            "writing the environment files", hint="use --check or --dry-run with a URI"
+        )
     pending = start_inspect(python)  # runs while the model is read and scanned
-    folder = read_model(model)
+    folder = read_model(model.path)
     traced = run_trace(python or sys.executable, folder.path) if trace else None
     inf = infer(folder, pending, prune=not no_prune, trace=traced)
     findings: list[Finding] = [*folder.findings, *inf.findings]
-    result: dict[str, Any] = {"model": str(folder.path), **inf.to_json()}
+    result: dict[str, Any] = {
+        "model": str(folder.path),
+        "source": model.provenance(),
+        **inf.to_json(),
+    }
     lines: list[str] = []
     invocation = " ".join(
-        [command, shlex.quote(model)]
+        [command, shlex.quote(model.uri)]
         + (["--python", shlex.quote(python)] if python else [])
         + (["--no-prune"] if no_prune else [])
         + (["--trace"] if trace else [])

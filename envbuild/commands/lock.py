@@ -14,6 +14,7 @@ from envbuild.findings import Finding, Location, Severity
 from envbuild.model import read_model
 from envbuild.output import dumps, envelope, write_atomic
 from envbuild.resolve import LOCK_NAME, PLATFORMS, parse_lock, resolve, target_for
+from envbuild.source import ModelSource, model_argument
 from envbuild.spec import read_workspace_env
 
 
@@ -44,7 +45,6 @@ def _stale(old: str | None, new: str, path: Path) -> Finding | None:
 
 
 @main.command(epilog=EXIT_CODES_HELP)
-@click.argument("model", type=click.Path(path_type=str))
 @click.option("--python-version", help="Target Python X.Y[.Z] (default: the model's).")
 @click.option(
     "--platform",
@@ -86,8 +86,9 @@ def _stale(old: str | None, new: str, path: Path) -> Finding | None:
     "the same lock tomorrow.",
 )
 @common
+@model_argument
 def lock(
-    model: str,
+    model: ModelSource,
     python_version: str | None,
     target_platform: str,
     output: Path | None,
@@ -112,7 +113,11 @@ def lock(
             hint="--check already writes nothing",
             location=Location(field="--check"),
         )
-    folder = read_model(model)
+    if output is None and not (dry_run or check):
+        model.require_local(
+            "writing requirements.lock", hint="pass --output FILE (or --dry-run, --check)"
+        )
+    folder = read_model(model.path)
     findings: list[Finding] = list(folder.findings)
     override = read_workspace_env(env_override) if env_override else None
     spec = override.spec if override else None
@@ -159,6 +164,7 @@ def lock(
         code = int(ExitCode.FINDINGS)
     result: dict[str, Any] = {
         "model": str(folder.path),
+        "source": model.provenance(),
         "target": target.to_json(),
         "lock_file": str(path),
         "written": written,

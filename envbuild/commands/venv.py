@@ -29,6 +29,7 @@ from envbuild.findings import Finding
 from envbuild.model import ModelFolder, read_model
 from envbuild.output import dumps, envelope
 from envbuild.render import server_files, server_sha256
+from envbuild.source import ModelSource, model_argument
 
 
 def _inputs_digest(folder: ModelFolder, python: Path, xy: str, find_links: tuple[Path, ...]) -> str:
@@ -46,7 +47,6 @@ def _inputs_digest(folder: ModelFolder, python: Path, xy: str, find_links: tuple
 
 
 @main.command(epilog=EXIT_CODES_HELP)
-@click.argument("model", type=click.Path(path_type=str))
 @click.option(
     "--path",
     "path",
@@ -73,8 +73,9 @@ def _inputs_digest(folder: ModelFolder, python: Path, xy: str, find_links: tuple
     help="Predict on the input example in the venv and compare with stored predictions.",
 )
 @common
+@model_argument
 def venv(
-    model: str,
+    model: ModelSource,
     path: Path,
     python: str | None,
     find_links: tuple[Path, ...],
@@ -86,7 +87,8 @@ def venv(
     stack and envbuild's server, then prove it with a prediction in that venv. Re-running
     on an unchanged model only checks a stamp file."""
     start = time.monotonic()
-    folder = read_model(model)
+    folder = read_model(model.path)
+    source = model.provenance()
     findings: list[Finding] = list(folder.findings)
     model_xy = ".".join((folder.python_version or "3.11").split(".")[:2])
     exe, xy = find_python(python, model_xy)
@@ -103,7 +105,7 @@ def venv(
             seconds=time.monotonic() - start,
             smoke=None,
         )
-        _finish(fmt, command, findings, result, exit_for(findings))
+        _finish(fmt, command, findings, result, exit_for(findings), source)
         return
     stamp = read_stamp(path) or {}
     if stamp.get("inputs") == inputs and (path / "bin" / "python").exists():
@@ -118,7 +120,7 @@ def venv(
         )
         findings.extend(resolved)
         if lock is None:
-            _finish(fmt, command, findings, None, int(ExitCode.FINDINGS))
+            _finish(fmt, command, findings, None, int(ExitCode.FINDINGS), source)
             return
         install_venv(lock, path, python=exe)
         lock_sha = lock.sha256
@@ -132,13 +134,18 @@ def venv(
         seconds=time.monotonic() - start,
         smoke=smoked,
     )
-    _finish(fmt, command, findings, result, exit_for(findings))
+    _finish(fmt, command, findings, result, exit_for(findings), source)
 
 
 def _finish(
-    fmt: str, command: str, findings: list[Finding], result: VenvResult | None, code: int
+    fmt: str,
+    command: str,
+    findings: list[Finding],
+    result: VenvResult | None,
+    code: int,
+    source: dict[str, Any] | None = None,
 ) -> None:
-    doc: Any = result.to_json() if result else None
+    doc: Any = {**result.to_json(), "source": source} if result else None
     if fmt == "json":
         click.echo(
             dumps(envelope(command, result=doc, findings=findings, exit_code=code)), nl=False

@@ -193,7 +193,11 @@ def test_registered_model_meta_is_read_from_a_local_folder(copy_model: Any) -> N
     source = materialize(str(folder))
     assert (source.registered_name, source.version) == ("credit", "4")
     assert source.provenance()["registered_name"] == "credit"
-    assert source.labels()["io.envbuild.model.version"] == "4"
+    assert source.labels() == {
+        "io.envbuild.source.registered-name": "credit",
+        "io.envbuild.source.version": "4",
+    }
+    assert materialize(str(EXAMPLE)).labels() == {}
 
 
 @pytest.mark.parametrize("content", ["[not, a, mapping]", ":\n  - {", "model_name: [1]\n"])
@@ -396,13 +400,13 @@ def test_labels_are_single_line_and_prefixed(fake: type[FakeMlflow], tmp_path: P
     source = materialize("models:/credit@champion", tracking_uri="http://h", cache_dir=tmp_path)
     labels = source.labels()
     assert labels == {
-        "io.envbuild.model.alias": "champion",
-        "io.envbuild.model.kind": "models",
-        "io.envbuild.model.registered-name": "credit",
-        "io.envbuild.model.run-id": RUN,
-        "io.envbuild.model.tracking-uri": "http://h",
-        "io.envbuild.model.uri": "models:/credit@champion",
-        "io.envbuild.model.version": "7",
+        "io.envbuild.source.alias": "champion",
+        "io.envbuild.source.kind": "models",
+        "io.envbuild.source.registered-name": "credit",
+        "io.envbuild.source.run-id": RUN,
+        "io.envbuild.source.tracking-uri": "http://h",
+        "io.envbuild.source.uri": "models:/credit@champion",
+        "io.envbuild.source.version": "7",
     }
 
 
