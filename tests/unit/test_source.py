@@ -458,3 +458,28 @@ def test_show_file_uri_same_as_path() -> None:
     assert by_uri["result"].pop("source")["kind"] == "file"
     by_path["result"].pop("source")
     assert by_uri == by_path
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["lock", "models:/credit/1"],
+        ["infer", "models:/credit/1"],
+    ],
+    ids=["lock", "infer"],
+)
+def test_commands_refuse_to_write_into_a_download(
+    fake: type[FakeMlflow], tmp_path: Path, args: list[str]
+) -> None:
+    cache = tmp_path / "cache"
+    result = CliRunner().invoke(
+        main, [*args, "--tracking-uri", "http://h", "--cache-dir", str(cache)]
+    )
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.splitlines()
+    assert lines[-2].startswith("ERROR EB612 models:/credit/1: ")
+    assert lines[-1].startswith("  TIP ")
+    (entry,) = (cache / "models").iterdir()
+    before = sorted(p.relative_to(entry).as_posix() for p in entry.rglob("*"))
+    assert "files/credit/model/MLmodel" in before
+    assert not any(n.endswith(("requirements.lock", ".bak")) for n in before)
