@@ -115,7 +115,14 @@ def main() -> int:
                 str(CPU_WHEELS),
             ]
             xy = f"{target.python.major}.{target.python.minor}"
-            tags = {"linux/amd64": "manylinux_2_28_x86_64", "linux/arm64": "manylinux_2_28_aarch64"}
+            # pip takes --platform literally: list every manylinux tag a 2.28 system accepts
+            arch = "x86_64" if target.platform == "linux/amd64" else "aarch64"
+            platforms = [f"manylinux_2_{m}_{arch}" for m in range(28, 16, -1)]
+            platforms += [f"manylinux2014_{arch}"]
+            if arch == "x86_64":
+                platforms += [f"manylinux_2_{m}_{arch}" for m in range(16, 4, -1)]
+                platforms += [f"manylinux2010_{arch}", f"manylinux1_{arch}"]
+            platform_args = [a for p in platforms for a in ("--platform", p)]
             eb_t, uv_t, pip_t = [], [], []
             eb_out = pip_out = ""
             for i in range(ns.repeat + 1):  # the first round warms the caches
@@ -137,8 +144,7 @@ def main() -> int:
                         str(target_dir),
                         "--python-version",
                         xy,
-                        "--platform",
-                        tags[target.platform],
+                        *platform_args,
                         "--only-binary",
                         ":all:",
                         "--find-links",

@@ -273,3 +273,21 @@ def test_lock_command_conflict_exit_1(tmp_path: Path) -> None:
 
 def test_codes_are_in_the_resolver_range() -> None:
     assert all(code.startswith("EB3") and len(code) == 5 for code in CODES)
+
+
+def test_credentials_never_reach_the_lock_or_output(tmp_path: Path) -> None:
+    model = tmp_path / "m"
+    shutil.copytree(CASES / "wheelhouse-ok", model)
+    (model / "requirements.txt").write_text(
+        "--extra-index-url https://ci-user:s3cret-token@pypi.example.invalid/simple\n"
+        "--index-url https://${INDEX_USER}:${INDEX_TOKEN}@mirror.example.invalid/simple\n"
+        "ebdemo-app==1.0\n"
+    )
+    result = _lock_cli(model, "--format", "json")
+    assert result.exit_code == 0, result.output
+    text = (model / "requirements.lock").read_text()
+    assert "--extra-index-url https://pypi.example.invalid/simple\n" in text
+    # an environment-variable reference is kept: pip expands it at install time
+    assert "--index-url https://${INDEX_USER}:${INDEX_TOKEN}@mirror.example.invalid/simple" in text
+    for out in (text, result.stdout, result.stderr):
+        assert "s3cret" not in out
