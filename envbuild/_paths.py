@@ -33,7 +33,16 @@ def inside(root: Path, relative: str, *, location: Location) -> Path:
             code="EB104",
         )
     base = root.resolve()
-    target = (base / relative).resolve()
+    try:
+        target = (base / relative).resolve()
+        target.exists()  # a name the OS refuses (too long, ...) fails here, not later
+    except (OSError, ValueError) as exc:
+        raise InputError(
+            f"path {relative[:80]!r} cannot be used: {getattr(exc, 'strerror', None) or exc}",
+            hint="name a file inside the model folder",
+            location=location,
+            code="EB104",
+        ) from None
     if target != base and base not in target.parents:
         via_link = Path(os.path.normpath(base / relative)) != target
         raise InputError(

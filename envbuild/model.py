@@ -733,7 +733,18 @@ def _parse_pyfunc(
     if isinstance(env, str):
         conda, legacy = env, True
     elif isinstance(env, dict):
-        conda, virtualenv = _str(env.get("conda")), _str(env.get("virtualenv"))
+        for key in ("conda", "virtualenv"):
+            if env.get(key) is not None and not isinstance(env.get(key), str):
+                problems.append(
+                    _err(
+                        "EB102",
+                        f"env.{key} must be a file name",
+                        "re-save the model with MLflow",
+                        doc.at((*base, "env", key)),
+                    )
+                )
+        conda = env.get("conda") if isinstance(env.get("conda"), str) else None
+        virtualenv = env.get("virtualenv") if isinstance(env.get("virtualenv"), str) else None
     elif env is not None:
         problems.append(
             _err(
