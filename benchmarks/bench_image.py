@@ -11,8 +11,14 @@ to the first 200 on /ping, and the median /invocations latency over 200 requests
 it builds are tagged bench-* and removed at the end (unless --keep); base images and
 anything else on the engine are left alone. Needs a Docker engine and the package index.
 
-Models are built as they declare themselves, except that a torch pin resolves from
---find-links (default /opt/wheels, the CPU build) so no CUDA wheels are downloaded.
+Both tools get the same model folder. By default (--truth) its requirements.txt is the
+manifest's measured truth set (mlflow-skinny for mlflow): as declared, sklearn-credit pins
+torch, whose PyPI build is CUDA (GBs), which MLflow's in-container pip would download.
+`--declared` keeps the folders as they are and resolves torch from --find-links
+(/opt/wheels, the CPU build) for envbuild only; MLflow is then skipped.
+
+MLflow picks `python:<model python>-slim` (3.11.7) with --env-manager local; this script
+tags the local python:3.11-slim under that name for the run and removes the alias after.
 """
 
 from __future__ import annotations
@@ -113,12 +119,11 @@ def bench_mlflow(c: Any, mlflow: str, model: Path, name: str, payload: bytes) ->
     tag = f"bench-mlflow-{name}:1"
     remove(c, tag, tag.replace(":1", ":2"))
     env = {**os.environ, "DOCKER_BUILDKIT": "0"}
-    cold, done = sh([mlflow, "models", "build-docker", "-m", str(model), "-n", tag], env=env)
+    argv = [mlflow, "models", "build-docker", "--env-manager", "local", "-m", str(model)]
+    cold, done = sh([*argv, "-n", tag], env=env)
     must(done, "mlflow models build-docker")
     touch_weights(model, name)
-    rebuild, done = sh(
-        [mlflow, "models", "build-docker", "-m", str(model), "-n", tag.replace(":1", ":2")], env=env
-    )
+    rebuild, done = sh([*argv, "-n", tag.replace(":1", ":2")], env=env)
     must(done, "mlflow models build-docker (weights changed)")
     ping, p50 = serve_metrics(c, tag, payload)
     return {"cold": cold, "size": image_size(c, tag), "rebuild": rebuild, "ping": ping,
@@ -130,7 +135,10 @@ def bench_generate(c: Any, mlflow: str, model: Path, work: Path) -> dict[str, An
     remove(c, tag)
     out = work / "gen"
     env = {**os.environ, "DOCKER_BUILDKIT": "0"}
-    t1, done = sh([mlflow, "models", "generate-dockerfile", "-m", str(model), "-d", str(out)])
+    t1, done = sh(
+        [mlflow, "models", "generate-dockerfile", "--env-manager", "local", "-m", str(model),
+         "-d", str(out)]
+    )  # fmt: skip
     must(done, "mlflow models generate-dockerfile")
     t2, done = sh(["docker", "build", "-q", "-t", tag, str(out)], env=env)
     must(done, "docker build (generated)")
@@ -154,6 +162,18 @@ def bench_venv(mlflow: str, model: Path, work: Path) -> dict[str, float]:
             "mlflow_rerun": m_again}  # fmt: skip
 
 
+def prepare(src: Path, dst: Path, declared: bool) -> Path:
+    shutil.copytree(src, dst)
+    if not declared:
+        manifest = json.loads((ROOT / "examples" / "manifest.json").read_text())
+        truth = next(e["truth"] for e in manifest["examples"] if e["name"] == src.name)
+        lines = [
+            f"{'mlflow-skinny' if k == 'mlflow' else k}=={v}" for k, v in sorted(truth.items())
+        ]
+        (dst / "requirements.txt").write_text("\n".join(lines) + "\n")
+    return dst
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -162,9 +182,15 @@ def main() -> int:
     ap.add_argument("--models", nargs="+", default=["sklearn-credit", "pyfunc-custom"])
     ap.add_argument("--find-links", default="/opt/wheels")
     ap.add_argument("--skip-mlflow", action="store_true")
+    ap.add_argument("--declared", action="store_true", help="models as declared (no MLflow)")
     ap.add_argument("--keep", action="store_true", help="keep the bench-* images")
     args = ap.parse_args()
+    args.skip_mlflow = args.skip_mlflow or args.declared
     c = _docker.client()
+    alias = "python:3.11.7-slim"
+    made_alias = not args.skip_mlflow and not c.images.list(name=alias)
+    if made_alias:
+        c.images.get("python:3.11-slim").tag(alias)
     base = image_size(c, "python:3.11-slim")
     rows: list[tuple[str, str, dict[str, Any]]] = []
     venv_row: dict[str, float] = {}
@@ -173,21 +199,21 @@ def main() -> int:
         for name in args.models:
             payload = (ROOT / "examples" / name / "serving_input_example.json").read_bytes()
             m1 = work / "eb" / name
-            shutil.copytree(ROOT / "examples" / name, m1)
+            prepare(ROOT / "examples" / name, m1, args.declared)
             rows.append(
                 (name, "envbuild image", bench_envbuild(c, m1, name, args.find_links, payload))
             )
             print(name, "envbuild", json.dumps(rows[-1][2]), file=sys.stderr, flush=True)
             if not args.skip_mlflow:
                 m2 = work / "mlflow" / name
-                shutil.copytree(ROOT / "examples" / name, m2)
+                prepare(ROOT / "examples" / name, m2, args.declared)
                 rows.append(
                     (name, "mlflow build-docker", bench_mlflow(c, args.mlflow, m2, name, payload))
                 )
                 print(name, "mlflow", json.dumps(rows[-1][2]), file=sys.stderr, flush=True)
         if not args.skip_mlflow:
             m3 = work / "gen-model"
-            shutil.copytree(ROOT / "examples" / args.models[0], m3)
+            prepare(ROOT / "examples" / args.models[0], m3, args.declared)
             rows.append(
                 (
                     args.models[0],
@@ -196,7 +222,7 @@ def main() -> int:
                 )
             )
             m4 = work / "venv-model"
-            shutil.copytree(ROOT / "examples" / args.models[0], m4)
+            prepare(ROOT / "examples" / args.models[0], m4, args.declared)
             venv_row = bench_venv(args.mlflow, m4, work)
         print(f"base python:3.11-slim {base / 1e6:.0f} MB")
         print(f"{'model':<16}{'tool':<34}{'cold s':>8}{'size MB':>9}{'added MB':>9}"
@@ -216,6 +242,8 @@ def main() -> int:
     if not args.keep:
         for _, _, r in rows:
             remove(c, r["tag"], r["tag"].replace(":1", ":2"))
+    if made_alias:
+        c.images.remove(alias, noprune=True)
     return 0
 
 
