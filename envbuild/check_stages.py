@@ -93,19 +93,17 @@ def dependencies(
     stdlib = set(sys.stdlib_module_names) | {"__main__", "__builtin__", "copy_reg"}
     missing: dict[str, list[Ref]] = {}
     for ref in scan.refs:
-        top = ref.module.split(".")[0]
-        if ref.optional or top in stdlib or top in scan.local_modules or not top:
-            continue
-        if ref.kind not in PICKLE_KINDS and ref.kind not in (
-            RefKind.SKOPS,
-            RefKind.IMPORT,
-            RefKind.DYNAMIC_IMPORT,
-        ):
+        if not _counts(ref, stdlib, scan.local_modules):
             continue
         dist = distribution_for(ref.module)
         if dist in declared:
             continue
         missing.setdefault(dist, []).append(ref)
+    if lock is not None:
+        needed = {
+            distribution_for(r.module) for r in scan.refs if _counts(r, stdlib, scan.local_modules)
+        }
+        findings.extend(_unneeded(folder, lock, needed))
     for dist, refs in sorted(missing.items()):
         first = refs[0]
         via_lock = dist in resolved
@@ -125,6 +123,65 @@ def dependencies(
     return findings, []
 
 
+def _counts(ref: Ref, stdlib: set[str], local: frozenset[str]) -> bool:
+    """A reference that needs a third-party distribution installed."""
+    top = ref.module.split(".")[0]
+    if ref.optional or not top or top in stdlib or top in local:
+        return False
+    return ref.kind in PICKLE_KINDS or ref.kind in (
+        RefKind.SKOPS,
+        RefKind.IMPORT,
+        RefKind.DYNAMIC_IMPORT,
+    )
+
+
+def _unneeded(folder: ModelFolder, lock: Lock, referenced: set[str]) -> list[Finding]:
+    """Declared requirements nothing in the model needs: not referenced by its files, not
+    a flavor's library or serialization format, not the serving stack, and not required
+    (through the resolved graph) by any of those. MLflow's own inference writes such lines
+    (torch for skops-format scikit-learn models), and they can cost gigabytes."""
+    roots = {canonicalize_name(n) for n in referenced} | {"mlflow", "mlflow-skinny"}
+    roots |= {canonicalize_name(r.name) for r in serving_requirements(None) if r.name}
+    for flavor in folder.mlmodel.flavors:
+        if flavor.library:
+            roots.add(canonicalize_name(flavor.library))
+        fmt = flavor.params.get("serialization_format")
+        if isinstance(fmt, str) and fmt in ("skops", "cloudpickle"):
+            roots.add(fmt)
+        if flavor.version_field == "cloudpickle_version":
+            roots.add("cloudpickle")
+    names = {p.name for p in lock.pins}
+    children: dict[str, set[str]] = {}
+    for pin in lock.pins:
+        for parent in pin.requested_by:
+            key = canonicalize_name(parent) if " " not in parent and ":" not in parent else ""
+            if key in names:
+                children.setdefault(key, set()).add(pin.name)
+    seen: set[str] = set()
+    stack = [r for r in roots if r in names]
+    while stack:
+        name = stack.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        stack.extend(children.get(name, ()))
+    out = []
+    for req in folder.env.spec.requirements:
+        if req.name and req.name not in seen and req.name not in roots and req.name in names:
+            out.append(
+                Finding(
+                    code="EB231",
+                    severity=Severity.WARNING,
+                    message=f"{req.raw!r} is declared, but nothing in the model needs it: no "
+                    "pickle, schema or import refers to it, and no needed package requires it",
+                    hint=f"remove {req.name} from the environment files (envbuild infer writes "
+                    "only what the model needs), or --ignore EB231 if it is loaded dynamically",
+                    location=req.location,
+                )
+            )
+    return out
+
+
 def resolution(
     folder: ModelFolder, options: CheckOptions
 ) -> tuple[list[Finding], list[str], Lock | None]:
@@ -140,7 +197,7 @@ def resolution(
         findings.extend(static_findings(folder, target, env))
         if override is not None:
             findings.extend(override_findings(folder, override))
-        return findings, ["resolution against the package index (--offline)"], None
+        return findings, ["resolution against the package index, drift and the unneeded-requirement check (--offline)"], None
     result = resolve(
         folder,
         target,

@@ -20,6 +20,7 @@ READER: dict[str, str] = {
     "EB120": "the input example does not match the signature",
     "EB130": "[tool.envbuild] in pyproject.toml is invalid or has an unknown key",
     "EB230": "the model's pickles or code need a distribution no requirement declares",
+    "EB231": "a declared requirement nothing in the model needs (not referenced, not required by what is)",
 }
 GENERIC: dict[str, str] = {
     "EB800": "an operation failed (resolution, build, smoke test)",

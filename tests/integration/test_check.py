@@ -66,6 +66,12 @@ def credit(tmp: Path) -> Path:
     return dst
 
 
+def _as_is(name: str, tmp: Path) -> Path:
+    dst = tmp / name
+    shutil.copytree(EXAMPLES / name, dst)
+    return dst
+
+
 def pyfunc(tmp: Path) -> Path:
     dst = tmp / "pyfunc-custom"
     shutil.copytree(EXAMPLES / "pyfunc-custom", dst)
@@ -247,6 +253,7 @@ CASES: dict[str, tuple[Mutation, int, str | None, int | None]] = {
     ),
     "EB212": (_code_syntax_error, 0, "code/broken_helper.py", 1),
     "EB230": (_undeclared_import, 1, "code/credit_scorer.py", None),
+    "EB231": (lambda t: (_as_is("sklearn-credit", t), []), 0, "requirements.txt", 7),
     "EB300": (_python_disagree, 0, "conda.yaml", 4),
     "EB301": (_req_line("numpy==", "-e ./src/helper\nnumpy=="), 1, "requirements.txt", 2),
     "EB302": (_req_line("numpy==2.4.6", "numpy==2.4.6\nnumpy<2"), 1, "requirements.txt", 3),
@@ -344,7 +351,9 @@ def test_offline_says_what_it_skipped() -> None:
     code, doc, _ = run_check("--offline", str(EXAMPLES / "sklearn-credit"))
     assert code == 0
     (model,) = doc["result"]["models"]
-    assert model["skipped"] == ["resolution against the package index (--offline)"]
+    assert model["skipped"] == [
+        "resolution against the package index, drift and the unneeded-requirement check (--offline)"
+    ]
 
 
 def test_ignore_and_strict(tmp_path: Path) -> None:
