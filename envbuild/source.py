@@ -36,7 +36,6 @@ import re
 import shutil
 import tempfile
 import urllib.parse
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -166,6 +165,8 @@ def parse(location: str) -> ModelRef:
             raise _bad(shown, "file:// URIs name a local path", "write file:///absolute/path")
         if not parsed.path:
             raise _bad(shown, "no path in the file: URI", "write file:///absolute/path")
+        import urllib.request  # only for file:// URIs; http.client is slow to import
+
         path = Path(urllib.request.url2pathname(parsed.path))
         return ModelRef(kind="file", raw=location, shown=shown, path=path)
     if scheme == "runs":
