@@ -165,9 +165,10 @@ def parse(location: str) -> ModelRef:
             raise _bad(shown, "file:// URIs name a local path", "write file:///absolute/path")
         if not parsed.path:
             raise _bad(shown, "no path in the file: URI", "write file:///absolute/path")
-        import urllib.request  # only for file:// URIs; http.client is slow to import
+        # only for file:// URIs: urllib.request pulls in http.client, slow to import
+        from urllib.request import url2pathname
 
-        path = Path(urllib.request.url2pathname(parsed.path))
+        path = Path(url2pathname(parsed.path))
         return ModelRef(kind="file", raw=location, shown=shown, path=path)
     if scheme == "runs":
         parsed = urllib.parse.urlparse(location)
