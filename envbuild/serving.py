@@ -15,23 +15,34 @@ imports only) into a folder named ``SERVE_PACKAGE`` on the interpreter's path an
 (``ENVBUILD_MODEL_DIR`` at least); health is ``GET HEALTH_PATH``. The source is valid
 Python 3.8, the oldest model Python served.
 
-Measurements (this machine: 2 cores shared with other jobs, load average 4-9 during the
-runs, so absolute times are noisy; the comparisons were run back to back). Model:
-examples/sklearn-credit, MLflow 3.17.2, Python 3.11, venv made with uv.
+Measurements, envbuild's server vs MLflow 3.17.2's own scoring server
+(``uvicorn mlflow.pyfunc.scoring_server.app:app``) in the same uv venv (Python 3.11,
+mlflow-skinny + the model's measured dependencies), examples/sklearn-credit, loopback,
+benchmarks/load_test.py. The machine has 2 cores shared with other jobs (load average 4-8
+during the runs), so each figure is the median of 3 interleaved runs and only the
+comparisons mean much:
 
 * Install size: mlflow-skinny 3.17.2 + pandas + numpy = 176 MB venv (pandas 46, numpy 59,
-  mlflow 20, cryptography 15, databricks-sdk 8 MB); FastAPI + starlette + uvicorn inside
-  that are 3 MB, so the HTTP layer does not decide size. mlflow-skinny 2.9.2 + pandas +
-  numpy = 134 MB and has no FastAPI at all (MLflow 2.x's own scoring server needs Flask,
-  i.e. the full mlflow). The full ``mlflow`` is what makes MLflow's images 1 GB+.
-* Cold start (process start to the first 200 on /ping): dominated by ``import mlflow``
-  (1.1-3.5 s) and loading the model (2.7-3.5 s, mostly skops/sklearn imports); the HTTP
-  layer adds ~0.05 s (stdlib) vs ~0.3 s (uvicorn + FastAPI app). SEE_COLD_START
-* Latency, one connection, sequential (p50): SEE_LATENCY
-* 200 concurrent keep-alive connections, 3000 requests: SEE_LOAD
-* Where a request's time goes (in-process, no HTTP): parse 1.0 ms, pyfunc predict 4.7 ms
-  (of which the sklearn pipeline 2.6 ms, MLflow schema enforcement the rest). The server
-  itself is not the bottleneck; worker processes (ENVBUILD_WORKERS) are what scale.
+  mlflow 20, cryptography 15, databricks-sdk 8 MB). FastAPI + starlette + uvicorn are 3 MB
+  of that, so the HTTP layer does not decide size; mlflow-skinny 2.9.2 + pandas + numpy is
+  134 MB and has no FastAPI at all (MLflow 2.x's scoring server imports Flask: full mlflow).
+* Cold start, process start to the first 200 on /ping: 6.7 s ours vs 6.4 s MLflow's with one
+  worker; with two workers 7.9 s vs 11.9 s (6.5-28 s), as MLflow's workers each import
+  MLflow and load the model while ours fork from a master that has loaded it. Both are
+  ``import mlflow`` (1-3.5 s) plus the model load (2.7-3.5 s); importing the HTTP stack
+  costs 5 ms (http.server) vs 25 ms (uvicorn; FastAPI comes in with MLflow anyway).
+* Latency, one connection, 300 sequential requests, p50: 4.1 ms vs 5.8 ms (one worker);
+  4.4 ms vs 52 ms with two workers (MLflow's multi-worker uvicorn pays ~48 ms per request).
+* 200 concurrent keep-alive connections, 3000 requests, 0 errors for both:
+  one worker 194 vs 151 req/s, p50 1000 vs 1271 ms, p99 2189 vs 1817 ms;
+  two workers 240 vs 250 req/s, p50 766 vs 793 ms, p99 1781 vs 1428 ms.
+  Memory (PSS, master + workers): 200 vs 211 MB with one worker, 313 vs 416 MB with two.
+* ENVBUILD_THREADS (predictions at once per worker), 200 connections, one worker: 1, 2, 4, 8
+  threads gave p99 2.3, 1.8-2.0, 1.5-4.7, 3.1-6.3 s at 126-164 req/s: beyond 2 the GIL
+  only lengthens the tail for a CPU-bound model, hence the default of 2.
+* Where one request's time goes (in-process, no HTTP): parse 1.0 ms, pyfunc predict 4.7 ms
+  (the sklearn pipeline 2.6 ms, MLflow's schema enforcement the rest). The HTTP layer is
+  not the bottleneck; worker processes (ENVBUILD_WORKERS) are what scale.
 """
 
 from __future__ import annotations

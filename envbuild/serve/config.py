@@ -20,7 +20,10 @@ ENV_VARS: dict[str, tuple[str, str]] = {
     "ENVBUILD_HOST": ("0.0.0.0", "address to bind"),
     "ENVBUILD_PORT": ("8080", "TCP port"),
     "ENVBUILD_WORKERS": ("1", "worker processes sharing the socket (MLFLOW_MODELS_WORKERS)"),
-    "ENVBUILD_THREADS": ("8", "predictions run at once per worker"),
+    "ENVBUILD_THREADS": (
+        "2",
+        "predictions run at once per worker (more: longer tails, see serving.py)",
+    ),
     "ENVBUILD_TIMEOUT": (
         "60",
         "seconds a prediction may take before a 504 (MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT)",

@@ -1,7 +1,7 @@
 """The HTTP server: standard library only, threads per connection, optional pre-forked workers.
 
 Why not uvicorn/FastAPI (which mlflow-skinny 2.2x/3.x already installs) or MLflow's own
-scoring server: measured in envbuild/serving.py (``MEASUREMENTS``); in short the HTTP layer
+scoring server: measured in envbuild/serving.py's docstring; in short the HTTP layer
 is not where the time goes (importing MLflow and loading the model is), this one works with
 every MLflow from 2.0 (older mlflow-skinny has no FastAPI; MLflow 2.x's server needs Flask),
 and it answers model crashes with 500 and bad payloads with short 400s.
