@@ -34,6 +34,11 @@ class YamlDoc:
     file: str
     data: Any
     lines: dict[FieldPath, int] = field(default_factory=dict)
+    scalars: dict[FieldPath, str] = field(default_factory=dict)  # scalar text as written
+
+    def text(self, path: Sequence[str | int]) -> str | None:
+        """A scalar as written: ``python: 3.10`` is the float 3.1 to YAML, "3.10" here."""
+        return self.scalars.get(tuple(path))
 
     def line(self, path: Sequence[str | int]) -> int | None:
         return self.lines.get(tuple(path))
@@ -42,17 +47,25 @@ class YamlDoc:
         return Location(file=self.file, field=format_path(path) or None, line=self.line(path))
 
 
-def _record(node: yaml.Node, path: FieldPath, lines: dict[FieldPath, int], depth: int) -> None:
+def _record(
+    node: yaml.Node,
+    path: FieldPath,
+    lines: dict[FieldPath, int],
+    scalars: dict[FieldPath, str],
+    depth: int,
+) -> None:
     if depth > 200:
         return
     lines.setdefault(path, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
+    if isinstance(node, yaml.ScalarNode):
+        scalars.setdefault(path, str(node.value))
+    elif isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
             if isinstance(key_node, yaml.ScalarNode):
-                _record(value_node, (*path, str(key_node.value)), lines, depth + 1)
+                _record(value_node, (*path, str(key_node.value)), lines, scalars, depth + 1)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
-            _record(item, (*path, index), lines, depth + 1)
+            _record(item, (*path, index), lines, scalars, depth + 1)
 
 
 def load_yaml(text: str | bytes, *, file: str) -> YamlDoc:
@@ -92,6 +105,7 @@ def load_yaml(text: str | bytes, *, file: str) -> YamlDoc:
         if loader is not None:
             loader.dispose()
     lines: dict[FieldPath, int] = {}
+    scalars: dict[FieldPath, str] = {}
     if node is not None:
-        _record(node, (), lines, 0)
-    return YamlDoc(file=file, data=data, lines=lines)
+        _record(node, (), lines, scalars, 0)
+    return YamlDoc(file=file, data=data, lines=lines, scalars=scalars)

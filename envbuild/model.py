@@ -824,6 +824,8 @@ def _parse_pyfunc(
             except InputError as exc:
                 problems.extend(exc.problems)
     python_version = _str(params.get("python_version"))
+    if isinstance(params.get("python_version"), float):  # python_version: 3.10 -> "3.10"
+        python_version = doc.text((*base, "python_version")) or python_version
     if python_version is not None and not re.fullmatch(
         r"\d+\.\d+(\.\d+)?([a-z]+\d*)?", python_version
     ):

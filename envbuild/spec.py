@@ -650,6 +650,8 @@ def read_python_env(
     python = None
     if "python" in data and data["python"] is not None:
         value = str(data["python"])
+        if isinstance(data["python"], float):  # python: 3.10 is the float 3.1 to YAML
+            value = doc.text(("python",)) or value
         if not re.fullmatch(r"\d+(\.\d+){0,2}(\.\*)?", value):
             problems.append(_shape(doc, ("python",), f"is not a Python version: {value!r}"))
         else:

@@ -151,3 +151,18 @@ def test_example_params_checked_against_signature(copy_model) -> None:
     ]
     assert "param 'threshold' is double" in findings[0].message
     assert "param 'unknown'" in findings[1].message
+
+
+def test_mlmodel_python_version_as_yaml_float(copy_model) -> None:
+    folder = copy_model("sklearn-credit")
+    text = (
+        (folder / "MLmodel").read_text().replace("python_version: 3.11.7", "python_version: 3.10")
+    )
+    (folder / "MLmodel").write_text(text)
+    (folder / "python_env.yaml").write_text("python: 3.10\ndependencies:\n- -r requirements.txt\n")
+    (folder / "conda.yaml").write_text(
+        (folder / "conda.yaml").read_text().replace("python=3.11.7", "python=3.10")
+    )
+    model = read_model(folder)
+    assert model.mlmodel.pyfunc is not None and model.mlmodel.pyfunc.python_version == "3.10"
+    assert [p.version for p in model.env.spec.python_pins] == ["3.10", "3.10", "3.10"]

@@ -234,3 +234,10 @@ def test_redact() -> None:
     assert redact("https://user:tok@host/simple") == "https://****@host/simple"
     assert redact("--extra-index-url https://tok@h/x") == "--extra-index-url https://****@h/x"
     assert redact("https://host/simple") == "https://host/simple"
+
+
+def test_python_version_written_as_a_yaml_float(tmp_path: Path) -> None:
+    """`python: 3.10` is the float 3.1 to YAML; the version as written is kept."""
+    (tmp_path / "python_env.yaml").write_text("python: 3.10\ndependencies: []\n")
+    env = read_python_env(tmp_path, "python_env.yaml")
+    assert env.python is not None and env.python.version == "3.10"
