@@ -124,6 +124,8 @@ def emit_error(exc: EnvbuildError, *, fmt: str, command: str) -> None:
 def emit_findings(findings: Iterable[Finding]) -> None:
     color = _color(sys.stderr)
     for f in findings:
+        if f.severity is Severity.INFO and not log.isEnabledFor(logging.INFO):
+            continue  # -q: warnings and errors only
         click.echo(format_finding(f, color), err=True)
 
 
