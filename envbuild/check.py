@@ -8,11 +8,10 @@ formats (text, json, junit, github) what they found.
 from __future__ import annotations
 
 import logging
-import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -258,17 +257,34 @@ def _model_file(report: ModelReport, f: Finding) -> str | None:
     return (Path(report.model) / p).as_posix()
 
 
+_COLORS = {
+    Severity.ERROR: "red",
+    Severity.UNSAFE: "magenta",
+    Severity.WARNING: "yellow",
+    Severity.INFO: "blue",
+}
+
+
+def _style(text: str, fg: str) -> str:
+    import click
+
+    return click.style(text, fg=fg, bold=True)
+
+
 def format_text(report: Report, *, color: bool = False) -> str:
     lines: list[str] = []
     for m in report.models:
         failing = m.failing(report.options.strict)
         status = "INPUT ERROR" if m.input_error else ("FAIL" if failing else "ok")
+        if color:
+            status = _style(status, "green" if status == "ok" else "red")
         lines.append(f"{m.model}: {status} ({len(m.findings)} finding(s), {m.seconds:.2f}s)")
         for f in m.findings:
             where = str(f.location)
-            lines.append(
-                f"  {f.severity.value.upper():7} {f.code} {where + ': ' if where else ''}{f.message}"
-            )
+            label = f"{f.severity.value.upper():7}"
+            if color:
+                label = _style(label, _COLORS[f.severity])
+            lines.append(f"  {label} {f.code} {where + ': ' if where else ''}{f.message}")
             if f.hint:
                 lines.append(f"          TIP {f.hint}")
         for note in m.skipped:
@@ -352,15 +368,3 @@ def render_report(report: Report, fmt: OutputFormat, *, color: bool = False) -> 
     if fmt == "github":
         return format_github(report)
     return format_text(report, color=color)
-
-
-def severity_of(finding: Finding, strict: bool) -> Severity:
-    return Severity.ERROR if strict and finding.severity is Severity.WARNING else finding.severity
-
-
-def with_file(finding: Finding, file: str) -> Finding:
-    return replace(finding, location=replace(finding.location, file=file))
-
-
-def stdout_is_tty() -> bool:
-    return sys.stdout.isatty()

@@ -10,7 +10,7 @@ from packaging.utils import canonicalize_name
 
 from envbuild.check import CheckOptions, Stage
 from envbuild.findings import Finding, Location, Severity
-from envbuild.infer import _code_paths, _main_refs
+from envbuild.infer import code_paths, main_ref_findings
 from envbuild.model import ModelFolder
 from envbuild.resolve import Lock, override_findings, resolve, static_findings, target_for
 from envbuild.scan import PICKLE_KINDS, Ref, RefKind, scan_model
@@ -82,9 +82,9 @@ def dependencies(
 ) -> tuple[list[Finding], list[str]]:
     """Modules the model's pickles, skops schemas and code need that no requirement
     declares; __main__ references; unsafe pickle globals. Static: nothing is loaded."""
-    code_dirs, code_files = _code_paths(folder)
+    code_dirs, code_files = code_paths(folder)
     scan = scan_model(folder.path, code_dirs=code_dirs, code_files=code_files)
-    findings: list[Finding] = [*scan.findings, *_main_refs(scan)]
+    findings: list[Finding] = [*scan.findings, *main_ref_findings(scan)]
     spec = folder.env.spec
     declared = _names(r.name for r in spec.requirements)
     declared |= _names(d.name for d in spec.conda)

@@ -368,7 +368,7 @@ def _param(folder: ModelFolder, key: str) -> str | None:
     return str(value) if value is not None else None
 
 
-def _code_paths(folder: ModelFolder) -> tuple[list[str], list[str]]:
+def code_paths(folder: ModelFolder) -> tuple[list[str], list[str]]:
     dirs: list[str] = []
     files: list[str] = []
     pyfunc = folder.mlmodel.pyfunc
@@ -414,7 +414,7 @@ def _ref_evidence(ref: Ref) -> Evidence:
     )
 
 
-def _main_refs(scan: ModelScan) -> list[Finding]:
+def main_ref_findings(scan: ModelScan) -> list[Finding]:
     by_file: dict[str, list[Ref]] = {}
     for ref in scan.refs:
         if ref.module == "__main__" and ref.kind in PICKLE_KINDS:
@@ -674,7 +674,7 @@ def infer(
 ) -> Inference:
     """Infer the environment ``folder`` needs from ``env`` (the training environment; or a
     function returning it, called after the scan so a running inspection overlaps it)."""
-    code_dirs, code_files = _code_paths(folder)
+    code_dirs, code_files = code_paths(folder)
     scan = scan_model(folder.path, code_dirs=code_dirs, code_files=code_files)
     if not isinstance(env, InstalledEnv):
         env = env()
@@ -706,7 +706,7 @@ def infer(
                     hint="the traced imports may be incomplete; the static evidence stands",
                 )
             )
-    findings.extend(_main_refs(scan))
+    findings.extend(main_ref_findings(scan))
     findings.extend(_missing_findings(c))
     findings.extend(_version_findings(c, recorded, scan, folder.mlmodel.mlflow_version))
 
