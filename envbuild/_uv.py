@@ -35,6 +35,9 @@ UV_PLATFORMS = {
 # uv must never try to download a managed interpreter (slow, and not what we asked):
 # the target Python is given with --python-version and need not be installed.
 _BASE_ENV = {"UV_PYTHON_DOWNLOADS": "never", "NO_COLOR": "1", "UV_NO_PROGRESS": "1"}
+# uv ships its own CA roots; pip trusts the system's. Trust the system store too (a
+# company proxy or a private index with its own CA), unless the user said otherwise.
+_DEFAULT_ENV = {"UV_SYSTEM_CERTS": "1", "UV_NATIVE_TLS": "1"}
 
 
 _BIN_LOCK = threading.Lock()
@@ -133,7 +136,7 @@ def compile_requirements(req: CompileRequest, *, timeout: float = 600) -> Compil
         if req.constraints:
             (folder / CONSTRAINTS_NAME).write_text("".join(f"{c}\n" for c in req.constraints))
             args += ["--constraint", CONSTRAINTS_NAME]
-        env: dict[str, str] = {**os.environ, **_BASE_ENV}
+        env: dict[str, str] = {**_DEFAULT_ENV, **os.environ, **_BASE_ENV}
         for key in ("UV_INDEX_URL", "UV_EXTRA_INDEX_URL", "UV_DEFAULT_INDEX", "UV_INDEX"):
             env.pop(key, None)
         if req.index_url:
@@ -264,5 +267,5 @@ def error_text(stderr: str) -> str:
 
 
 def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment uv runs with (for the benchmark's raw uv runs)."""
-    return {**os.environ, **_BASE_ENV, **(extra or {})}
+    """The environment uv runs with."""
+    return {**_DEFAULT_ENV, **os.environ, **_BASE_ENV, **(extra or {})}

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from envbuild import _docker
+from envbuild import _docker, _uv
 from envbuild._paths import inside
 from envbuild.errors import FailedError, InputError, ToolError
 from envbuild.findings import Finding, Location
@@ -555,12 +555,6 @@ def write_stamp(path: Path, doc: Mapping[str, Any]) -> None:
     write_atomic(path / STAMP, json.dumps(dict(doc), indent=2, sort_keys=True) + "\n")
 
 
-def _uv() -> str:
-    from uv import find_uv_bin
-
-    return str(find_uv_bin())
-
-
 def _server_dir(path: Path) -> Path:
     return path / "envbuild-server"
 
@@ -575,8 +569,8 @@ def install_venv(lock: LockView, path: Path, *, python: Path) -> None:
             location=Location(file=str(path)),
             code="EB805",
         )
-    uv = _uv()
-    env = {**os.environ, "VIRTUAL_ENV": str(path)}
+    uv = _uv.uv_bin()
+    env = _uv.clean_env({"VIRTUAL_ENV": str(path)})
     env.pop("PYTHONPATH", None)
     done = subprocess.run(
         [uv, "venv", "--no-config", "--clear", "--python", str(python), str(path)],
