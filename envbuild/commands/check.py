@@ -10,6 +10,12 @@ import click
 from envbuild.check import CheckOptions, load_settings, render_report, run_check
 from envbuild.check_stages import STAGES
 from envbuild.cli import EXIT_CODES_HELP, _color, main, make_common
+from envbuild.options import (
+    env_override_option,
+    find_links_option,
+    platform_option,
+    python_version_option,
+)
 from envbuild.output import dumps, envelope
 
 
@@ -44,25 +50,10 @@ def _model_folders(arguments: tuple[str, ...]) -> list[str]:
 @click.option(
     "--offline", is_flag=True, default=None, help="Skip what needs the package index, and say so."
 )
-@click.option("--python-version", default=None, help="Target Python (default: the model's).")
-@click.option(
-    "--platform",
-    default=None,
-    type=click.Choice(["linux/amd64", "linux/arm64"]),
-    help="Target platform.",
-)
-@click.option(
-    "--env-override",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Workspace environment YAML that will replace the model's.",
-)
-@click.option(
-    "--find-links",
-    type=click.Path(file_okay=False, path_type=Path),
-    multiple=True,
-    help="A wheelhouse folder for resolution.",
-)
+@python_version_option
+@platform_option(None, "linux/amd64, or [tool.envbuild] platform")
+@env_override_option
+@find_links_option
 @click.option(
     "--tracking-uri",
     default=None,
@@ -79,7 +70,7 @@ def check(
     strict: bool | None,
     offline: bool | None,
     python_version: str | None,
-    platform: str | None,
+    target_platform: str | None,
     env_override: Path | None,
     find_links: tuple[Path, ...],
     tracking_uri: str | None,
@@ -109,7 +100,7 @@ def check(
         strict=bool(settings.get("strict", False) if strict is None else strict),
         offline=bool(settings.get("offline", False) if offline is None else offline),
         python_version=python_version or settings.get("python-version"),
-        platform=platform or settings.get("platform", "linux/amd64"),
+        platform=target_platform or settings.get("platform", "linux/amd64"),
         env_override=override,
         find_links=find_links or tuple(Path(p) for p in settings.get("find-links", [])),
         tracking_uri=tracking_uri,

@@ -25,6 +25,12 @@ from envbuild.cli import EXIT_CODES_HELP, common, emit_findings, exit_for, main
 from envbuild.errors import ExitCode
 from envbuild.findings import Finding
 from envbuild.model import read_model
+from envbuild.options import (
+    env_override_option,
+    find_links_option,
+    platform_option,
+    python_version_option,
+)
 from envbuild.output import dumps, envelope
 from envbuild.render import render
 from envbuild.source import ModelSource, model_argument, safe_uri
@@ -50,26 +56,10 @@ def _host_uv(target_platform: str) -> Path | None:
 )
 @click.option("--no-build", is_flag=True, help="Render only: print the Dockerfile.")
 @click.option("--base-image", help="Base image instead of python:X.Y-slim.")
-@click.option("--python-version", help="Target Python X.Y (default: the model's).")
-@click.option(
-    "--platform",
-    "target_platform",
-    type=click.Choice(["linux/amd64", "linux/arm64"]),
-    default=None,
-    help="Target platform (default: this machine's).",
-)
-@click.option(
-    "--env-override",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Workspace environment YAML (image + conda_file) replacing the model's.",
-)
-@click.option(
-    "--find-links",
-    "find_links",
-    multiple=True,
-    type=click.Path(file_okay=False, exists=True, path_type=Path),
-    help="Also resolve from wheels in DIR (e.g. CPU builds of torch); repeatable.",
-)
+@python_version_option
+@platform_option(None, "this machine's")
+@env_override_option
+@find_links_option
 @click.option(
     "--wheelhouse",
     is_flag=True,

@@ -12,8 +12,14 @@ from envbuild.cli import EXIT_CODES_HELP, common, emit_findings, exit_for, main
 from envbuild.errors import ExitCode, InputError
 from envbuild.findings import Finding, Location, Severity
 from envbuild.model import read_model
+from envbuild.options import (
+    env_override_option,
+    find_links_option,
+    platform_option,
+    python_version_option,
+)
 from envbuild.output import dumps, envelope, write_atomic
-from envbuild.resolve import LOCK_NAME, PLATFORMS, parse_lock, resolve, target_for
+from envbuild.resolve import LOCK_NAME, parse_lock, resolve, target_for
 from envbuild.source import ModelSource, model_argument
 from envbuild.spec import read_workspace_env
 
@@ -45,15 +51,8 @@ def _stale(old: str | None, new: str, path: Path) -> Finding | None:
 
 
 @main.command(epilog=EXIT_CODES_HELP)
-@click.option("--python-version", help="Target Python X.Y[.Z] (default: the model's).")
-@click.option(
-    "--platform",
-    "target_platform",
-    type=click.Choice(list(PLATFORMS)),
-    default="linux/amd64",
-    show_default=True,
-    help="Target platform.",
-)
+@python_version_option
+@platform_option("linux/amd64", "linux/amd64")
 @click.option(
     "--output",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -61,18 +60,9 @@ def _stale(old: str | None, new: str, path: Path) -> Finding | None:
 )
 @click.option("--dry-run", is_flag=True, help="Resolve and report; write nothing.")
 @click.option("--check", is_flag=True, help="Exit 1 when the existing lock is stale.")
-@click.option(
-    "--find-links",
-    type=click.Path(file_okay=False, exists=True, path_type=Path),
-    multiple=True,
-    help="A wheelhouse folder to resolve from (repeatable).",
-)
+@find_links_option
 @click.option("--offline", is_flag=True, help="No network: only --find-links and uv's cache.")
-@click.option(
-    "--env-override",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Workspace environment YAML (image + conda_file) to resolve instead of the model's.",
-)
+@env_override_option
 @click.option(
     "--serving/--no-serving",
     default=True,

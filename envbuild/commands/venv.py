@@ -27,6 +27,7 @@ from envbuild.cli import EXIT_CODES_HELP, common, emit_findings, exit_for, main
 from envbuild.errors import ExitCode
 from envbuild.findings import Finding
 from envbuild.model import ModelFolder, read_model
+from envbuild.options import find_links_option
 from envbuild.output import dumps, envelope
 from envbuild.render import server_files, server_sha256
 from envbuild.source import ModelSource, model_argument
@@ -59,13 +60,7 @@ def _inputs_digest(folder: ModelFolder, python: Path, xy: str, find_links: tuple
     "python",
     help="Interpreter path or X.Y (default: the model's Python, found on PATH or in pyenv).",
 )
-@click.option(
-    "--find-links",
-    "find_links",
-    multiple=True,
-    type=click.Path(file_okay=False, exists=True, path_type=Path),
-    help="Also resolve from wheels in DIR (e.g. CPU builds of torch); repeatable.",
-)
+@find_links_option
 @click.option(
     "--smoke/--no-smoke",
     default=True,

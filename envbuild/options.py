@@ -1,0 +1,43 @@
+"""click options several commands share, declared once (as pip-tools does)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+PLATFORM_CHOICES = ("linux/amd64", "linux/arm64")
+
+python_version_option = click.option(
+    "--python-version",
+    default=None,
+    help="Target Python X.Y[.Z] (default: the model's; need not be installed).",
+)
+env_override_option = click.option(
+    "--env-override",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Workspace environment YAML (Azure ML style: image + conda_file) used instead of "
+    "the model's environment.",
+)
+find_links_option = click.option(
+    "--find-links",
+    "find_links",
+    multiple=True,
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="Also resolve from the wheels in DIR (a wheelhouse, CPU builds of torch); repeatable.",
+)
+
+
+def platform_option(default: str | None, help_default: str) -> Callable[[F], F]:
+    return click.option(
+        "--platform",
+        "target_platform",
+        type=click.Choice(PLATFORM_CHOICES),
+        default=default,
+        help=f"Target platform (default: {help_default}).",
+    )
