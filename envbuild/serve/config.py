@@ -19,7 +19,11 @@ ENV_VARS: dict[str, tuple[str, str]] = {
     "ENVBUILD_MODEL_DIR": ("/opt/envbuild/model", "the MLflow model folder to serve"),
     "ENVBUILD_HOST": ("0.0.0.0", "address to bind"),
     "ENVBUILD_PORT": ("8080", "TCP port"),
-    "ENVBUILD_WORKERS": ("1", "worker processes sharing the socket (MLFLOW_MODELS_WORKERS)"),
+    "ENVBUILD_WORKERS": (
+        "auto",
+        "worker processes sharing the socket (MLFLOW_MODELS_WORKERS); auto: one per CPU "
+        "the server may run on",
+    ),
     "ENVBUILD_THREADS": (
         "2",
         "predictions run at once per worker (more: longer tails, see serving.py)",
@@ -86,6 +90,17 @@ def _number(
     return value
 
 
+def _workers(env: Mapping[str, str]) -> int:
+    """``auto`` is one worker per CPU this process may run on (its affinity mask, which
+    ``docker run --cpuset-cpus`` narrows), as MLflow's default of one per CPU."""
+    if _get(env, "ENVBUILD_WORKERS")[0].lower() == "auto":
+        try:
+            return min(256, max(1, len(os.sched_getaffinity(0))))
+        except AttributeError:  # no affinity on this OS
+            return min(256, max(1, os.cpu_count() or 1))
+    return _number(env, "ENVBUILD_WORKERS", int, 1, 256)
+
+
 def load_config(env: Mapping[str, str] | None = None) -> Config:
     """Read the settings from ``env`` (default: ``os.environ``)."""
     env = os.environ if env is None else env
@@ -99,7 +114,7 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
         model_dir=_get(env, "ENVBUILD_MODEL_DIR")[0],
         host=_get(env, "ENVBUILD_HOST")[0],
         port=_number(env, "ENVBUILD_PORT", int, 0, 65535),
-        workers=_number(env, "ENVBUILD_WORKERS", int, 1, 256),
+        workers=_workers(env),
         threads=_number(env, "ENVBUILD_THREADS", int, 1, 1024),
         timeout=_number(env, "ENVBUILD_TIMEOUT", float, 0.001, 86400),
         keepalive=_number(env, "ENVBUILD_KEEPALIVE", float, 0.1, 3600),

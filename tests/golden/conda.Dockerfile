@@ -18,8 +18,10 @@ ENV UV_SYSTEM_CERTS=1 UV_NATIVE_TLS=1 UV_NO_PROGRESS=1 NO_COLOR=1
 COPY .envbuild/requirements.lock /opt/envbuild/requirements.lock
 RUN \
     uv pip install --no-config --python /opt/envbuild/venv/bin/python \
-      --require-hashes --no-deps --compile-bytecode --link-mode=copy --no-cache \
-      -r /opt/envbuild/requirements.lock
+      --require-hashes --no-deps --link-mode=copy --no-cache \
+      -r /opt/envbuild/requirements.lock \
+ && find /opt/envbuild/venv/lib/python*/site-packages -mindepth 2 -type d -name tests -prune -exec rm -rf {} + \
+ && /opt/envbuild/venv/bin/python -c "import compileall, sysconfig; compileall.compile_dir(sysconfig.get_paths()['purelib'], quiet=1, workers=0)"
 
 # ---- runtime: the conda prefix is self-contained, so a slim Debian base carries it.
 FROM debian:bookworm-slim

@@ -16,8 +16,10 @@ RUN --mount=type=cache,target=/root/.cache/uv --mount=type=secret,id=envbuild_in
  && PATH=/tmp/envbuild/uv/bin:$PATH \
  && uv venv --no-config --python 3.11 --python-preference only-system /opt/envbuild/venv \
  && UV_INDEX="$(cat /run/secrets/envbuild_index_0)" uv pip install --no-config --python /opt/envbuild/venv/bin/python \
-      --require-hashes --no-deps --compile-bytecode --link-mode=copy \
+      --require-hashes --no-deps --link-mode=copy \
       -r /opt/envbuild/requirements.lock \
+ && find /opt/envbuild/venv/lib/python*/site-packages -mindepth 2 -type d -name tests -prune -exec rm -rf {} + \
+ && /opt/envbuild/venv/bin/python -c "import compileall, sysconfig; compileall.compile_dir(sysconfig.get_paths()['purelib'], quiet=1, workers=0)" \
  && rm -rf /tmp/envbuild
 
 ENV VIRTUAL_ENV=/opt/envbuild/venv \

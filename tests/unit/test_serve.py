@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import http.client
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -48,7 +49,15 @@ def signature_of(name: str) -> dict[str, Any]:
 
 def test_config_defaults() -> None:
     c = load_config({})
-    assert (c.host, c.port, c.workers, c.model_dir) == ("0.0.0.0", 8080, 1, "/opt/envbuild/model")
+    cpus = len(os.sched_getaffinity(0))  # workers default to one per usable CPU
+    assert (c.host, c.port, c.workers, c.model_dir) == (
+        "0.0.0.0",
+        8080,
+        cpus,
+        "/opt/envbuild/model",
+    )
+    assert load_config({"ENVBUILD_WORKERS": "AUTO", "MLFLOW_MODELS_WORKERS": "5"}).workers == cpus
+    assert load_config({"MLFLOW_MODELS_WORKERS": "auto"}).workers == cpus
     assert c.backlog >= 200 and c.timeout == 60 and c.access_log
 
 
