@@ -18,7 +18,7 @@ from typing import Any, Literal
 import tomllib
 
 from envbuild.errors import EnvbuildError, ExitCode, InputError
-from envbuild.findings import Finding, Location, Severity
+from envbuild.findings import Finding, Location, Severity, unique
 
 log = logging.getLogger("envbuild")
 
@@ -194,7 +194,7 @@ def check_model(location: str, options: CheckOptions, stages: Sequence[Stage]) -
         skipped.extend(notes)
     return ModelReport(
         model=location,
-        findings=tuple(_filter(_unique(findings), options)),
+        findings=tuple(_filter(unique(findings), options)),
         skipped=tuple(skipped),
         seconds=time.perf_counter() - started,
         source=source,
@@ -208,17 +208,6 @@ def _materialize(location: str, options: CheckOptions) -> tuple[Path, dict[str, 
         return Path(location), {}
     src = materialize(location, tracking_uri=options.tracking_uri)
     return src.path, src.provenance()
-
-
-def _unique(findings: Iterable[Finding]) -> list[Finding]:
-    seen: set[tuple[str, str | None, int | None, str]] = set()
-    out = []
-    for f in findings:
-        key = (f.code, f.location.file, f.location.line, f.message)
-        if key not in seen:
-            seen.add(key)
-            out.append(f)
-    return out
 
 
 def _filter(findings: Iterable[Finding], options: CheckOptions) -> list[Finding]:

@@ -8,6 +8,7 @@ source, EB8xx failed operations, EB9xx machine.
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 
@@ -58,3 +59,16 @@ class Finding:
             "field": self.location.field,
             "line": self.location.line,
         }
+
+
+def unique(findings: Iterable[Finding]) -> list[Finding]:
+    """Each finding once, in order: the same file can be read twice (python_env.yaml's
+    ``-r requirements.txt`` and requirements.txt itself), a path named by two flavors."""
+    seen: set[tuple[str, str | None, int | None, str]] = set()
+    out = []
+    for f in findings:
+        key = (f.code, f.location.file, f.location.line, f.message)
+        if key not in seen:
+            seen.add(key)
+            out.append(f)
+    return out

@@ -15,7 +15,7 @@ from typing import Any, Literal
 from envbuild._paths import inside
 from envbuild._yaml import YamlDoc, load_yaml
 from envbuild.errors import InputError, ProblemsError
-from envbuild.findings import Finding, Location, Severity
+from envbuild.findings import Finding, Location, Severity, unique
 from envbuild.spec import ModelEnv, PythonPin, read_model_env
 
 MLMODEL = "MLmodel"
@@ -547,25 +547,12 @@ def read_model(path: str | Path) -> ModelFolder:
     findings.extend(p for p in env.problems if p.severity is not Severity.ERROR)
     example = _read_input_example(doc, root, mlmodel, problems)
     if problems:
-        raise ProblemsError(_unique(problems))
+        raise ProblemsError(unique(problems))
     if example is not None and mlmodel.signature is not None:
         findings.extend(check_example(example, mlmodel.signature))
     return ModelFolder(
         path=root, mlmodel=mlmodel, env=env, input_example=example, findings=tuple(findings)
     )
-
-
-def _unique(problems: list[Finding]) -> list[Finding]:
-    """The same file can be read twice (python_env.yaml's -r and requirements.txt itself)
-    and the same path named by two flavors: report each problem once."""
-    seen: set[tuple[str, str | None, int | None, str]] = set()
-    out = []
-    for p in problems:
-        key = (p.code, p.location.file, p.location.line, p.message)
-        if key not in seen:
-            seen.add(key)
-            out.append(p)
-    return out
 
 
 def _str(value: Any) -> str | None:
