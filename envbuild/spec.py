@@ -752,7 +752,7 @@ def read_workspace_env(path: Path) -> WorkspaceEnv:
     file = path.name
     if not path.is_file():
         raise InputError(
-            f"{path} does not exist",
+            "no such file",
             hint="pass the path of an environment YAML",
             location=Location(file=str(path)),
             code="EB103",
