@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import logging
 import os
 import sys
+import time
 
 from . import __version__
 from .config import ENV_VARS, ConfigError, load_config
@@ -55,12 +57,24 @@ def main(argv: list[str] | None = None) -> int:
     # Imported here: the protocol modules are only needed once the settings are valid.
     from .protocol import LoadError, Scorer
 
+    # Importing MLflow and the model's libraries creates hundreds of thousands of long-lived
+    # objects; the cyclic collector, left on, spends ~0.35 s of a ~2.4 s start (docker run to
+    # first /ping, sklearn-credit) rescanning them. It is off while loading; then the
+    # survivors are frozen (never scanned again, so forked workers' collections do not dirty
+    # their shared pages) and collection resumes. The price: cyclic garbage made during the
+    # load is kept (1,527 objects for sklearn-credit; a full collection to free it would cost
+    # 0.15 s before the first /ping).
+    gc.disable()
+    started = time.perf_counter()
     try:
         scorer = Scorer(config.model_dir)
     except LoadError as exc:
         log.debug("load failure", exc_info=True)
         log.error("%s", exc)
         return 1
+    finally:
+        gc.freeze()
+        gc.enable()
     if command == "openapi":
         from .server import openapi_for
 
@@ -77,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if resp.status == 200 else 2 if resp.status < 500 else 1
     from .server import serve
 
-    return serve(config, scorer)
+    return serve(config, scorer, started)
 
 
 if __name__ == "__main__":

@@ -485,9 +485,12 @@ def _kill(pid: int, sig: int) -> None:
         os.kill(pid, sig)
 
 
-def serve(config: Config, scorer: Scorer | None = None) -> int:
-    """Load the model, listen, serve until SIGTERM; returns the process exit code."""
-    t0 = time.perf_counter()
+def serve(config: Config, scorer: Scorer | None = None, started: float | None = None) -> int:
+    """Load the model, listen, serve until SIGTERM; returns the process exit code.
+
+    ``started``: the ``time.perf_counter()`` at which the caller began loading ``scorer``,
+    so the log reports the real load time."""
+    t0 = time.perf_counter() if started is None else started
     if scorer is None:
         scorer = Scorer(config.model_dir)
     app = App(scorer, config)

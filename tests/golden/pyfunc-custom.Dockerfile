@@ -19,7 +19,9 @@ RUN \
       --require-hashes --no-deps --link-mode=copy --no-cache \
       -r /opt/envbuild/requirements.lock \
  && find /opt/envbuild/venv/lib/python*/site-packages -mindepth 2 -type d -name tests -prune -exec rm -rf {} + \
- && /opt/envbuild/venv/bin/python -c "import compileall, sysconfig; compileall.compile_dir(sysconfig.get_paths()['purelib'], quiet=1, workers=0)" \
+ && find /opt/envbuild/venv/lib/python*/site-packages -mindepth 2 -type f \( -name '*.pyi' -o -name '*.pyx' -o -name '*.pxd' -o -name '*.pxi' \) -delete \
+ && for f in /opt/envbuild/venv/lib/python*/site-packages/*.libs/*; do for g in "${f%/*/*}"/*.libs/"${f##*/}"; do [ "$g" -ef "$f" ] || ! cmp -s "$f" "$g" || ln -f "$f" "$g"; done; done \
+ && /opt/envbuild/venv/bin/python -X no_debug_ranges -c "import compileall, sysconfig; compileall.compile_dir(sysconfig.get_paths()['purelib'], quiet=1, workers=0)" \
  && rm -rf /tmp/envbuild
 
 ENV VIRTUAL_ENV=/opt/envbuild/venv \
