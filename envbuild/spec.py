@@ -331,16 +331,9 @@ def read_requirements(
     _seen: frozenset[str] = frozenset(),
 ) -> RequirementsFile:
     """Read a requirements file inside ``root``, following ``-r``/``-c`` inside ``root``."""
-    path = inside(root, relative, location=location or Location(file=relative))
-    rel = relative_to(root, path)
-    if not path.is_file():
-        raise InputError(
-            f"{rel} does not exist",
-            hint="add the file or remove the reference to it",
-            location=location or Location(file=rel),
-            code="EB103",
-        )
-    text = _read_text(path, rel)
+    path, rel, text = _read_in(
+        root, relative, location, hint="add the file or remove the reference to it"
+    )
     return parse_requirements_text(text, file=rel, root=root, base=path.parent, seen=_seen | {rel})
 
 
@@ -417,6 +410,22 @@ def _nested(
         return read_requirements(root, rel, location=opt.location, _seen=seen)
     except InputError as exc:
         return exc.problems[0]
+
+
+def _read_in(
+    root: Path, relative: str, location: Location | None, *, hint: str
+) -> tuple[Path, str, str]:
+    """A file named by the model folder: inside it (path safety), existing, UTF-8 text."""
+    path = inside(root, relative, location=location or Location(file=relative))
+    rel = relative_to(root, path)
+    if not path.is_file():
+        raise InputError(
+            f"{rel} does not exist",
+            hint=hint,
+            location=location or Location(file=rel),
+            code="EB103",
+        )
+    return path, rel, _read_text(path, rel)
 
 
 def _read_text(path: Path, rel: str) -> str:
@@ -499,16 +508,13 @@ class CondaFile:
 
 
 def read_conda_yaml(root: Path, relative: str, *, location: Location | None = None) -> CondaFile:
-    path = inside(root, relative, location=location or Location(file=relative))
-    rel = relative_to(root, path)
-    if not path.is_file():
-        raise InputError(
-            f"{rel} does not exist",
-            hint="add the conda environment file or fix the MLmodel's env field",
-            location=location or Location(file=rel),
-            code="EB103",
-        )
-    doc = load_yaml(_read_text(path, rel), file=rel)
+    path, rel, text = _read_in(
+        root,
+        relative,
+        location,
+        hint="add the conda environment file or fix the MLmodel's env field",
+    )
+    doc = load_yaml(text, file=rel)
     return parse_conda_doc(doc, root=root, base=path.parent)
 
 
@@ -629,16 +635,13 @@ class PythonEnvFile:
 def read_python_env(
     root: Path, relative: str, *, location: Location | None = None
 ) -> PythonEnvFile:
-    path = inside(root, relative, location=location or Location(file=relative))
-    rel = relative_to(root, path)
-    if not path.is_file():
-        raise InputError(
-            f"{rel} does not exist",
-            hint="add python_env.yaml or fix the MLmodel's env.virtualenv field",
-            location=location or Location(file=rel),
-            code="EB103",
-        )
-    doc = load_yaml(_read_text(path, rel), file=rel)
+    path, rel, text = _read_in(
+        root,
+        relative,
+        location,
+        hint="add python_env.yaml or fix the MLmodel's env.virtualenv field",
+    )
+    doc = load_yaml(text, file=rel)
     data = doc.data if doc.data is not None else {}
     problems: list[Finding] = []
     if not isinstance(data, dict):
