@@ -369,11 +369,17 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def _install_stop_handlers(server: Server) -> None:
-    def on_signal(signum: int, frame: Any) -> None:
-        if server.stopping:
-            return
+    def stop(signum: int) -> None:
         log.info("%s: finishing in-flight requests", signal.Signals(signum).name)
         server.begin_stop()
+
+    def on_signal(signum: int, frame: Any) -> None:
+        # The handler runs in the main thread between two bytecodes, possibly while that
+        # thread holds the server's lock (process_request): taking the lock here would
+        # deadlock the worker, so the stop happens on a thread of its own.
+        if server.stopping:
+            return
+        threading.Thread(target=stop, args=(signum,), name="stop", daemon=True).start()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
