@@ -121,6 +121,11 @@ class Server(HTTPServer):
         if self.address_family == socket.AF_INET6:
             self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
         super().server_bind()
+        # Non-blocking accept: the workers share this socket, so select() wakes them all and
+        # only one gets the connection (a client may also reset it in between). A blocking
+        # accept() would then hang the others until the next connection, deaf to the stop
+        # flag; non-blocking, accept() raises BlockingIOError, which serve_forever ignores.
+        self.socket.setblocking(False)
 
     def process_request(self, request: Any, client_address: Any) -> None:
         thread = threading.Thread(target=self._handle, args=(request, client_address), daemon=True)
