@@ -432,6 +432,42 @@ def test_workers_restart_and_sigterm_drains(serve_env: dict[str, Path], tmp_path
         server.stop()
 
 
+def test_sigterm_under_connection_bursts_stops_every_process(
+    serve_env: dict[str, Path], tmp_path: Path
+) -> None:
+    """Workers race for each new connection on the shared socket; a stop right after bursts
+    must end the master and every worker promptly (a worker that lost the race used to
+    block in accept() until the next connection, deaf to the stop). Three rounds."""
+    for round_ in range(3):
+        server = start_server(
+            serve_env, EXAMPLES / "sklearn-credit", tmp_path / f"log{round_}",
+            ENVBUILD_WORKERS="2", ENVBUILD_ACCESS_LOG="0",
+        )  # fmt: skip
+        load = subprocess.Popen(
+            [sys.executable, str(LOAD_TEST), server.url + "/invocations",
+             "--payload", str(EXAMPLES / "sklearn-credit" / "serving_input_example.json"),
+             "--concurrency", "100", "--requests", "100000", "--max-seconds", "60",
+             "--no-keepalive", "--json"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            time.sleep(1.5)
+            load.kill()  # the bursts end; a worker stuck in accept() would wait for ever
+            load.wait()
+            time.sleep(0.3)
+            server.proc.send_signal(signal.SIGTERM)
+            # well inside ENVBUILD_GRACE (30 s), after which the master kills stuck workers
+            assert server.proc.wait(15) == 0, server.text()[-2000:]
+            log = server.text()
+            assert "killing it" not in log
+            for pid in re.findall(r"worker (\d+) serving", log):
+                assert not Path(f"/proc/{pid}").exists(), f"worker {pid} outlived the master"
+        finally:
+            load.kill()
+            load.wait()
+            server.stop()
+
+
 # -- the package under the oldest Python it supports -----------------------------------------
 
 
