@@ -679,6 +679,29 @@ def _parse_mlmodel(doc: YamlDoc, root: Path, problems: list[Finding]) -> MLmodel
     )
 
 
+def _missing_file(value: str) -> tuple[str, str]:
+    return f"names {value!r}, which is missing", "restore the model's files or re-save the model"
+
+
+def _check_path(
+    root: Path,
+    value: str,
+    where: Location,
+    problems: list[Finding],
+    *,
+    missing: tuple[str, str] | None,
+) -> None:
+    """A path the MLmodel names must stay inside the folder (EB104); with ``missing``
+    (message, hint) it must also exist (EB103)."""
+    try:
+        target = inside(root, value, location=where)
+    except InputError as exc:
+        problems.extend(exc.problems)
+        return
+    if missing is not None and not target.exists():
+        problems.append(_err("EB103", missing[0], missing[1], where))
+
+
 _FLAVOR_DATA_KEYS = ("data", "pickled_model", "model_data", "saved_model_dir", "model_file")
 
 
@@ -693,21 +716,13 @@ def _check_flavor_paths(
             key in _FLAVOR_DATA_KEYS or key == "code" or key.endswith(("_path", "_file"))
         ):
             continue
-        where = doc.at(("flavors", name, key))
-        try:
-            target = inside(root, value, location=where)
-        except InputError as exc:
-            problems.extend(exc.problems)
-            continue
-        if key in _FLAVOR_DATA_KEYS and not target.exists():
-            problems.append(
-                _err(
-                    "EB103",
-                    f"names {value!r}, which is missing",
-                    "restore the model's files or re-save the model",
-                    where,
-                )
-            )
+        _check_path(
+            root,
+            value,
+            doc.at(("flavors", name, key)),
+            problems,
+            missing=_missing_file(value) if key in _FLAVOR_DATA_KEYS else None,
+        )
 
 
 def _parse_pyfunc(
@@ -752,28 +767,12 @@ def _parse_pyfunc(
                 _err("EB102", f"{key} must be a path", "re-save the model with MLflow", where)
             )
             continue
-        try:
-            target = inside(root, value, location=where)
-        except InputError as exc:
-            problems.extend(exc.problems)
-            continue
-        if not target.exists():
-            problems.append(
-                _err(
-                    "EB103",
-                    f"names {value!r}, which is missing",
-                    "restore the model's files or re-save the model",
-                    where,
-                )
-            )
+        _check_path(root, value, where, problems, missing=_missing_file(value))
     for key, value in (("conda", conda), ("virtualenv", virtualenv)):
         if value is None:
             continue
         field_path = (*base, "env") if legacy else (*base, "env", key)
-        try:
-            inside(root, value, location=doc.at(field_path))
-        except InputError as exc:
-            problems.extend(exc.problems)
+        _check_path(root, value, doc.at(field_path), problems, missing=None)
     artifacts = params.get("artifacts") or {}
     if isinstance(artifacts, dict):
         for name, spec in artifacts.items():
@@ -785,20 +784,16 @@ def _parse_pyfunc(
                 if isinstance(spec, dict)
                 else (*base, "artifacts", str(name))
             )
-            try:
-                target = inside(root, rel, location=where)
-            except InputError as exc:
-                problems.extend(exc.problems)
-                continue
-            if not target.exists():
-                problems.append(
-                    _err(
-                        "EB103",
-                        f"artifact {name!r} names {rel!r}, which is missing",
-                        "restore the model's artifacts or re-save the model",
-                        where,
-                    )
-                )
+            _check_path(
+                root,
+                rel,
+                where,
+                problems,
+                missing=(
+                    f"artifact {name!r} names {rel!r}, which is missing",
+                    "restore the model's artifacts or re-save the model",
+                ),
+            )
     for key, value in params.items():
         # other flavors of pyfunc-style loaders also name data files, e.g. 'model_data'
         if (
@@ -806,10 +801,7 @@ def _parse_pyfunc(
             and key not in ("model_path", "model_code_path")
             and isinstance(value, str)
         ):
-            try:
-                inside(root, value, location=doc.at((*base, key)))
-            except InputError as exc:
-                problems.extend(exc.problems)
+            _check_path(root, value, doc.at((*base, key)), problems, missing=None)
     python_version = _str(params.get("python_version"))
     if isinstance(params.get("python_version"), float):  # python_version: 3.10 -> "3.10"
         python_version = doc.text((*base, "python_version")) or python_version
