@@ -347,6 +347,19 @@ def test_credentials_stay_out_of_output_and_cache(mlflow_server: Server, tmp_pat
 # errors: one line (and its TIP), exit 2, nothing in the cache
 
 
+def _show_json(location: str, tracking_uri: str, cache: Path) -> subprocess.CompletedProcess[str]:
+    return envbuild(
+        "show",
+        location,
+        "--format",
+        "json",
+        "--tracking-uri",
+        tracking_uri,
+        "--cache-dir",
+        str(cache),
+    )
+
+
 def _assert_one_line_error(done: subprocess.CompletedProcess[str], code: str, uri: str) -> None:
     assert done.returncode == 2, done.stderr
     lines = done.stderr.splitlines()
@@ -372,16 +385,7 @@ def _assert_one_line_error(done: subprocess.CompletedProcess[str], code: str, ur
 )
 def test_unknown(mlflow_server: Server, tmp_path: Path, location: str, code: str) -> None:
     cache = tmp_path / "cache"
-    done = envbuild(
-        "show",
-        location,
-        "--format",
-        "json",
-        "--tracking-uri",
-        mlflow_server.uri,
-        "--cache-dir",
-        str(cache),
-    )
+    done = _show_json(location, mlflow_server.uri, cache)
     _assert_one_line_error(done, code, location)
     assert len(done.stderr.splitlines()) == 2, done.stderr
     assert files_under(cache) == []
@@ -391,16 +395,7 @@ def test_missing_artifact_path_leaves_nothing(mlflow_server: Server, tmp_path: P
     # The run exists, so the download starts: its temporary folder must go again.
     cache = tmp_path / "cache"
     location = f"runs:/{mlflow_server.run_id}/no-such-path"
-    done = envbuild(
-        "show",
-        location,
-        "--format",
-        "json",
-        "--tracking-uri",
-        mlflow_server.uri,
-        "--cache-dir",
-        str(cache),
-    )
+    done = _show_json(location, mlflow_server.uri, cache)
     _assert_one_line_error(done, "EB607", location)
     assert files_under(cache) == []
 
@@ -408,16 +403,7 @@ def test_missing_artifact_path_leaves_nothing(mlflow_server: Server, tmp_path: P
 def test_run_root_that_is_not_a_model(mlflow_server: Server, tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     location = f"runs:/{mlflow_server.run_id}"
-    done = envbuild(
-        "show",
-        location,
-        "--format",
-        "json",
-        "--tracking-uri",
-        mlflow_server.uri,
-        "--cache-dir",
-        str(cache),
-    )
+    done = _show_json(location, mlflow_server.uri, cache)
     _assert_one_line_error(done, "EB607", location)
     assert "add /model to the URI" in done.stderr
     assert files_under(cache) == []
