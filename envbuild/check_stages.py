@@ -197,7 +197,13 @@ def resolution(
         findings.extend(static_findings(folder, target, env))
         if override is not None:
             findings.extend(override_findings(folder, override))
-        return findings, ["resolution against the package index, drift and the unneeded-requirement check (--offline)"], None
+        return (
+            findings,
+            [
+                "resolution against the package index, drift and the unneeded-requirement check (--offline)"
+            ],
+            None,
+        )
     result = resolve(
         folder,
         target,

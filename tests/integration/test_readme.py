@@ -20,7 +20,9 @@ def test_readme_first_command_in_a_fresh_container(tmp_path: Path) -> None:
     blocks = re.findall(r"```bash\n(.*?)\n```", (ROOT / "README.md").read_text(), re.S)
     command = blocks[0].strip()
     assert command.startswith("python3 -m pip install . && envbuild ")
-    files = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
+    files = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True
+    ).stdout
     src = tmp_path / "src"
     for name in filter(None, files.decode().split("\0")):
         if (ROOT / name).is_file():
