@@ -296,6 +296,70 @@ def parse_lock(text: str, *, file: str = "requirements.lock") -> tuple[list[Pin]
     return pins, options
 
 
+# The distributions that are MLflow itself; their requirement closure is the serving runtime.
+MLFLOW_DISTS = frozenset({"mlflow", "mlflow-skinny", "mlflow-tracing"})
+_VIA = re.compile(r"^\s*#\s*via\s+(?P<via>.+)$")
+_DIST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*$")
+
+
+def serving_runtime_only(text: str) -> tuple[str, ...]:
+    """The locked distributions that only MLflow needs (mlflow-skinny, databricks-sdk,
+    opentelemetry, ...): MLflow and the closure of its requirements, minus whatever the
+    model's own requirements (and the serving stack's pandas and numpy) also need.
+
+    Read from the lock's ``# via`` comments (``envbuild lock`` writes them); a lock
+    without them gives ``()``, so everything is treated as the model's own."""
+    parents: dict[str, set[str]] = {}
+    current: str | None = None
+    for line in text.splitlines():
+        m = _PIN_LINE.match(line)
+        if m:
+            current = canonicalize_name(m["name"])
+            parents[current] = set()
+            continue
+        v = _VIA.match(line)
+        if v and current is not None:
+            parents[current].update(p.strip() for p in v["via"].split(","))
+    if not any(parents.values()):
+        return ()
+    children: dict[str, set[str]] = {name: set() for name in parents}
+    roots: set[str] = set()
+    for name, via in parents.items():
+        for parent in via:
+            key = canonicalize_name(parent) if _DIST_NAME.match(parent) else ""
+            if key in children:
+                children[key].add(name)
+            else:  # a file reference (requirements.txt:3) or the serving stack
+                roots.add(name)
+
+    def closure(start: Iterable[str]) -> set[str]:
+        seen: set[str] = set()
+        todo = list(start)
+        while todo:
+            name = todo.pop()
+            if name not in seen:
+                seen.add(name)
+                todo.extend(children.get(name, ()))
+        return seen
+
+    runtime = closure(n for n in parents if n in MLFLOW_DISTS)
+    model = closure(roots - MLFLOW_DISTS)
+    return tuple(sorted(runtime - model))
+
+
+def warm_imports(folder: ModelFolder) -> tuple[str, ...]:
+    """The modules whose import at build time writes the deferred runtime's bytecode:
+    those the server imports at start, and the model flavor's pyfunc loader."""
+    from envbuild.serve.protocol import MLFLOW_MODULES
+
+    loader = folder.mlmodel.pyfunc.loader_module if folder.mlmodel.pyfunc else None
+    modules = list(MLFLOW_MODULES)
+    if loader and _MODULE.match(loader) and loader not in modules:
+        modules.append(loader)
+    return tuple(modules)
+
+
 @dataclass(frozen=True, kw_only=True)
 class IndexPlan:
     """The lock's index options split into what may appear in the context and what must
@@ -598,6 +662,9 @@ def render(
     findings.extend(mfind)
     files.extend(server_files())
     files.append(ContextFile(path=".envbuild/requirements.lock", data=index.lock_text.encode()))
+    files.append(
+        ContextFile(path=".envbuild/bytecode.py", source=Path(__file__).with_name("_bytecode.py"))
+    )
     install_args: list[tuple[str, ...]] = []
     packed = 0
     if wheelhouse:
@@ -706,6 +773,8 @@ def render(
         "python_source": python_source,
         "system_packages": system_packages(pins),
         "runtime_env": _runtime_env(folder),
+        "bytecode_defer": serving_runtime_only(lock.text),
+        "bytecode_warm": warm_imports(folder),
         "port": PORT,
         "uid": UID,
         "entrypoint": ["/opt/envbuild/venv/bin/python", "-m", server_package()],

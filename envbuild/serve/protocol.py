@@ -26,6 +26,24 @@ FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 CONTENT_TYPES = ("application/json", "text/csv", "application/vnd.apache.parquet")
 MAX_MESSAGE = 2000
 
+# The MLflow modules the scorer imports at start. Image builds import the same list (plus the
+# flavor's loader module) to decide which of MLflow's runtime modules get bytecode
+# (envbuild/_bytecode.py), so keep the two in step through this one tuple.
+MLFLOW_MODULES = (
+    "mlflow.pyfunc",
+    "mlflow.exceptions",
+    "mlflow.utils.proto_json_utils",
+    "mlflow.version",
+    "mlflow.pyfunc.utils.serving_data_parser",
+)
+
+# Libraries imported before MLflow when the MLmodel names them. skops builds its list of
+# trusted types at import by looking each of ~900 types up in every module of sys.modules
+# (skops.io._utils.whichmodule), so its import costs in proportion to what is already loaded:
+# importing it before MLflow's ~1,500 modules cut a skops model's load from 2.2 s to 1.8 s
+# (examples/sklearn-credit, python:3.11-slim). The model loads exactly as before.
+EARLY_IMPORTS = ((re.compile(r"^\s+serialization_format:\s*['\"]?skops\b", re.M), "skops.io"),)
+
 
 @dataclass(frozen=True)
 class Response:
@@ -133,6 +151,20 @@ def decode_json(body: bytes) -> dict[str, Any]:
     return obj
 
 
+def _early_imports(mlmodel: str) -> None:
+    try:
+        with open(mlmodel, encoding="utf-8") as fh:
+            text = fh.read()
+    except (OSError, UnicodeDecodeError):
+        return  # the loader reports it
+    for pattern, module in EARLY_IMPORTS:
+        if pattern.search(text):
+            try:
+                importlib.import_module(module)
+            except Exception as exc:  # the model's own load reports a real problem
+                log.debug("early import of %s failed: %s", module, exc)
+
+
 class Scorer:
     """A loaded pyfunc model and the protocol around it (thread-safe as the model is)."""
 
@@ -140,19 +172,24 @@ class Scorer:
         if not os.path.isfile(os.path.join(model_dir, "MLmodel")):
             raise LoadError(f"{model_dir}: no MLmodel file there (set ENVBUILD_MODEL_DIR)")
         os.environ.setdefault("_MLFLOW_IS_IN_SERVING_ENVIRONMENT", "true")
+        # A serving process does not report usage to MLflow (MLflow 3 does by default, from
+        # a thread, over the network); set MLFLOW_DISABLE_TELEMETRY=false to allow it.
+        os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+        _early_imports(os.path.join(model_dir, "MLmodel"))
         # importlib, not import statements: MLflow's API is untyped and varies by version,
         # so it is handled as Any here (and mypy need not have MLflow installed).
+        pyfunc_name, exceptions_name, pju_name, version_name, parser_name = MLFLOW_MODULES
         try:
-            pyfunc = importlib.import_module("mlflow.pyfunc")
-            exceptions = importlib.import_module("mlflow.exceptions")
-            pju = importlib.import_module("mlflow.utils.proto_json_utils")
-            version = importlib.import_module("mlflow.version")
+            pyfunc = importlib.import_module(pyfunc_name)
+            exceptions = importlib.import_module(exceptions_name)
+            pju = importlib.import_module(pju_name)
+            version = importlib.import_module(version_name)
         except ImportError as exc:
             raise LoadError(
                 f"cannot import MLflow ({exc}); the environment needs mlflow-skinny"
             ) from None
         try:
-            parser = importlib.import_module("mlflow.pyfunc.utils.serving_data_parser")
+            parser = importlib.import_module(parser_name)
             is_unified_llm_input: Any = parser.is_unified_llm_input
         except (ImportError, AttributeError):  # MLflow before 2.12
             is_unified_llm_input = None

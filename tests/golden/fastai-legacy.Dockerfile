@@ -9,7 +9,7 @@ FROM python:3.8-slim
 # and removed in the same step) installs the lock, hashes required, into a venv.
 # uv trusts the system's CA store (proxies, private CAs); plain logs in the build output.
 ENV UV_SYSTEM_CERTS=1 UV_NATIVE_TLS=1 UV_NO_PROGRESS=1 NO_COLOR=1
-COPY .envbuild/requirements.lock .envbuild/uv.txt /opt/envbuild/
+COPY .envbuild/requirements.lock .envbuild/bytecode.py .envbuild/uv.txt /opt/envbuild/
 RUN \
     python3 -m pip install --no-cache-dir --disable-pip-version-check --no-deps --require-hashes \
       --target /tmp/envbuild/uv -r /opt/envbuild/uv.txt \
@@ -21,7 +21,10 @@ RUN \
  && find /opt/envbuild/venv/lib/python*/site-packages -mindepth 2 -type d -name tests -prune -exec rm -rf {} + \
  && find /opt/envbuild/venv/lib/python*/site-packages -mindepth 2 -type f \( -name '*.pyi' -o -name '*.pyx' -o -name '*.pxd' -o -name '*.pxi' \) -delete \
  && for f in /opt/envbuild/venv/lib/python*/site-packages/*.libs/*; do for g in "${f%/*/*}"/*.libs/"${f##*/}"; do [ "$g" -ef "$f" ] || ! cmp -s "$f" "$g" || ln -f "$f" "$g"; done; done \
- && /opt/envbuild/venv/bin/python -X no_debug_ranges -c "import compileall, sysconfig; compileall.compile_dir(sysconfig.get_paths()['purelib'], quiet=1, workers=0)" \
+ && /opt/envbuild/venv/bin/python -X no_debug_ranges /opt/envbuild/bytecode.py \
+      --defer alembic,blinker,cachetools,cloudpickle,databricks-sdk,deprecated,docker,flask,gitdb,gitpython,graphene,graphql-core,graphql-relay,greenlet,gunicorn,importlib-metadata,itsdangerous,mako,markdown,mlflow,mlflow-skinny,opentelemetry-api,opentelemetry-sdk,opentelemetry-semantic-conventions,pyarrow,smmap,sqlalchemy,sqlparse,werkzeug \
+      --warm mlflow.pyfunc,mlflow.exceptions,mlflow.utils.proto_json_utils,mlflow.version,mlflow.pyfunc.utils.serving_data_parser,mlflow.fastai \
+ && rm /opt/envbuild/bytecode.py \
  && rm -rf /tmp/envbuild
 
 ENV VIRTUAL_ENV=/opt/envbuild/venv \

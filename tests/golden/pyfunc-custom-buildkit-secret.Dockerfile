@@ -9,7 +9,7 @@ FROM python:3.11-slim
 # and removed in the same step) installs the lock, hashes required, into a venv.
 # uv trusts the system's CA store (proxies, private CAs); plain logs in the build output.
 ENV UV_SYSTEM_CERTS=1 UV_NATIVE_TLS=1 UV_NO_PROGRESS=1 NO_COLOR=1
-COPY .envbuild/requirements.lock .envbuild/uv.txt /opt/envbuild/
+COPY .envbuild/requirements.lock .envbuild/bytecode.py .envbuild/uv.txt /opt/envbuild/
 RUN --mount=type=cache,target=/root/.cache/uv --mount=type=secret,id=envbuild_index_0,required=true \
     python3 -m pip install --no-cache-dir --disable-pip-version-check --no-deps --require-hashes \
       --target /tmp/envbuild/uv -r /opt/envbuild/uv.txt \
@@ -21,7 +21,10 @@ RUN --mount=type=cache,target=/root/.cache/uv --mount=type=secret,id=envbuild_in
  && find /opt/envbuild/venv/lib/python*/site-packages -mindepth 2 -type d -name tests -prune -exec rm -rf {} + \
  && find /opt/envbuild/venv/lib/python*/site-packages -mindepth 2 -type f \( -name '*.pyi' -o -name '*.pyx' -o -name '*.pxd' -o -name '*.pxi' \) -delete \
  && for f in /opt/envbuild/venv/lib/python*/site-packages/*.libs/*; do for g in "${f%/*/*}"/*.libs/"${f##*/}"; do [ "$g" -ef "$f" ] || ! cmp -s "$f" "$g" || ln -f "$f" "$g"; done; done \
- && /opt/envbuild/venv/bin/python -X no_debug_ranges -c "import compileall, sysconfig; compileall.compile_dir(sysconfig.get_paths()['purelib'], quiet=1, workers=0)" \
+ && /opt/envbuild/venv/bin/python -X no_debug_ranges /opt/envbuild/bytecode.py \
+      --defer aiohappyeyeballs,aiohttp,aiosignal,alembic,annotated-doc,annotated-types,anyio,attrs,blinker,cachetools,certifi,cffi,charset-normalizer,click,contourpy,cryptography,cycler,databricks-sdk,docker,fastapi,flask,flask-cors,fonttools,frozenlist,gitdb,gitpython,google-auth,graphene,graphql-core,graphql-relay,gunicorn,h11,huey,idna,importlib-metadata,itsdangerous,jinja2,kiwisolver,mako,markupsafe,matplotlib,mlflow,mlflow-skinny,mlflow-tracing,multidict,opentelemetry-api,opentelemetry-proto,opentelemetry-sdk,opentelemetry-semantic-conventions,packaging,pillow,prettytable,propcache,protobuf,pyarrow,pyasn1,pyasn1-modules,pycparser,pydantic,pydantic-core,pyparsing,python-dotenv,pyyaml,requests,skops,smmap,sqlalchemy,sqlparse,starlette,typing-extensions,typing-inspection,urllib3,uvicorn,wcwidth,werkzeug,yarl,zipp \
+      --warm mlflow.pyfunc,mlflow.exceptions,mlflow.utils.proto_json_utils,mlflow.version,mlflow.pyfunc.utils.serving_data_parser,mlflow.pyfunc.model \
+ && rm /opt/envbuild/bytecode.py \
  && rm -rf /tmp/envbuild
 
 ENV VIRTUAL_ENV=/opt/envbuild/venv \

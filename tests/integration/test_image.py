@@ -174,6 +174,31 @@ def test_image_runs_as_non_root_with_healthcheck(credit: tuple[Path, dict[str, A
 @pytest.mark.docker
 @pytest.mark.network
 @pytest.mark.slow
+def test_bytecode_for_the_model_libraries_and_the_imported_runtime(
+    credit: tuple[Path, dict[str, Any]],
+) -> None:
+    """scikit-learn (the model's) is compiled in full; of MLflow (the serving runtime) only
+    what the server's imports load: mlflow.pyfunc has bytecode, mlflow.server (the tracking
+    server, never imported to serve) has none; the build helper is gone."""
+    script = (
+        "import pathlib, sysconfig; sp = pathlib.Path(sysconfig.get_paths()['purelib']);"
+        "py = lambda d: sorted(p.stem for p in (sp / d).glob('*.py'));"
+        "pyc = lambda d: sorted(p.name.split('.')[0] for p in (sp / d / '__pycache__').glob('*.pyc'));"
+        "print(py('sklearn') == pyc('sklearn'), py('sklearn/ensemble') == pyc('sklearn/ensemble'),"
+        " '__init__' in pyc('mlflow/pyfunc'), pyc('mlflow/server'), pyc('mlflow/sklearn'),"
+        " pathlib.Path('/opt/envbuild/bytecode.py').exists())"
+    )
+    out = subprocess.run(
+        ["docker", "run", "--rm", "--entrypoint", "/opt/envbuild/venv/bin/python",
+         credit[1]["image"]["id"], "-c", script],
+        capture_output=True, text=True, check=True, timeout=120,
+    ).stdout.strip()  # fmt: skip
+    assert out == "True True True [] ['__init__'] False", out
+
+
+@pytest.mark.docker
+@pytest.mark.network
+@pytest.mark.slow
 def test_weights_only_change_reuses_the_dependency_layer(
     credit: tuple[Path, dict[str, Any]], tmp_path: Path
 ) -> None:

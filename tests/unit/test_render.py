@@ -21,8 +21,10 @@ from envbuild.render import (
     cuda_version,
     parse_lock,
     render,
+    serving_runtime_only,
     split_index_options,
     templates_dir,
+    warm_imports,
 )
 from envbuild.spec import read_workspace_env
 
@@ -292,3 +294,39 @@ def test_context_is_deterministic(copy_model) -> None:
 
 def test_templates_found_in_checkout() -> None:
     assert (templates_dir() / "Dockerfile.pip.j2").is_file()
+
+
+def test_serving_runtime_only_reads_the_lock_graph() -> None:
+    """MLflow and what only MLflow needs are deferred; what the model's requirements (or
+    the serving stack's pandas and numpy) also need is not, even when MLflow needs it too."""
+    text = (GOLDEN / "locks" / "sklearn-credit.lock").read_text()
+    runtime = serving_runtime_only(text)
+    assert {"mlflow-skinny", "databricks-sdk", "opentelemetry-sdk", "pydantic"} <= set(runtime)
+    pins = {p.name for p in parse_lock(text)[0]}
+    assert set(runtime) < pins
+    for own in ("numpy", "pandas", "scikit-learn", "scipy", "joblib", "threadpoolctl"):
+        assert own in pins and own not in runtime
+
+
+def test_serving_runtime_only_small_graph() -> None:
+    h = " \\\n    --hash=sha256:" + "0" * 64 + "\n"
+    text = (
+        "mlflow-skinny==3.1" + h + "    # via requirements.txt:1, envbuild serving stack\n"
+        "numpy==2.0" + h + "    # via requirements.txt:2, pandas, mlflow-skinny\n"
+        "pandas==2.2" + h + "    # via envbuild serving stack, mlflow-skinny\n"
+        "protobuf==5.0" + h + "    # via mlflow-skinny, opentelemetry-proto\n"
+        "opentelemetry-proto==1.0" + h + "    # via mlflow-skinny\n"
+        "requests==2.0" + h + "    # via mlflow-skinny, requirements.txt:3\n"
+        "idna==3.0" + h + "    # via requests\n"
+    )
+    assert serving_runtime_only(text) == ("mlflow-skinny", "opentelemetry-proto", "protobuf")
+    # no "# via" comments: nothing is known about the graph, so nothing is deferred
+    assert serving_runtime_only("\n".join(x for x in text.splitlines() if "via" not in x)) == ()
+
+
+def test_warm_imports_add_the_flavor_loader() -> None:
+    from envbuild.serve.protocol import MLFLOW_MODULES
+
+    warm = warm_imports(read_model(EXAMPLES / "sklearn-credit"))
+    assert warm == (*MLFLOW_MODULES, "mlflow.sklearn")
+    assert warm_imports(read_model(EXAMPLES / "pyfunc-custom"))[-1] == "mlflow.pyfunc.model"
