@@ -520,3 +520,39 @@ def test_bad_request_line_is_json_400(running: Any) -> None:
     head, _, body = reply.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 400 ")
     assert json.loads(body)["error_code"] == "BAD_REQUEST"
+
+
+def test_a_worker_that_loses_the_accept_race_does_not_block() -> None:
+    """Workers share the listening socket: select() wakes them all when a connection
+    arrives, one accepts it, the others then call accept() with nothing queued. That call
+    must return at once (non-blocking socket) so the loser goes back to select() and still
+    sees a stop; a blocking accept() hung there until the next connection (seen in CI as a
+    worker stuck past SIGTERM). The loser's call is reproduced directly here."""
+    config = load_config({"ENVBUILD_ACCESS_LOG": "0"})
+    server = Server(("127.0.0.1", 0), App(StandIn(), config), config.backlog)  # type: ignore[arg-type]
+    try:
+        winner = socket.create_connection(("127.0.0.1", server.server_address[1]), timeout=5)
+        accepted, _ = _accept(server)  # the winner
+        done = threading.Event()
+        # the loser: woken for the same connection, finds the queue empty
+        loser = threading.Thread(
+            target=lambda: (server._handle_request_noblock(), done.set()), daemon=True
+        )
+        loser.start()
+        assert done.wait(2), "accept() blocked with no connection queued"
+        assert server.socket.getblocking() is False
+        accepted.close()
+        winner.close()
+    finally:
+        server.server_close()
+
+
+def _accept(server: Server) -> tuple[socket.socket, Any]:
+    deadline = time.monotonic() + 5
+    while True:
+        try:
+            return server.socket.accept()
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
