@@ -241,6 +241,19 @@ class SmokeResult:
             "message": self.message,
         }
 
+    @classmethod
+    def no_example(cls, seconds_to_health: float | None, message: str) -> SmokeResult:
+        """Passed without a prediction: the model has no input example."""
+        return cls(
+            ok=True,
+            source=None,
+            expected_file=None,
+            compared=False,
+            predictions=None,
+            seconds_to_health=seconds_to_health,
+            message=message,
+        )
+
 
 _SERVING_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 
@@ -389,14 +402,8 @@ def smoke_image(
             raise _smoke_failure(running, "the container never answered /ping", start)
         log.info("smoke: /ping answered after %.1f s", healthy_after)
         if case is None:
-            return SmokeResult(
-                ok=True,
-                source=None,
-                expected_file=None,
-                compared=False,
-                predictions=None,
-                seconds_to_health=healthy_after,
-                message="healthy; the model has no input example to predict on",
+            return SmokeResult.no_example(
+                healthy_after, "healthy; the model has no input example to predict on"
             )
         try:
             status, body = _http(
@@ -615,15 +622,7 @@ def smoke_venv(path: Path, folder: ModelFolder) -> SmokeResult:
     """Load the model in the venv's own interpreter and predict on the input example."""
     case = smoke_case(folder)
     if case is None:
-        return SmokeResult(
-            ok=True,
-            source=None,
-            expected_file=None,
-            compared=False,
-            predictions=None,
-            seconds_to_health=None,
-            message="no input example to predict on",
-        )
+        return SmokeResult.no_example(None, "no input example to predict on")
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
     env.update(
         ENVBUILD_MODEL_DIR=str(folder.path.resolve()),

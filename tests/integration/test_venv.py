@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from envbuild.build import find_python
 
@@ -73,3 +74,24 @@ def test_missing_python_exits_3(tmp_path: Path) -> None:
                     "--python", "3.99")  # fmt: skip
     assert done.returncode == 3
     assert "no Python 3.99" in done.stderr and "EB902" in done.stderr
+
+
+@pytest.mark.venv
+@pytest.mark.network
+@pytest.mark.slow
+def test_model_without_input_example_passes_on_load_alone(tmp_path: Path) -> None:
+    """A model logged without an input example has nothing to predict on: the smoke loads
+    it, passes, and says no prediction was compared."""
+    model = truth_model(tmp_path / "sklearn-credit", "sklearn-credit")
+    mlmodel = model / "MLmodel"
+    doc = yaml.safe_load(mlmodel.read_text())
+    del doc["saved_input_example_info"]
+    mlmodel.write_text(yaml.safe_dump(doc))
+    for name in ("input_example.json", "serving_input_example.json"):
+        (model / name).unlink()
+    done = envbuild("venv", str(model), "--path", str(tmp_path / "v"), "--python", "3.11",
+                    "--format", "json")  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    smoke = json.loads(done.stdout)["result"]["smoke"]
+    assert smoke["ok"] and not smoke["compared"] and smoke["input"] is None
+    assert smoke["message"] == "no input example to predict on"
