@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import fcntl
 import json
 import logging
 import os
 import signal
 import socket
+import struct
 import sys
 import threading
 import time
@@ -100,6 +102,9 @@ def openapi_for(scorer: Scorer) -> dict[str, Any]:
     )
 
 
+ACCEPT_TIMEOUT = 1  # seconds a blocking accept() may wait (see Server.server_bind)
+
+
 class Server(HTTPServer):
     """One thread per connection (tracked, so a stop can wait for in-flight requests)."""
 
@@ -126,6 +131,28 @@ class Server(HTTPServer):
         # accept() would then hang the others until the next connection, deaf to the stop
         # flag; non-blocking, accept() raises BlockingIOError, which serve_forever ignores.
         self.socket.setblocking(False)
+        # O_NONBLOCK lives on the open file description the workers share, so any process
+        # holding it can clear it for all (a worker was once found blocked in accept() with
+        # the flag gone, culprit unknown). A receive timeout on the socket itself bounds a
+        # blocking accept() too (Linux applies SO_RCVTIMEO to accept): it returns EAGAIN
+        # within a second; service_actions() then puts the flag back and says so.
+        with contextlib.suppress(OSError):
+            self.socket.setsockopt(
+                socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", ACCEPT_TIMEOUT, 0)
+            )
+        self._nonblock_warned = False
+
+    def _keep_nonblocking(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            flags = fcntl.fcntl(self.socket.fileno(), fcntl.F_GETFL)
+            if not flags & os.O_NONBLOCK:
+                fcntl.fcntl(self.socket.fileno(), fcntl.F_SETFL, flags | os.O_NONBLOCK)
+                if not self._nonblock_warned:
+                    self._nonblock_warned = True
+                    log.warning(
+                        "the listening socket had been made blocking by another holder; "
+                        "made non-blocking again"
+                    )
 
     def process_request(self, request: Any, client_address: Any) -> None:
         thread = threading.Thread(target=self._handle, args=(request, client_address), daemon=True)
@@ -183,6 +210,7 @@ class Server(HTTPServer):
         threading.Thread(target=self.shutdown, name="shutdown", daemon=True).start()
 
     def service_actions(self) -> None:
+        self._keep_nonblocking()
         # A worker whose master died (SIGKILL) stops instead of serving as an orphan.
         if self.is_worker and not self.stopping and os.getppid() != self.parent_pid:
             log.warning("master process gone; worker %d stopping", os.getpid())

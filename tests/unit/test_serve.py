@@ -556,3 +556,36 @@ def _accept(server: Server) -> tuple[socket.socket, Any]:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.01)
+
+
+def test_accept_is_bounded_even_if_another_holder_clears_o_nonblock(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """O_NONBLOCK is shared by every process holding the listening socket; a worker was
+    found blocked in accept() with the flag cleared. With the flag cleared on purpose here,
+    the loser's accept() still returns (SO_RCVTIMEO, ~1 s) and the next service_actions()
+    sets the flag again, with one warning."""
+    import fcntl
+
+    config = load_config({"ENVBUILD_ACCESS_LOG": "0"})
+    server = Server(("127.0.0.1", 0), App(StandIn(), config), config.backlog)  # type: ignore[arg-type]
+    try:
+        fd = server.socket.fileno()
+        fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
+        done = threading.Event()
+        loser = threading.Thread(
+            target=lambda: (server._handle_request_noblock(), done.set()), daemon=True
+        )
+        start = time.monotonic()
+        loser.start()
+        assert done.wait(5), "accept() blocked with the flag cleared"
+        assert time.monotonic() - start < 3
+        with caplog.at_level("WARNING", logger="envbuild.serve"):
+            server.service_actions()
+            server.service_actions()
+        assert fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_NONBLOCK
+        assert [r.message for r in caplog.records].count(
+            "the listening socket had been made blocking by another holder; made non-blocking again"
+        ) == 1
+    finally:
+        server.server_close()
