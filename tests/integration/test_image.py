@@ -174,6 +174,27 @@ def test_image_runs_as_non_root_with_healthcheck(credit: tuple[Path, dict[str, A
 @pytest.mark.docker
 @pytest.mark.network
 @pytest.mark.slow
+def test_another_python_builds_on_its_own_base(tmp_path: Path) -> None:
+    """--python-version 3.12 for a model trained on 3.11: the lock is resolved for 3.12,
+    the base is the local python:3.12-slim (../shared/tools/docker-engine --python 3.12),
+    the venv in the image runs 3.12, and the stored predictions come back."""
+    model = truth_model(tmp_path / "sklearn-credit", "sklearn-credit")
+    result = build(model, "envbuild-test-credit:py312", "--python-version", "3.12")
+    assert result["plan"]["base_image"] == "python:3.12-slim"
+    assert result["plan"]["python_version"] == "3.12"
+    assert result["plan"]["labels"]["io.envbuild.python"] == "3.12"
+    assert result["smoke"]["ok"] and result["smoke"]["compared"]
+    out = subprocess.run(
+        ["docker", "run", "--rm", "--entrypoint", "/opt/envbuild/venv/bin/python",
+         result["image"]["id"], "-c", "import sys, sklearn; print(sys.version_info[:2], sklearn.__version__)"],
+        capture_output=True, text=True, check=True, timeout=120,
+    ).stdout.strip()  # fmt: skip
+    assert out == "(3, 12) 1.9.1", out
+
+
+@pytest.mark.docker
+@pytest.mark.network
+@pytest.mark.slow
 def test_bytecode_for_the_model_libraries_and_the_imported_runtime(
     credit: tuple[Path, dict[str, Any]],
 ) -> None:
