@@ -174,6 +174,35 @@ def test_image_runs_as_non_root_with_healthcheck(credit: tuple[Path, dict[str, A
 @pytest.mark.docker
 @pytest.mark.network
 @pytest.mark.slow
+def test_built_image_under_200_concurrent_connections(
+    credit: tuple[Path, dict[str, Any]],
+) -> None:
+    """benchmarks/load_test.py from a second process on loopback against the built image:
+    200 concurrent keep-alive connections, 2,000 requests, every response compared with
+    the stored predictions; nothing may fail or go unsent. (bench_image.py runs the same
+    load against MLflow's image for the comparison.)"""
+    model, result = credit
+    server = Server(result["image"]["id"])
+    try:
+        done = subprocess.run(
+            [sys.executable, str(ROOT / "benchmarks" / "load_test.py"), server.base + "/invocations",
+             "--payload", str(model / "serving_input_example.json"),
+             "--expect", str(model / "expected_predictions.json"),
+             "--concurrency", "200", "--requests", "2000", "--max-seconds", "240", "--json"],
+            capture_output=True, text=True, check=False, timeout=300,
+        )  # fmt: skip
+        report = json.loads(done.stdout)
+        print(json.dumps(report, indent=1))  # the numbers, with pytest -s
+        assert done.returncode == 0, (report, _docker.logs_tail(server.running))
+        assert report["ok"] == 2000 and report["errors"] == 0 and report["not_sent"] == 0
+        assert report["statuses"] == {"200": 2000}
+    finally:
+        server.close()
+
+
+@pytest.mark.docker
+@pytest.mark.network
+@pytest.mark.slow
 def test_another_python_builds_on_its_own_base(tmp_path: Path) -> None:
     """--python-version 3.12 for a model trained on 3.11: the lock is resolved for 3.12,
     the base is the local python:3.12-slim (../shared/tools/docker-engine --python 3.12),
