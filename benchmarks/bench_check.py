@@ -40,7 +40,9 @@ predict(model_uri=model, input_path=example, content_type="json", env_manager="u
 """
 
 
-def _timed(args: list[str], env: dict[str, str] | None = None) -> tuple[float, subprocess.CompletedProcess[str]]:
+def _timed(
+    args: list[str], env: dict[str, str] | None = None
+) -> tuple[float, subprocess.CompletedProcess[str]]:
     start = time.perf_counter()
     proc = subprocess.run(args, capture_output=True, text=True, env=env, check=False)
     return time.perf_counter() - start, proc
@@ -77,11 +79,22 @@ def main() -> None:
                         "MLFLOW_DISABLE_TELEMETRY": "true",
                     }
                     seconds, proc = _timed(
-                        [str(args.mlflow_python), "-c", MLFLOW_ROUTE, str(folder), str(example), f"{tmp}/out.json"],
+                        [
+                            str(args.mlflow_python),
+                            "-c",
+                            MLFLOW_ROUTE,
+                            str(folder),
+                            str(example),
+                            f"{tmp}/out.json",
+                        ],
                         env=env,
                     )
                 mlflow.append(seconds)
-                found["mlflow"] = "ok" if proc.returncode == 0 else "failed: " + (proc.stderr.strip().splitlines() or ["?"])[-1][:80]
+                found["mlflow"] = (
+                    "ok"
+                    if proc.returncode == 0
+                    else "failed: " + (proc.stderr.strip().splitlines() or ["?"])[-1][:80]
+                )
         row = {
             "model": name,
             "envbuild_warm_s": statistics.median(warm),
@@ -95,20 +108,28 @@ def main() -> None:
             row["ratio_offline"] = row["mlflow_predict_uv_s"] / row["envbuild_offline_s"]
         rows.append(row)
         print(json.dumps(row), file=sys.stderr)
-    print(f"{'model':<16} {'warm s':>7} {'offline s':>9} {'mlflow s':>9} {'x warm':>7} {'x offl':>7}  envbuild findings / mlflow")
+    print(
+        f"{'model':<16} {'warm s':>7} {'offline s':>9} {'mlflow s':>9} {'x warm':>7} {'x offl':>7}  envbuild findings / mlflow"
+    )
     for r in rows:
         ml = r["mlflow_predict_uv_s"]
         print(
             f"{r['model']:<16} {r['envbuild_warm_s']:7.2f} {r['envbuild_offline_s']:9.2f} "
-            + (f"{ml:9.2f} {r['ratio_warm']:7.1f} {r['ratio_offline']:7.1f}" if ml else f"{'n/a':>9} {'':>7} {'':>7}")
+            + (
+                f"{ml:9.2f} {r['ratio_warm']:7.1f} {r['ratio_offline']:7.1f}"
+                if ml
+                else f"{'n/a':>9} {'':>7} {'':>7}"
+            )
             + f"  {r['envbuild_findings']} / {r['mlflow_result']}"
         )
     offline_all = [r["envbuild_offline_s"] for r in rows]
     print(f"offline median {statistics.median(offline_all):.2f}s per model (goal < 1 s)")
     ratios = [r["ratio_offline"] for r in rows if "ratio_offline" in r]
     if ratios:
-        print(f"median speed-up over MLflow's route: offline {statistics.median(ratios):.1f}x, "
-              f"warm {statistics.median([r['ratio_warm'] for r in rows]):.1f}x (goal >= 20x)")
+        print(
+            f"median speed-up over MLflow's route: offline {statistics.median(ratios):.1f}x, "
+            f"warm {statistics.median([r['ratio_warm'] for r in rows]):.1f}x (goal >= 20x)"
+        )
 
 
 if __name__ == "__main__":

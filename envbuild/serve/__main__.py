@@ -86,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             with open(os.path.expanduser(args.input), "rb") as f:
                 body = f.read()
+        scorer.environment_warnings()
         resp = scorer.invoke(body, args.content_type)
         sys.stdout.write(resp.body.decode("utf-8") + "\n")
         return 0 if resp.status == 200 else 2 if resp.status < 500 else 1

@@ -488,6 +488,8 @@ def _supervise(server: Server, workers: int) -> int:
     for _ in range(workers):
         spawn()
     log.info("%d workers started", workers)
+    # The workers answer; the master has nothing else to do until one exits.
+    _environment_warnings(server.app.scorer)
     code = 0
     while children:
         try:
@@ -517,6 +519,14 @@ def _supervise(server: Server, workers: int) -> int:
     signal.alarm(0)
     server.socket.close()
     return code
+
+
+def _environment_warnings(scorer: Scorer) -> None:
+    """MLflow's warnings about the environment (see Scorer.environment_warnings), run after
+    the server answers so they do not delay the first /ping."""
+    check = getattr(scorer, "environment_warnings", None)  # a stand-in scorer may lack it
+    if check is not None:
+        check()
 
 
 def _kill(pid: int, sig: int) -> None:
@@ -560,6 +570,11 @@ def serve(config: Config, scorer: Scorer | None = None, started: float | None = 
     )
     sys.stderr.flush()
     if config.workers == 1:
+        # No fork follows in this mode, so a thread is safe here: it shares the GIL with
+        # the first requests for the ~0.1 s the check takes.
+        threading.Thread(
+            target=_environment_warnings, args=(scorer,), name="environment-check", daemon=True
+        ).start()
         _serve_in_this_process(server)
         log.info("stopped")
         return 0

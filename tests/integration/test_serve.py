@@ -15,6 +15,7 @@ import io
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -261,6 +262,39 @@ def test_predict_without_http(serve_env: dict[str, Path]) -> None:
         )  # fmt: skip
         assert done.returncode == 0, done.stderr[-2000:]
         assert json.loads(done.stdout) == {"predictions": example(name)[2]}
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_mlflow_environment_warnings_come_after_the_first_ping(
+    serve_env: dict[str, Path], tmp_path: Path, workers: str
+) -> None:
+    """MLflow's load-time warnings (a pin the environment lacks, another Python) still
+    reach the log, from the master (2 workers) or a thread (1), once the server answers."""
+    model = tmp_path / "model"
+    shutil.copytree(EXAMPLES / "pyfunc-custom", model)
+    with (model / "requirements.txt").open("a", encoding="utf-8") as f:
+        f.write("\nnot-installed-here==1.0\n")
+    mlmodel = model / "MLmodel"
+    mlmodel.write_text(
+        mlmodel.read_text().replace("python_version: 3.11.7", "python_version: 3.8.12")
+    )
+    server = start_server(serve_env, model, tmp_path / "log", ENVBUILD_WORKERS=workers)
+    try:
+        assert post(server, payloads("pyfunc-custom")["csv"][1], "text/csv")[0] == 200
+        deadline = time.monotonic() + 30
+        while "differs from the version of Python" not in server.text():
+            assert time.monotonic() < deadline, server.text()
+            time.sleep(0.05)
+        log = server.text()
+        mismatch = log.index("Detected one or more mismatches")
+        assert "not-installed-here (current: uninstalled, required: not-installed-here==1.0)" in log
+        assert (
+            "`Python 3.8.12`, differs from the version of Python that is currently running" in log
+        )
+        started = "2 workers started" if workers == "2" else "listening on"
+        assert log.index(started) < mismatch
+    finally:
+        assert server.stop() == 0
 
 
 # -- errors --------------------------------------------------------------------------------
