@@ -57,6 +57,15 @@ def main(argv: list[str] | None = None) -> int:
     # Imported here: the protocol modules are only needed once the settings are valid.
     from .protocol import LoadError, Scorer
 
+    server = None
+    if command == "serve":
+        from .server import listen
+
+        # Bound before the load (see server.py): a port in use fails now, not after it.
+        server = listen(config)
+        if server is None:
+            return 3
+
     # Importing MLflow and the model's libraries creates hundreds of thousands of long-lived
     # objects; the cyclic collector, left on, spends ~0.35 s of a ~2.4 s start (docker run to
     # first /ping, sklearn-credit) rescanning them. It is off while loading; then the
@@ -71,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     except LoadError as exc:
         log.debug("load failure", exc_info=True)
         log.error("%s", exc)
+        if server is not None:
+            server.server_close()
         return 1
     finally:
         gc.freeze()
@@ -92,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if resp.status == 200 else 2 if resp.status < 500 else 1
     from .server import serve
 
-    return serve(config, scorer, started)
+    return serve(config, scorer, started, server)
 
 
 if __name__ == "__main__":

@@ -6,8 +6,11 @@ is not where the time goes (importing MLflow and loading the model is), this one
 every MLflow from 2.0 (older mlflow-skinny has no FastAPI; MLflow 2.x's server needs Flask),
 and it answers model crashes with 500 and bad payloads with short 400s.
 
-Process model: the master loads the model, binds the socket (a large listen backlog so
-bursts of connections queue instead of being refused) and, with ENVBUILD_WORKERS > 1,
+Process model: the master binds the socket (a large listen backlog so bursts of
+connections queue instead of being refused), then loads the model (binding first, as
+gunicorn and uvicorn do: a port in use fails at once, not after the load, and a client that
+connects during the load waits in the backlog instead of being refused), and, with
+ENVBUILD_WORKERS > 1,
 forks that many workers that share the socket and the loaded model (copy-on-write) and
 restarts any that die. Each worker serves one thread per connection (HTTP/1.1 keep-alive)
 and runs predictions on a bounded pool (ENVBUILD_THREADS) so a slow model times out with
@@ -109,10 +112,12 @@ class Server(HTTPServer):
     """One thread per connection (tracked, so a stop can wait for in-flight requests)."""
 
     allow_reuse_address = True
+    app: App  # None until the model is loaded (see listen); no request is read before
 
-    def __init__(self, address: tuple[str, int], app: App, backlog: int) -> None:
+    def __init__(self, address: tuple[str, int], app: App | None, backlog: int) -> None:
         self.request_queue_size = backlog
-        self.app = app
+        if app is not None:
+            self.app = app
         self.stopping = False
         self.parent_pid = os.getppid()
         self.is_worker = False
@@ -445,6 +450,9 @@ def _worker(server: Server) -> None:
         os._exit(code)
 
 
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
 def _supervise(server: Server, workers: int) -> int:
     """Fork and watch the workers; returns the exit code."""
     children: dict[int, float] = {}
@@ -452,12 +460,20 @@ def _supervise(server: Server, workers: int) -> int:
     recent_crashes: list[float] = []
 
     def spawn() -> None:
+        # The stop signals are blocked across the fork: a SIGTERM sent to a new worker
+        # before it reset its handlers ran the master's handler in the worker, which then
+        # served on with its stop signal spent (seen: `docker stop` right after the first
+        # /ping left a worker running until the master's SIGKILL). A blocked signal waits
+        # in the master until the unblock; the child starts with none pending (POSIX).
+        signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
         pid = os.fork()
         if pid == 0:
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            for signum in (*_STOP_SIGNALS, signal.SIGALRM):
+                signal.signal(signum, signal.SIG_DFL)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
             _worker(server)
         children[pid] = time.monotonic()
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
         if stopping:  # a signal arrived while forking
             _kill(pid, signal.SIGTERM)
 
@@ -534,23 +550,10 @@ def _kill(pid: int, sig: int) -> None:
         os.kill(pid, sig)
 
 
-def serve(config: Config, scorer: Scorer | None = None, started: float | None = None) -> int:
-    """Load the model, listen, serve until SIGTERM; returns the process exit code.
-
-    ``started``: the ``time.perf_counter()`` at which the caller began loading ``scorer``,
-    so the log reports the real load time."""
-    t0 = time.perf_counter() if started is None else started
-    if scorer is None:
-        scorer = Scorer(config.model_dir)
-    app = App(scorer, config)
-    log.info(
-        "model %s loaded with MLflow %s in %.2fs",
-        config.model_dir,
-        scorer.mlflow_version,
-        time.perf_counter() - t0,
-    )
+def listen(config: Config) -> Server | None:
+    """The listening socket, bound before the model loads; None (logged) if it cannot be."""
     try:
-        server = Server((config.host, config.port), app, config.backlog)
+        return Server((config.host, config.port), None, config.backlog)
     except OSError as exc:
         log.error(
             "cannot listen on %s:%d: %s (set ENVBUILD_HOST/ENVBUILD_PORT)",
@@ -558,7 +561,34 @@ def serve(config: Config, scorer: Scorer | None = None, started: float | None = 
             config.port,
             exc.strerror or exc,
         )
-        return 3
+        return None
+
+
+def serve(
+    config: Config,
+    scorer: Scorer | None = None,
+    started: float | None = None,
+    server: Server | None = None,
+) -> int:
+    """Listen, load the model, serve until SIGTERM; returns the process exit code.
+
+    ``scorer`` and ``server``: the model and the socket (see listen) when the caller made
+    them; ``started``: the ``time.perf_counter()`` at which the caller began loading
+    ``scorer``, so the log reports the real load time."""
+    t0 = time.perf_counter() if started is None else started
+    if server is None:
+        server = listen(config)
+        if server is None:
+            return 3
+    if scorer is None:
+        scorer = Scorer(config.model_dir)
+    server.app = App(scorer, config)
+    log.info(
+        "model %s loaded with MLflow %s in %.2fs",
+        config.model_dir,
+        scorer.mlflow_version,
+        time.perf_counter() - t0,
+    )
     host, port = server.server_address[:2]
     log.info(
         "listening on http://%s:%d (workers %d, threads %d, backlog %d)",

@@ -17,6 +17,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tarfile
@@ -295,6 +296,82 @@ def test_mlflow_environment_warnings_come_after_the_first_ping(
         assert log.index(started) < mismatch
     finally:
         assert server.stop() == 0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _popen_server(
+    env: dict[str, Path], model: Path, log: Path, port: int, workers: str = "2"
+) -> Any:
+    proc_env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": os.environ.get("HOME", "/tmp"),
+        "PYTHONPATH": str(env["path"]),
+        "ENVBUILD_MODEL_DIR": str(model),
+        "ENVBUILD_HOST": "127.0.0.1",
+        "ENVBUILD_PORT": str(port),
+        "ENVBUILD_WORKERS": workers,
+    }
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [str(env["python"]), "-m", serving.SERVE_PACKAGE],
+            env=proc_env, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+
+
+def test_a_ping_sent_during_the_load_waits_and_an_early_sigterm_stops_all(
+    serve_env: dict[str, Path], tmp_path: Path
+) -> None:
+    """The socket is bound before the model loads: a connection made during the load is
+    queued, not refused, and its /ping is answered by the first worker forked. A SIGTERM
+    sent right then, while the master still forks the other three, stops every process
+    (it once reached a worker before that worker reset the master's handler, and the
+    worker served on until the master's SIGKILL, 31 s later)."""
+    port, log = _free_port(), tmp_path / "log"
+    proc = _popen_server(serve_env, EXAMPLES / "sklearn-credit", log, port, workers="4")
+    server = Running(proc, port, log)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+            try:
+                conn = socket.create_connection(("127.0.0.1", port), timeout=120)
+                break
+            except OSError:
+                time.sleep(0.01)
+        with conn:
+            assert "loaded with MLflow" not in log.read_text()  # connected during the load
+            conn.sendall(b"GET /ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            reply = b""
+            while chunk := conn.recv(65536):
+                reply += chunk
+        assert reply.startswith(b"HTTP/1.1 200 "), reply
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0, log.read_text()[-3000:]
+        text = log.read_text()
+        assert text.rstrip().endswith("stopped"), text[-3000:]
+        for pid in re.findall(r"worker (\d+) serving", text):
+            assert not Path(f"/proc/{pid}").exists(), f"worker {pid} outlived the master"
+    finally:
+        server.stop()
+
+
+def test_a_port_in_use_fails_before_the_model_loads(
+    serve_env: dict[str, Path], tmp_path: Path
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port, log = int(taken.getsockname()[1]), tmp_path / "log"
+        proc = _popen_server(serve_env, EXAMPLES / "sklearn-credit", log, port)
+        assert proc.wait(30) == 3
+    text = log.read_text()
+    assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in text, text
+    assert "loaded with MLflow" not in text and "Traceback" not in text
 
 
 # -- errors --------------------------------------------------------------------------------
