@@ -102,7 +102,10 @@ class Running:
             return self.proc.wait()
 
 
-def start_server(env: dict[str, Path], model: Path, log: Path, **settings: str) -> Running:
+def spawn_server(
+    env: dict[str, Path], model: Path, log: Path, **settings: str
+) -> subprocess.Popen[bytes]:
+    """The server process, its output in ``log``; ``settings`` override the defaults."""
     proc_env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": os.environ.get("HOME", "/tmp"),
@@ -114,12 +117,16 @@ def start_server(env: dict[str, Path], model: Path, log: Path, **settings: str) 
         **settings,
     }
     with log.open("wb") as out:
-        proc = subprocess.Popen(
+        return subprocess.Popen(
             [str(env["python"]), "-m", serving.SERVE_PACKAGE],
             env=proc_env,
             stdout=out,
             stderr=subprocess.STDOUT,
         )
+
+
+def start_server(env: dict[str, Path], model: Path, log: Path, **settings: str) -> Running:
+    proc = spawn_server(env, model, log, **settings)
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         match = re.search(r"listening on http://127\.0\.0\.1:(\d+)", log.read_text())
@@ -136,6 +143,11 @@ def start_server(env: dict[str, Path], model: Path, log: Path, **settings: str) 
         time.sleep(0.05)
     proc.kill()
     pytest.fail(f"server did not start:\n{log.read_text()[-3000:]}")
+
+
+def assert_workers_gone(log: str) -> None:
+    for pid in re.findall(r"worker (\d+) serving", log):
+        assert not Path(f"/proc/{pid}").exists(), f"worker {pid} outlived the master"
 
 
 def get(server: Running, path: str) -> tuple[int, dict[str, str], bytes]:
@@ -304,25 +316,6 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _popen_server(
-    env: dict[str, Path], model: Path, log: Path, port: int, workers: str = "2"
-) -> Any:
-    proc_env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": os.environ.get("HOME", "/tmp"),
-        "PYTHONPATH": str(env["path"]),
-        "ENVBUILD_MODEL_DIR": str(model),
-        "ENVBUILD_HOST": "127.0.0.1",
-        "ENVBUILD_PORT": str(port),
-        "ENVBUILD_WORKERS": workers,
-    }
-    with log.open("wb") as out:
-        return subprocess.Popen(
-            [str(env["python"]), "-m", serving.SERVE_PACKAGE],
-            env=proc_env, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-
-
 def test_a_ping_sent_during_the_load_waits_and_an_early_sigterm_stops_all(
     serve_env: dict[str, Path], tmp_path: Path
 ) -> None:
@@ -332,7 +325,9 @@ def test_a_ping_sent_during_the_load_waits_and_an_early_sigterm_stops_all(
     (it once reached a worker before that worker reset the master's handler, and the
     worker served on until the master's SIGKILL, 31 s later)."""
     port, log = _free_port(), tmp_path / "log"
-    proc = _popen_server(serve_env, EXAMPLES / "sklearn-credit", log, port, workers="4")
+    proc = spawn_server(
+        serve_env, EXAMPLES / "sklearn-credit", log, ENVBUILD_PORT=str(port), ENVBUILD_WORKERS="4"
+    )
     server = Running(proc, port, log)
     try:
         deadline = time.monotonic() + 60
@@ -354,8 +349,7 @@ def test_a_ping_sent_during_the_load_waits_and_an_early_sigterm_stops_all(
         assert proc.wait(15) == 0, log.read_text()[-3000:]
         text = log.read_text()
         assert text.rstrip().endswith("stopped"), text[-3000:]
-        for pid in re.findall(r"worker (\d+) serving", text):
-            assert not Path(f"/proc/{pid}").exists(), f"worker {pid} outlived the master"
+        assert_workers_gone(text)
     finally:
         server.stop()
 
@@ -367,7 +361,7 @@ def test_a_port_in_use_fails_before_the_model_loads(
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port, log = int(taken.getsockname()[1]), tmp_path / "log"
-        proc = _popen_server(serve_env, EXAMPLES / "sklearn-credit", log, port)
+        proc = spawn_server(serve_env, EXAMPLES / "sklearn-credit", log, ENVBUILD_PORT=str(port))
         assert proc.wait(30) == 3
     text = log.read_text()
     assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in text, text
@@ -537,8 +531,7 @@ def test_workers_restart_and_sigterm_drains(serve_env: dict[str, Path], tmp_path
         assert "SIGTERM: stopping 2 worker(s)" in log and log.rstrip().endswith("stopped")
         big_done = re.search(r'"POST /invocations HTTP/1.1" 200 \d{7,} ', log)
         assert big_done and log.index("SIGTERM") < big_done.start(), "not in flight at SIGTERM"
-        for pid in re.findall(r"worker (\d+) serving", log):
-            assert not Path(f"/proc/{pid}").exists(), f"worker {pid} outlived the master"
+        assert_workers_gone(log)
     finally:
         server.stop()
 
@@ -571,8 +564,7 @@ def test_sigterm_under_connection_bursts_stops_every_process(
             assert server.proc.wait(15) == 0, server.text()[-2000:]
             log = server.text()
             assert "killing it" not in log
-            for pid in re.findall(r"worker (\d+) serving", log):
-                assert not Path(f"/proc/{pid}").exists(), f"worker {pid} outlived the master"
+            assert_workers_gone(log)
         finally:
             load.kill()
             load.wait()
