@@ -7,12 +7,11 @@ every MLflow from 2.0 (older mlflow-skinny has no FastAPI; MLflow 2.x's server n
 and it answers model crashes with 500 and bad payloads with short 400s.
 
 Process model: the master binds the socket (a large listen backlog so bursts of
-connections queue instead of being refused), then loads the model (binding first, as
-gunicorn and uvicorn do: a port in use fails at once, not after the load, and a client that
-connects during the load waits in the backlog instead of being refused), and, with
-ENVBUILD_WORKERS > 1,
-forks that many workers that share the socket and the loaded model (copy-on-write) and
-restarts any that die. Each worker serves one thread per connection (HTTP/1.1 keep-alive)
+connections queue instead of being refused) before it loads the model, as gunicorn and
+uvicorn do: a port in use fails at once, not after the load, and a client that connects
+during the load waits in the backlog instead of being refused. Then, with ENVBUILD_WORKERS
+> 1, it forks that many workers that share the socket and the loaded model (copy-on-write)
+and restarts any that die. Each worker serves one thread per connection (HTTP/1.1 keep-alive)
 and runs predictions on a bounded pool (ENVBUILD_THREADS) so a slow model times out with
 504 instead of piling up. SIGTERM/SIGINT: stop accepting, close idle keep-alive
 connections, let in-flight requests finish (up to ENVBUILD_GRACE seconds), exit 0.
@@ -112,7 +111,7 @@ class Server(HTTPServer):
     """One thread per connection (tracked, so a stop can wait for in-flight requests)."""
 
     allow_reuse_address = True
-    app: App  # None until the model is loaded (see listen); no request is read before
+    app: App  # set once the model is loaded (see listen); no request is read before
 
     def __init__(self, address: tuple[str, int], app: App | None, backlog: int) -> None:
         self.request_queue_size = backlog
