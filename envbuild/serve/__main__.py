@@ -12,6 +12,7 @@ import time
 
 from . import __version__
 from .config import ENV_VARS, ConfigError, load_config
+from .stack import call
 
 
 def _logging(level: str) -> None:
@@ -107,4 +108,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Through stack.call: the model load would otherwise run at a frame-stack depth that
+    # CPython 3.11-3.13 can keep unmapping and remapping (see stack.py).
+    sys.exit(call(main))
