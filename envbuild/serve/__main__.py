@@ -109,5 +109,5 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     # Through stack.call: the model load would otherwise run at a frame-stack depth that
-    # CPython 3.11-3.13 can keep unmapping and remapping (see stack.py).
+    # CPython 3.11 and later can keep unmapping and remapping (see stack.py).
     sys.exit(call(main))

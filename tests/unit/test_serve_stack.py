@@ -2,8 +2,9 @@
 
 Measured, not assumed: a loop of calls is run at every depth over 20 KiB of frames (more
 than one 16 KiB chunk, so some depth puts the callee across an edge), and the minor page
-faults it causes are counted. Plainly, CPython 3.11-3.13 unmap and remap the chunk on
-every call at that depth; beneath ``stack.call`` no depth may do so.
+faults it causes are counted. Plainly, CPython 3.11 and later (until the upstream fix)
+unmap and remap the chunk on every call at that depth; beneath ``stack.call`` no depth
+may do so.
 """
 
 from __future__ import annotations
@@ -50,11 +51,11 @@ def worst_depth() -> int:
     return max(_loop_at(depth) for depth in range(200))
 
 
-@pytest.mark.skipif(not stack.AFFECTED, reason="only CPython 3.11-3.13 unmap chunks this way")
+@pytest.mark.skipif(not stack.CHUNKED, reason="no chunked frame stack before CPython 3.11")
 def test_calls_at_a_chunk_edge_fault_plainly_and_not_beneath_call() -> None:
     plain = worst_depth()
-    # the probe finds the edge: at least a fault per call there
-    assert plain >= CALLS, plain
+    if plain < CALLS:  # (CI's Python 3.11 is not fixed, and CI fails on a skip)
+        pytest.skip(f"this CPython keeps a spare chunk (python/cpython#142183): {plain} faults")
     beneath = stack.call(worst_depth)
     assert beneath < CALLS // 10, (plain, beneath)
 
