@@ -33,17 +33,10 @@ RESERVED_SLOTS = 16 * 1024
 CHUNKED = sys.implementation.name == "cpython" and sys.version_info[:2] >= (3, 11)
 
 
-def _runner(fn: Callable[..., Any], *args: Any) -> Any:
+def call(fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)``, with the frames it calls kept in one frame-stack chunk."""
     return fn(*args)
 
 
 if CHUNKED:
-    _runner.__code__ = _runner.__code__.replace(
-        co_stacksize=_runner.__code__.co_stacksize + RESERVED_SLOTS
-    )
-
-
-def call(fn: Callable[..., T], *args: Any) -> T:
-    """``fn(*args)``, with the frames it calls kept in one frame-stack chunk."""
-    result: T = _runner(fn, *args)
-    return result
+    call.__code__ = call.__code__.replace(co_stacksize=call.__code__.co_stacksize + RESERVED_SLOTS)
