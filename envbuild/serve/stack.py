@@ -10,8 +10,8 @@ when started as a script; the caller's depth decides where the edges fall), most
 scipy.stats parses ~600 docstrings at import: the load took 1.4-1.5 s in the image, and
 1.0-1.1 s beneath ``call``.
 
-``call`` runs the function beneath a frame that reserves 128 KiB of evaluation stack it
-never uses. That frame cannot fit in the current chunk, so CPython gives it a chunk of
+``call``'s own frame reserves 128 KiB of evaluation stack it never uses (its code's
+``co_stacksize`` is raised). That frame cannot fit in the current chunk, so CPython gives it a chunk of
 its own, rounded up to 256 KiB; every frame called beneath it goes into the ~128 KiB left.
 The same load nests a little over 32 KiB of frames: with 32 KiB left it still crossed an
 edge 12 times, with 64 KiB once. The reserved slots are never written, so their pages are
