@@ -11,8 +11,9 @@ scipy.stats parses ~600 docstrings at import: the load took 1.4-1.5 s in the ima
 1.0-1.1 s beneath ``call``.
 
 ``call``'s own frame reserves 128 KiB of evaluation stack it never uses (its code's
-``co_stacksize`` is raised). That frame cannot fit in the current chunk, so CPython gives it a chunk of
-its own, rounded up to 256 KiB; every frame called beneath it goes into the ~128 KiB left.
+``co_stacksize`` is raised). That frame cannot fit in the current chunk, so CPython gives
+it a chunk of its own, rounded up to 256 KiB; every frame called beneath it goes into the
+~128 KiB left.
 The same load nests a little over 32 KiB of frames: with 32 KiB left it still crossed an
 edge 12 times, with 64 KiB once. The reserved slots are never written, so their pages are
 never touched; on a Python with the fix the reservation costs that one chunk and nothing
@@ -27,7 +28,7 @@ from typing import Any, Callable, TypeVar
 
 T = TypeVar("T")
 
-# Evaluation-stack slots (8 bytes each) the runner reserves: 128 KiB.
+# Evaluation-stack slots (8 bytes each) call's frame reserves: 128 KiB.
 RESERVED_SLOTS = 16 * 1024
 # Every CPython with the chunked frame stack, fixed or not (harmless where fixed).
 CHUNKED = sys.implementation.name == "cpython" and sys.version_info[:2] >= (3, 11)
