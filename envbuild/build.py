@@ -23,9 +23,9 @@ import urllib.request
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from envbuild import _docker, _uv
+from envbuild import _docker, _sandbox, _uv
 from envbuild._paths import inside
 from envbuild.errors import FailedError, InputError, ToolError
 from envbuild.findings import Finding, Location
@@ -219,6 +219,9 @@ class SmokeCase:
     expected_file: str | None
 
 
+Proof = Literal["loaded", "matched stored predictions", "predicted (no stored predictions)"]
+
+
 @dataclass(frozen=True, kw_only=True)
 class SmokeResult:
     ok: bool
@@ -228,10 +231,22 @@ class SmokeResult:
     predictions: Any
     seconds_to_health: float | None
     message: str
+    sandbox: str | None = None  # what the proof ran under: "bwrap" | "process" (venv)
+
+    @property
+    def proof(self) -> Proof:
+        """How much the smoke test showed: no input example (``source`` None) leaves the
+        load alone, a prediction without stored predictions shows it answers."""
+        if self.compared:
+            return "matched stored predictions"
+        if self.source is not None:
+            return "predicted (no stored predictions)"
+        return "loaded"
 
     def to_json(self) -> dict[str, Any]:
         return {
             "ok": self.ok,
+            "proof": self.proof,
             "input": self.source,
             "expected": self.expected_file,
             "compared": self.compared,
@@ -239,11 +254,14 @@ class SmokeResult:
             if self.seconds_to_health is not None
             else None,
             "message": self.message,
+            "sandbox": self.sandbox,
         }
 
     @classmethod
-    def no_example(cls, seconds_to_health: float | None, message: str) -> SmokeResult:
-        """Passed without a prediction: the model has no input example."""
+    def no_example(
+        cls, seconds_to_health: float | None, message: str, *, sandbox: str | None = None
+    ) -> SmokeResult:
+        """Passed on the model's load alone (proof "loaded"): it has no input example."""
         return cls(
             ok=True,
             source=None,
@@ -252,6 +270,7 @@ class SmokeResult:
             predictions=None,
             seconds_to_health=seconds_to_health,
             message=message,
+            sandbox=sandbox,
         )
 
 
@@ -623,41 +642,65 @@ def copy_server(path: Path) -> str:
     return server_sha256(files)
 
 
-def smoke_venv(path: Path, folder: ModelFolder) -> SmokeResult:
-    """Load the model in the venv's own interpreter and predict on the input example."""
+def smoke_venv(path: Path, folder: ModelFolder, *, timeout: float = 600) -> SmokeResult:
+    """Load the model in the venv's own interpreter, in the sandbox (envbuild/_sandbox.py),
+    and predict on the input example; with no input example, only load it. The venv is
+    writable (the imports write its bytecode, see install_venv), the model folder is not."""
     case = smoke_case(folder)
-    if case is None:
-        return SmokeResult.no_example(None, "no input example to predict on")
-    # PYTHONDONTWRITEBYTECODE dropped: these imports write the venv's bytecode
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("PYTHONPATH", "PYTHONHOME", "PYTHONDONTWRITEBYTECODE")
-    }
-    env.update(
-        ENVBUILD_MODEL_DIR=str(folder.path.resolve()),
-        MLFLOW_TRACKING_URI="file://" + str(path.resolve() / ".envbuild" / "mlruns"),
-        MLFLOW_DISABLE_ENV_CREATION="true",
-        MLFLOW_ALLOW_PICKLE_DESERIALIZATION="true",
+    root = path.resolve()
+    python = root / "bin" / "python"
+    model_dir = folder.path.resolve()
+    argv = [str(python), "-m", server_package()]
+    argv += (
+        ["load"]
+        if case is None
+        else ["predict", "--input", "-", "--content-type", case.content_type]
     )
-    start = time.monotonic()
-    argv = [str(path / "bin" / "python"), "-m", server_package(), "predict", "--input", "-"]
-    done = subprocess.run(
-        [*argv, "--content-type", case.content_type],
-        input=case.payload, capture_output=True, check=False, env=env, cwd=str(path),
-    )  # fmt: skip
-    elapsed = time.monotonic() - start
-    if done.returncode == 2:  # the server answered 4xx: the payload was refused
-        ok, predictions, message = check_response(case, 400, done.stdout)
-        raise FailedError(f"smoke prediction in the venv: {message}", code="EB802")
-    if done.returncode != 0:
-        tail = done.stderr.decode("utf-8", "replace").strip().splitlines()[-12:]
+    with _sandbox.Sandbox(
+        writable=[root], readable=_sandbox.interpreter_roots(python), readonly=[model_dir]
+    ) as box:
+        ran = box.run(
+            argv,
+            stdin=case.payload if case is not None else None,
+            env={
+                "ENVBUILD_MODEL_DIR": str(model_dir),
+                # inside the sandbox's temp dir: nothing reaches ~/.mlflow or ./mlruns
+                "MLFLOW_TRACKING_URI": (box.tmp / "mlruns").as_uri(),
+                "MLFLOW_DISABLE_ENV_CREATION": "true",
+                "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "true",
+            },
+            timeout=timeout,
+        )
+    what = "loading the model" if case is None else "smoke prediction"
+    log.info("smoke: %s in the venv ran under the %s sandbox", what, ran.sandbox)
+    if ran.timed_out:
         raise FailedError(
-            "smoke prediction in the venv failed",
-            hint="its output:\n    " + "\n    ".join(tail or ["(empty)"]),
+            f"{what} in the venv did not finish within {timeout:.0f} s",
+            hint="its output:\n    " + "\n    ".join(ran.stderr_tail() or ["(empty)"]),
             code="EB802",
         )
-    lines = done.stdout.strip().splitlines()
+    if case is None:
+        if ran.returncode != 0:
+            raise FailedError(
+                "the model did not load in the venv",
+                hint="its output:\n    " + "\n    ".join(ran.stderr_tail() or ["(empty)"]),
+                code="EB802",
+            )
+        return SmokeResult.no_example(
+            ran.seconds,
+            "loaded; the model has no input example to predict on",
+            sandbox=ran.sandbox,
+        )
+    if ran.returncode == 2:  # the server answered 4xx: the payload was refused
+        ok, predictions, message = check_response(case, 400, ran.stdout)
+        raise FailedError(f"smoke prediction in the venv: {message}", code="EB802")
+    if ran.returncode != 0:
+        raise FailedError(
+            "smoke prediction in the venv failed",
+            hint="its output:\n    " + "\n    ".join(ran.stderr_tail() or ["(empty)"]),
+            code="EB802",
+        )
+    lines = ran.stdout.strip().splitlines()
     ok, predictions, message = check_response(case, 200, lines[-1] if lines else b"")
     if not ok:
         raise FailedError(f"smoke prediction in the venv: {message}", code="EB802")
@@ -667,8 +710,9 @@ def smoke_venv(path: Path, folder: ModelFolder) -> SmokeResult:
         expected_file=case.expected_file,
         compared=case.expected is not None,
         predictions=predictions,
-        seconds_to_health=elapsed,
+        seconds_to_health=ran.seconds,
         message=message,
+        sandbox=ran.sandbox,
     )
 
 

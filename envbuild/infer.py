@@ -39,7 +39,7 @@ import json
 import logging
 import os
 import re
-import subprocess
+import shutil
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -50,6 +50,7 @@ from packaging.specifiers import InvalidSpecifier
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from envbuild import _sandbox
 from envbuild.errors import FailedError
 from envbuild.findings import Finding, Location, Severity
 from envbuild.installed import Distribution, InstalledEnv
@@ -186,6 +187,7 @@ class TraceResult:
     modules: tuple[str, ...]
     error: str | None = None
     predicted: bool = False
+    sandbox: str | None = None  # what the trace ran under: "bwrap" | "process"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -246,6 +248,7 @@ class Inference:
                 "modules": list(self.traced.modules),
                 "error": self.traced.error,
                 "predicted": self.traced.predicted,
+                "sandbox": self.traced.sandbox,
             }
             if self.traced
             else None,
@@ -1017,29 +1020,38 @@ TRACE_MARKER = "ENVBUILD-TRACE:"
 def run_trace(python: str, model: Path, *, timeout: float = 600) -> TraceResult:
     """Load the model with mlflow.pyfunc in a subprocess of ``python`` and predict on its
     input example; return the modules imported beyond ``import mlflow.pyfunc``. This runs
-    the model's code: only on the user's request (``--trace``)."""
-    env = dict(os.environ)
-    env.setdefault("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "true")
+    the model's code: only on the user's request (``--trace``), and in the sandbox
+    (envbuild/_sandbox.py), which reads the interpreter's prefixes and the model."""
+    exe = Path(shutil.which(python) or python).absolute()
+    model_dir = model.resolve()
     try:
-        proc = subprocess.run(
-            [python, "-c", _TRACE_SCRIPT.read_text(encoding="utf-8"), str(model.resolve())],
-            capture_output=True,
-            timeout=timeout,
-            check=False,
-            stdin=subprocess.DEVNULL,
-            env=env,
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
+        with _sandbox.Sandbox(
+            readable=_sandbox.interpreter_roots(exe), readonly=[model_dir]
+        ) as box:
+            env = {
+                "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": os.environ.get(
+                    "MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "true"
+                ),
+                "MLFLOW_TRACKING_URI": (box.tmp / "mlruns").as_uri(),
+            }
+            script = _TRACE_SCRIPT.read_text(encoding="utf-8")
+            ran = box.run([str(exe), "-c", script, str(model_dir)], env=env, timeout=timeout)
+    except OSError as exc:
         raise FailedError(f"--trace: cannot run {python}: {exc}", code="EB214") from None
+    if ran.timed_out:
+        raise FailedError(f"--trace: {python} did not finish within {timeout:.0f} s", code="EB214")
     doc = None
-    for line in proc.stdout.decode("utf-8", "replace").splitlines():
+    for line in ran.stdout.decode("utf-8", "replace").splitlines():
         if line.startswith(TRACE_MARKER):
             doc = json.loads(line[len(TRACE_MARKER) :])
     if not isinstance(doc, dict):
-        last = (proc.stderr.decode("utf-8", "replace").strip().splitlines() or ["no output"])[-1]
-        return TraceResult(modules=(), error=f"the trace did not finish: {last}")
+        last = (ran.stderr_tail(1) or ["no output"])[-1]
+        return TraceResult(
+            modules=(), error=f"the trace did not finish: {last}", sandbox=ran.sandbox
+        )
     return TraceResult(
         modules=tuple(sorted(str(m) for m in doc.get("modules") or ())),
         error=doc.get("error"),
         predicted=bool(doc.get("predicted")),
+        sandbox=ran.sandbox,
     )

@@ -152,6 +152,9 @@ def _finish(
                 f"venv {result.path}: Python {result.python}, {state} in {result.seconds:.1f} s"
             )
             if result.smoke:
-                click.echo(f"smoke ok: {result.smoke.message}")
+                click.echo(
+                    f"smoke ok ({result.smoke.proof}, {result.smoke.sandbox} sandbox): "
+                    f"{result.smoke.message}"
+                )
         emit_findings(findings)
     sys.exit(code)

@@ -1,4 +1,4 @@
-"""``python -m envbuild_serve [serve|predict|openapi]``; see ``--help``."""
+"""``python -m envbuild_serve [serve|predict|load|openapi]``; see ``--help``."""
 
 from __future__ import annotations
 
@@ -43,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     pred.add_argument("--input", default="-", help="payload file, - for stdin")
     pred.add_argument("--content-type", default="application/json")
+    sub.add_parser("load", help="load the model and exit: 0 when it loaded, 1 when it did not")
     sub.add_parser("openapi", help="print the OpenAPI document")
     args = ap.parse_args(argv)
     command = args.command or "serve"
@@ -87,6 +88,10 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         gc.freeze()
         gc.enable()
+    if command == "load":
+        scorer.environment_warnings()
+        log.info("the model loaded in %.2f s", time.perf_counter() - started)
+        return 0
     if command == "openapi":
         from .server import openapi_for
 
