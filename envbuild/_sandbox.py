@@ -208,7 +208,10 @@ class Sandbox:
         )
         command = list(argv)
         if self.sandbox == "bwrap":
-            command = [shutil.which("bwrap") or "bwrap", *self._bwrap_args(), "--", *command]
+            # the executable's own prefix, should a hidden folder cover it
+            extra = interpreter_roots(Path(command[0]))
+            bwrap = shutil.which("bwrap") or "bwrap"
+            command = [bwrap, *self._bwrap_args(extra), "--", *command]
         start = time.monotonic()
         proc = subprocess.Popen(
             command,
@@ -239,13 +242,14 @@ class Sandbox:
             seconds=time.monotonic() - start,
         )
 
-    def _bwrap_args(self) -> list[str]:
+    def _bwrap_args(self, readable: Sequence[Path] = ()) -> list[str]:
         tmp = self.tmp
         # Mounts apply in order, so parents go first and a deeper one covers what an
         # earlier one put there; on the same path: hidden, then readable, writable, and
         # the read-only ones last.
         mounts = [(p, 0, "hide") for p in self._hidden()]
-        mounts += [(p, 1, "ro") for p in self.readable]
+        ro = _unique([*self.readable, *(Path(os.path.realpath(p)) for p in readable)])
+        mounts += [(p, 1, "ro") for p in ro]
         mounts += [(p, 2, "rw") for p in [*self.writable, tmp]]
         mounts += [(p, 3, "ro") for p in self.readonly]
         mounts.sort(key=lambda m: (len(m[0].parts), m[1]))
