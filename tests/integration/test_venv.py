@@ -1,6 +1,9 @@
 """`envbuild venv` for real: the model's locked environment in a uv venv for Python 3.11
 and for another Python found on this machine (pyenv), the stored predictions reproduced
-in that venv, and a re-run on the unchanged model that only checks the stamp."""
+in that venv, and a re-run on the unchanged model that only checks the stamp. The smoke
+runs in envbuild/_sandbox.py (bwrap here and in CI); without an input example it loads
+the model, and a model that cannot load fails it. ``infer --trace`` runs in the same
+sandbox, with that venv as the inspected interpreter."""
 
 from __future__ import annotations
 
@@ -15,7 +18,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from envbuild import _sandbox
 from envbuild.build import find_python
+from envbuild.infer import run_trace
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -26,6 +31,13 @@ def envbuild(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "envbuild", *args], capture_output=True, text=True, check=False
     )
+
+
+def expected_sandbox() -> str:
+    """CI installs bubblewrap: there, and wherever it works, the smoke runs under bwrap."""
+    if os.environ.get("CI") or _sandbox.bwrap_problem() is None:
+        return "bwrap"
+    return "process"
 
 
 def truth_model(dst: Path, name: str) -> Path:
@@ -51,6 +63,8 @@ def test_venv_reproduces_predictions(tmp_path: Path, python: str) -> None:
     assert result["python"] == python and not result["reused"]
     assert result["smoke"]["ok"] and result["smoke"]["compared"]
     assert result["smoke"]["expected"] == "expected_predictions.json"
+    assert result["smoke"]["proof"] == "matched stored predictions"
+    assert result["smoke"]["sandbox"] == expected_sandbox()
     out = subprocess.run(
         [str(venv / "bin" / "python"), "-c", "import sys; print(sys.version_info[:2])"],
         capture_output=True, text=True, check=True,
@@ -66,7 +80,8 @@ def test_venv_reproduces_predictions(tmp_path: Path, python: str) -> None:
     (model / "MLmodel").touch()
     os.utime(model / "model.skops")
     third = envbuild("venv", str(model), "--path", str(venv), "--python", python)
-    assert third.returncode == 0 and "smoke ok" in third.stdout
+    assert third.returncode == 0, third.stderr[-2000:]
+    assert f"smoke ok (matched stored predictions, {expected_sandbox()} sandbox)" in third.stdout
 
 
 def test_missing_python_exits_3(tmp_path: Path) -> None:
@@ -76,22 +91,65 @@ def test_missing_python_exits_3(tmp_path: Path) -> None:
     assert "no Python 3.99" in done.stderr and "EB902" in done.stderr
 
 
-@pytest.mark.venv
-@pytest.mark.network
-@pytest.mark.slow
-def test_model_without_input_example_passes_on_load_alone(tmp_path: Path) -> None:
-    """A model logged without an input example has nothing to predict on: the smoke loads
-    it, passes, and says no prediction was compared."""
-    model = truth_model(tmp_path / "sklearn-credit", "sklearn-credit")
+@pytest.fixture(scope="module")
+def no_example_venv(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    """sklearn-credit logged without an input example, in a venv for 3.11 (built once)."""
+    tmp = tmp_path_factory.mktemp("no-example")
+    model = truth_model(tmp / "sklearn-credit", "sklearn-credit")
     mlmodel = model / "MLmodel"
     doc = yaml.safe_load(mlmodel.read_text())
     del doc["saved_input_example_info"]
     mlmodel.write_text(yaml.safe_dump(doc))
     for name in ("input_example.json", "serving_input_example.json"):
         (model / name).unlink()
-    done = envbuild("venv", str(model), "--path", str(tmp_path / "v"), "--python", "3.11",
+    venv = tmp / "v"
+    done = envbuild("venv", str(model), "--path", str(venv), "--python", "3.11",
                     "--format", "json")  # fmt: skip
+    return {"tmp": tmp, "model": model, "venv": venv, "done": done}
+
+
+@pytest.mark.venv
+@pytest.mark.network
+@pytest.mark.slow
+def test_model_without_input_example_is_loaded(no_example_venv: dict[str, object]) -> None:
+    """Nothing to predict on: the smoke loads the model in the sandbox and says so."""
+    done = no_example_venv["done"]
+    assert isinstance(done, subprocess.CompletedProcess)
     assert done.returncode == 0, done.stderr[-2000:]
     smoke = json.loads(done.stdout)["result"]["smoke"]
     assert smoke["ok"] and not smoke["compared"] and smoke["input"] is None
-    assert smoke["message"] == "no input example to predict on"
+    assert smoke["proof"] == "loaded" and smoke["sandbox"] == expected_sandbox()
+    assert smoke["message"] == "loaded; the model has no input example to predict on"
+
+
+@pytest.mark.venv
+@pytest.mark.network
+@pytest.mark.slow
+def test_a_model_that_cannot_load_fails_the_smoke(no_example_venv: dict[str, object]) -> None:
+    """The same environment with a corrupt model file: the venv is reused, the load in
+    the sandbox fails, and that is a failed smoke test (EB802), exit 1."""
+    model = Path(str(no_example_venv["model"]))
+    broken = Path(str(no_example_venv["tmp"])) / "broken" / model.name
+    shutil.copytree(model, broken)
+    (broken / "model.skops").write_bytes(b"not a skops file")
+    done = envbuild("venv", str(broken), "--path", str(no_example_venv["venv"]))
+    assert done.returncode == 1, done.stdout + done.stderr[-2000:]
+    assert "EB802" in done.stderr and "the model did not load in the venv" in done.stderr
+    assert "smoke ok" not in done.stdout
+
+
+@pytest.mark.venv
+@pytest.mark.network
+@pytest.mark.slow
+def test_trace_runs_in_the_sandbox(
+    no_example_venv: dict[str, object], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--trace with that venv as the inspected interpreter (under /tmp, which the bwrap
+    sandbox hides and binds back read-only): it loads and predicts, in the sandbox."""
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-for-the-model")
+    model = truth_model(tmp_path / "sklearn-credit", "sklearn-credit")
+    python = Path(str(no_example_venv["venv"])) / "bin" / "python"
+    traced = run_trace(str(python), model, timeout=300)
+    assert traced.error is None and traced.predicted, traced
+    assert traced.sandbox == expected_sandbox()
+    assert any(m.startswith("sklearn") for m in traced.modules)
