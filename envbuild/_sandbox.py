@@ -19,6 +19,7 @@ replaced by empty tmpfs mounts; the paths the command needs are bound back on to
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
@@ -298,7 +299,7 @@ class Sandbox:
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        proc.kill()
+    if hasattr(os, "killpg"):  # POSIX: the child and everything it started
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    proc.kill()
