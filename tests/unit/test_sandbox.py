@@ -255,3 +255,33 @@ def test_this_machine_runs_bwrap_in_ci() -> None:
     """CI installs bubblewrap (.ci/run): there the sandbox must be the strong one."""
     require_bwrap()
     assert _sandbox.protection() == "bwrap"
+
+
+def test_bwrap_hides_the_users_credential_folders(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The home folder stays readable (interpreters and caches live there), its
+    credential folders and files do not."""
+    require_bwrap()
+    home = tmp_path / "home"
+    (home / ".aws").mkdir(parents=True)
+    (home / ".aws" / "credentials").write_text("[default]\naws_secret_access_key = x\n")
+    (home / ".netrc").write_text("machine example.com password x\n")
+    (home / "notes.txt").write_text("readable")
+    monkeypatch.setenv("HOME", str(home))
+    script = (
+        "import sys\n"
+        "for p in sys.argv[1:]:\n"
+        "    try:\n"
+        "        print(repr(open(p).read()))\n"
+        "    except OSError as exc:\n"
+        "        print(type(exc).__name__)\n"
+    )
+    paths = [home / "notes.txt", home / ".aws" / "credentials", home / ".netrc"]
+    with Sandbox(readable=[home]) as box:  # bound back: /tmp itself is hidden
+        ran = box.run([sys.executable, "-c", script, *map(str, paths)], timeout=30)
+    assert ran.returncode == 0, ran.stderr_tail()
+    notes, aws, netrc = ran.stdout.decode().splitlines()
+    assert (notes, aws) == ("'readable'", "FileNotFoundError")
+    # a file is covered by /dev/null: empty, or unopenable where /dev is mounted nodev
+    assert netrc in ("''", "PermissionError")
