@@ -29,10 +29,10 @@ SECRETS = {
     "GITHUB_TOKEN": "ghp_secretvalue",
     "AZURE_CLIENT_SECRET": "azure-secret",
     "GOOGLE_APPLICATION_CREDENTIALS": "/secret/key.json",
-    "MLFLOW_TRACKING_PASSWORD": "pw",
+    "MLFLOW_TRACKING_PASSWORD": "mlflow-password-value",
     "DOCKER_HOST": "tcp://127.0.0.1:1",
-    "PIP_INDEX_URL": "https://user:pw@index.example/simple",
-    "UV_INDEX_URL": "https://user:pw@index.example/simple",
+    "PIP_INDEX_URL": "https://user:pip-password@index.example/simple",
+    "UV_INDEX_URL": "https://user:uv-password@index.example/simple",
     "PYTHONPATH": "/elsewhere",
 }
 
