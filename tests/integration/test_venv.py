@@ -120,6 +120,10 @@ def test_model_without_input_example_is_loaded(no_example_venv: dict[str, object
     assert smoke["ok"] and not smoke["compared"] and smoke["input"] is None
     assert smoke["proof"] == "loaded" and smoke["sandbox"] == expected_sandbox()
     assert smoke["message"] == "loaded; the model has no input example to predict on"
+    # the venv is writable in the sandbox: the load wrote its bytecode (none is compiled
+    # at install)
+    site = next(Path(str(no_example_venv["venv"])).glob("lib/python3*/site-packages"))
+    assert list((site / "sklearn").glob("__pycache__/*.pyc"))
 
 
 @pytest.mark.venv
