@@ -250,6 +250,7 @@ class Sandbox:
         # the read-only ones last.
         mounts = [(p, 0, "hide") for p in self._hidden()]
         ro = _unique([*self.readable, *(Path(os.path.realpath(p)) for p in readable)])
+        ro = [p for p in ro if p.exists()]  # a stale pyvenv.cfg home must not stop bwrap
         mounts += [(p, 1, "ro") for p in ro]
         mounts += [(p, 2, "rw") for p in [*self.writable, tmp]]
         mounts += [(p, 3, "ro") for p in self.readonly]
