@@ -183,15 +183,18 @@ def test_a_timeout_kills_the_whole_group(tmp_path: Path, use_bwrap: bool) -> Non
     if use_bwrap:
         require_bwrap()
     token = f"envbuild-sandbox-test-{os.getpid()}-{use_bwrap}"
+    started = tmp_path / "started"
     script = (
         "import subprocess, sys, time\n"
         f"subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)', {token!r}])\n"
+        f"open({str(started)!r}, 'w').close()\n"
         "time.sleep(60)\n"
     )
     start = time.monotonic()
-    with Sandbox(use_bwrap=use_bwrap) as box:
-        ran = box.run([sys.executable, "-c", script], timeout=2)
+    with Sandbox(writable=[tmp_path], use_bwrap=use_bwrap) as box:
+        ran = box.run([sys.executable, "-c", script], timeout=4)
     assert ran.timed_out and time.monotonic() - start < 20, ran.stderr_tail()
+    assert started.exists(), "the grandchild was not started before the timeout"
     deadline = time.monotonic() + 10
     while _running(token) and time.monotonic() < deadline:
         time.sleep(0.05)
