@@ -37,6 +37,7 @@ _MODULES = (
     "envbuild._docker",
     "envbuild.build",
     "envbuild.source",
+    "envbuild.safety",
 )
 
 
