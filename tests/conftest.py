@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -65,6 +66,12 @@ def hostile(tmp_path: Path) -> tuple[Path, Path]:
 
     marker = tmp_path / f"envbuild-marker-{uuid.uuid4().hex}"
     return hostile_model(tmp_path / "hostile", marker), marker
+
+
+@pytest.fixture
+def make_hostile() -> Callable[[Path, Path], Path]:
+    """``make_hostile(dst, marker)`` writes ``hostile_model`` at dst."""
+    return hostile_model
 
 
 def hostile_model(dst: Path, marker: Path) -> Path:
