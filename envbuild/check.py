@@ -208,7 +208,7 @@ def check_model(location: str, options: CheckOptions, stages: Sequence[Stage]) -
 
 def _materialize(location: str, options: CheckOptions) -> tuple[Path, dict[str, Any]]:
     try:
-        from envbuild.source import materialize
+        from envbuild.sources import materialize
     except ImportError:  # pragma: no cover - source.py ships with envbuild
         return Path(location), {}
     src = materialize(location, tracking_uri=options.tracking_uri)

@@ -36,7 +36,7 @@ _MODULES = (
     "envbuild.render",
     "envbuild._docker",
     "envbuild.build",
-    "envbuild.source",
+    "envbuild.sources",
     "envbuild.safety",
 )
 

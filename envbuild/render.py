@@ -27,10 +27,11 @@ from packaging.version import InvalidVersion, Version
 
 from envbuild import __version__
 from envbuild._paths import inside
+from envbuild._redact import has_credentials, redact
 from envbuild.errors import InputError
 from envbuild.findings import Finding, Location, Severity
 from envbuild.model import ModelFolder
-from envbuild.spec import CondaDep, WorkspaceEnv, redact
+from envbuild.spec import CondaDep, WorkspaceEnv
 
 # Finding codes of the builder (render.py and build.py); the README table gathers them.
 CODES: dict[str, str] = {
@@ -371,14 +372,6 @@ class IndexPlan:
     find_links: tuple[Path, ...]  # local directories whose wheels go into the context
 
 
-def _has_credentials(url: str) -> bool:
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return False
-    return bool(parts.username or parts.password) or "${" in url
-
-
 def split_index_options(text: str, *, wheelhouse: bool) -> IndexPlan:
     """Move index options out of the lock: public URLs become quoted uv arguments, URLs
     with credentials become secrets, local --find-links directories are packed."""
@@ -398,14 +391,14 @@ def split_index_options(text: str, *, wheelhouse: bool) -> IndexPlan:
             if wheelhouse:
                 continue
             env = "UV_DEFAULT_INDEX" if opt in ("-i", "--index-url") else "UV_INDEX"
-            if _has_credentials(value):
+            if has_credentials(value):
                 secrets.append(Secret(id=f"envbuild_index_{len(secrets)}", env=env, value=value))
             else:
                 flag = "--default-index" if env == "UV_DEFAULT_INDEX" else "--index"
                 args.extend((flag, check_text("index URL", value)))
             continue
         if opt in ("-f", "--find-links"):
-            if _has_credentials(value):
+            if has_credentials(value):
                 secrets.append(
                     Secret(id=f"envbuild_links_{len(secrets)}", env="UV_FIND_LINKS", value=value)
                 )

@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from envbuild import _docker
+from envbuild._redact import redact_uri
 from envbuild.build import (
     build_image,
     download_wheelhouse,
@@ -28,6 +29,7 @@ from envbuild.model import read_model
 from envbuild.options import (
     env_override_option,
     find_links_option,
+    model_argument,
     platform_option,
     python_version_option,
     trust_model_option,
@@ -36,7 +38,7 @@ from envbuild.output import dumps, envelope
 from envbuild.render import render
 from envbuild.resolve import target_for
 from envbuild.safety import require_safe
-from envbuild.source import ModelSource, model_argument, safe_uri
+from envbuild.sources import ModelSource
 from envbuild.spec import read_workspace_env
 
 
@@ -141,7 +143,7 @@ def image(
     if lock is None:
         _finish(fmt, command, findings, None, int(ExitCode.FINDINGS))
         return
-    argv = safe_uri(" ".join(["envbuild image", *sys.argv[2:]]) if len(sys.argv) > 2 else command)
+    argv = redact_uri(" ".join(["envbuild image", *sys.argv[2:]]) if len(sys.argv) > 2 else command)
     with tempfile.TemporaryDirectory(prefix="envbuild-wheels-") as tmp:
         wheels = download_wheelhouse(lock, Path(tmp)) if wheelhouse else []
         plan = render(

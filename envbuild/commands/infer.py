@@ -15,10 +15,10 @@ from envbuild.findings import Finding, Location
 from envbuild.infer import Inference, check_drift, infer, merge_existing, run_trace
 from envbuild.installed import InstalledEnv, start_inspect
 from envbuild.model import ModelFolder, read_model
-from envbuild.options import trust_model_option
+from envbuild.options import model_argument, trust_model_option
 from envbuild.output import dumps, envelope, header, write_atomic
 from envbuild.safety import require_safe
-from envbuild.source import ModelSource, model_argument
+from envbuild.sources import ModelSource
 from envbuild.spec import render_conda_yaml, render_python_env, render_requirements
 
 

@@ -9,8 +9,9 @@ import click
 from envbuild._text import show_text
 from envbuild.cli import EXIT_CODES_HELP, common, emit_findings, exit_for, main
 from envbuild.model import read_model
+from envbuild.options import model_argument
 from envbuild.output import dumps, envelope
-from envbuild.source import ModelSource, model_argument
+from envbuild.sources import ModelSource
 
 
 @main.command(epilog=EXIT_CODES_HELP)

@@ -27,11 +27,11 @@ from envbuild.cli import EXIT_CODES_HELP, common, emit_findings, exit_for, main
 from envbuild.errors import ExitCode
 from envbuild.findings import Finding
 from envbuild.model import ModelFolder, read_model
-from envbuild.options import find_links_option, trust_model_option
+from envbuild.options import find_links_option, model_argument, trust_model_option
 from envbuild.output import dumps, envelope
 from envbuild.render import server_files, server_sha256
 from envbuild.safety import require_safe
-from envbuild.source import ModelSource, model_argument
+from envbuild.sources import ModelSource
 
 
 def _inputs_digest(folder: ModelFolder, python: Path, xy: str, find_links: tuple[Path, ...]) -> str:
