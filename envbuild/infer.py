@@ -1011,7 +1011,7 @@ def _drift(have: Requirement, want: Requirement) -> str | None:
 # --------------------------------------------------------------------------------------
 # --trace (opt-in: executes the model)
 
-_TRACE_SCRIPT = Path(__file__).with_name("_trace.py")
+_TRACE_SCRIPT = Path(__file__).parent / "_scripts" / "trace.py"
 TRACE_MARKER = "ENVBUILD-TRACE:"
 
 

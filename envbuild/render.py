@@ -656,7 +656,9 @@ def render(
     files.extend(server_files())
     files.append(ContextFile(path=".envbuild/requirements.lock", data=index.lock_text.encode()))
     files.append(
-        ContextFile(path=".envbuild/bytecode.py", source=Path(__file__).with_name("_bytecode.py"))
+        ContextFile(
+            path=".envbuild/bytecode.py", source=Path(__file__).parent / "_scripts" / "bytecode.py"
+        )
     )
     install_args: list[tuple[str, ...]] = []
     packed = 0

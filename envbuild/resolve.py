@@ -1,7 +1,7 @@
 """Resolve a model's environment for the Python and platform it will run on.
 
 Stages: a static pass over the requirements (packaging only, no network), then the
-resolution itself with uv as the engine (``envbuild/_uv.py``), then the explanation of a
+resolution itself with uv as the engine (``envbuild/_adapters/uv.py``), then the explanation of a
 failure as findings that point at the requirement lines on each side, and drift between
 the resolved versions and those the model was trained with. A successful resolution is a
 :class:`Lock`: every package pinned with its hashes, rendered as a pip requirements file.
@@ -25,7 +25,7 @@ from packaging.specifiers import InvalidSpecifier, Specifier, SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from envbuild import _uv
+from envbuild._adapters import uv as _uv
 from envbuild._redact import redact, strip_credentials
 from envbuild.errors import InputError
 from envbuild.findings import Finding, Location, Severity
