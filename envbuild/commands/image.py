@@ -26,7 +26,9 @@ from envbuild.errors import ExitCode
 from envbuild.findings import Finding
 from envbuild.model import read_model
 from envbuild.options import (
+    allow_file_option,
     env_override_option,
+    exclude_option,
     find_links_option,
     platform_option,
     python_version_option,
@@ -77,6 +79,8 @@ def _host_uv(target_platform: str) -> Path | None:
     show_default=True,
     help="Run the image and check a prediction on the input example.",
 )
+@exclude_option
+@allow_file_option
 @common
 @model_argument
 def image(
@@ -92,6 +96,8 @@ def image(
     wheelhouse: bool,
     network_mode: str | None,
     smoke: bool,
+    exclude: tuple[str, ...],
+    allow_files: tuple[str, ...],
     fmt: str,
     command: str,
 ) -> None:
@@ -133,6 +139,8 @@ def image(
             uv_requirement=uv_requirement(),
             source=None,
             model_labels=model.labels(),
+            exclude=exclude,
+            allow_files=allow_files,
         )
         findings.extend(plan.findings)
         result: dict[str, Any] = {"plan": plan.to_json(), "source": model.provenance()}
