@@ -55,7 +55,7 @@ CONVENTIONAL = (
     "artifacts/",
     "metadata/",
 )
-UNUSED_WARN_BYTES = 5 * 1024 * 1024
+UNUSED_WARN_BYTES = 5_000_000
 
 LFS_HINT = "run `git lfs pull` in the repository the model came from, then try again"
 _LFS_HEADER = b"version https://git-lfs.github.com/spec/v1"
@@ -267,12 +267,13 @@ class RefusedFiles(EnvbuildError):
 
 
 def human_size(n: int) -> str:
+    """Decimal units, as build.human_size prints image sizes (the two agree)."""
     size = float(n)
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{int(size)} B" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} GB"  # pragma: no cover
+    for unit in ("B", "kB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit in ("B", "kB") else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{n} B"  # pragma: no cover
 
 
 def parse_lfs_pointer(data: bytes) -> LfsPointer | None:

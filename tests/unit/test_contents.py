@@ -18,6 +18,7 @@ from envbuild.build import write_context
 from envbuild.cli import main
 from envbuild.contents import (
     RefusedFiles,
+    human_size,
     parse_lfs_pointer,
     secret_in,
     select,
@@ -294,7 +295,8 @@ def test_exclude_option_leaves_it_out(repo_model: Path) -> None:
     copied = model_paths(plan)
     assert "codes/credentials.env" not in copied and "report.pdf" in copied
     warning = next(f for f in plan.findings if f.code == "EB410" and f.severity is Severity.WARNING)
-    assert "report.pdf (6.0 MB)" in warning.message and "6.0 MB to the image" in warning.message
+    size = human_size(BIG + len(b"%PDF-1.7\n"))
+    assert f"report.pdf ({size})" in warning.message and f"{size} to the image" in warning.message
 
 
 def test_allow_file_copies_it(repo_model: Path) -> None:
@@ -311,7 +313,7 @@ def test_a_pointer_the_model_needs_refuses_the_render(repo_model_lfs: Path) -> N
         render_model(repo_model_lfs, exclude=("codes/",))
     [problem] = err.value.problems
     assert problem.code == "EB107" and problem.location.file == "artifacts/weights.bin"
-    assert "117.7 MB" in problem.message and "git lfs pull" in problem.hint
+    assert "123.5 MB" in problem.message and "git lfs pull" in problem.hint
 
 
 def test_check_json_gives_the_three_findings(repo_model_lfs: Path) -> None:
@@ -364,7 +366,7 @@ def test_mlmodel_that_is_an_lfs_pointer(copy_model) -> None:
     assert result.exit_code == 2
     [finding] = json.loads(result.stdout)["findings"]
     assert finding["code"] == "EB107" and finding["file"] == "MLmodel"
-    assert "4.0 KB" in finding["message"] and "git lfs pull" in finding["hint"]
+    assert "4 kB" in finding["message"] and "git lfs pull" in finding["hint"]
 
 
 def test_env_file_that_is_an_lfs_pointer(copy_model) -> None:
@@ -400,3 +402,10 @@ def test_a_referenced_notebook_is_kept(copy_model) -> None:
     contents = select(read_model(model))
     kept = {f.path for f in contents.included}
     assert "artifacts/explain.ipynb" in kept and "docs.ipynb" not in kept
+
+
+@pytest.mark.parametrize("n", [0, 999, 1000, 4096, 6_291_465, 123_456_789, 10**10])
+def test_sizes_read_as_the_image_size_does(n: int) -> None:
+    from envbuild.build import human_size as image_size
+
+    assert human_size(n) == image_size(n)
