@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 CODES: dict[str, str] = {
     "EB107": "a file the model needs is a Git LFS pointer, not the file (run git lfs pull)",
-    "EB410": "files nothing in the MLmodel uses: left out (notebooks, .github/) or copied and large",
+    "EB410": "model files: unused ones left out (notebooks, .github/) or large, or a used one excluded",
     "EB504": "a secret-looking file (credentials, keys, tokens) is in the model folder",
 }
 
@@ -137,9 +137,15 @@ class Excluded:
     path: str  # a folder left out whole ends with "/"
     size: int
     rule: str  # which rule left it out
+    referenced: bool = False  # the MLmodel uses it (an exclude rule took it anyway)
 
     def to_json(self) -> dict[str, Any]:
-        return {"path": self.path, "size": self.size, "rule": self.rule}
+        return {
+            "path": self.path,
+            "size": self.size,
+            "rule": self.rule,
+            "referenced": self.referenced,
+        }
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -215,6 +221,18 @@ class Contents:
                     hint="`envbuild show` lists every file and why; --allow-file PATH copies one",
                 )
             )
+        for e in self.excluded:
+            if e.referenced and not e.rule.startswith("default:"):
+                out.append(
+                    Finding(
+                        code="EB410",
+                        severity=Severity.WARNING,
+                        message=f"left out by {e.rule}, but the MLmodel uses it: the image "
+                        "may fail to load the model",
+                        hint="narrow the pattern, or add a !PATTERN line for this file",
+                        location=Location(file=e.path),
+                    )
+                )
         unused = sorted(self.unreferenced, key=lambda f: (-f.size, f.path))
         total = sum(f.size for f in unused)
         if total > UNUSED_WARN_BYTES:
@@ -524,11 +542,11 @@ def select(
             size = path.lstat().st_size
         except OSError:
             continue
+        is_ref = rel in ref_files or _under(rel, ref_dirs)
         rule = _rule(defaults, rel) or _rule(ignore, rel) or _rule(excludes, rel)
         if rule is not None:
-            excluded.append(Excluded(path=rel, size=size, rule=rule))
+            excluded.append(Excluded(path=rel, size=size, rule=rule, referenced=is_ref))
             continue
-        is_ref = rel in ref_files or _under(rel, ref_dirs)
         if not is_ref and rel not in allowed_names:
             rule = _rule(unused, rel)
             if rule is not None:

@@ -409,3 +409,13 @@ def test_sizes_read_as_the_image_size_does(n: int) -> None:
     from envbuild.build import human_size as image_size
 
     assert human_size(n) == image_size(n)
+
+
+def test_excluding_a_file_the_model_uses_is_a_warning(copy_model) -> None:
+    model = copy_model("pyfunc-custom")
+    plan = render_model(model, exclude=("artifacts/*.json",))
+    assert "artifacts/config.json" not in model_paths(plan)
+    [warning] = [f for f in plan.findings if f.code == "EB410"]
+    assert warning.severity is Severity.WARNING
+    assert warning.location.file == "artifacts/config.json"
+    assert "--exclude artifacts/*.json" in warning.message
