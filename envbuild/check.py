@@ -19,6 +19,7 @@ import tomllib
 
 from envbuild.errors import EnvbuildError, ExitCode, InputError
 from envbuild.findings import Finding, Location, Severity, unique
+from envbuild.safety import LOADING_COMMANDS, unsafe
 
 log = logging.getLogger("envbuild")
 
@@ -47,6 +48,7 @@ class ModelReport:
     input_error: bool = False  # the folder could not be read at all (exit 2)
     seconds: float = 0.0
     source: dict[str, Any] = field(default_factory=dict)
+    refuses: tuple[str, ...] = ()  # commands that would refuse to load the model
 
     def failing(self, strict: bool) -> list[Finding]:
         bad = {Severity.ERROR, Severity.UNSAFE} | ({Severity.WARNING} if strict else set())
@@ -61,6 +63,7 @@ class ModelReport:
             "skipped": list(self.skipped),
             "seconds": round(self.seconds, 3),
             "source": self.source,
+            "refuses": list(self.refuses),
         }
 
 
@@ -202,6 +205,8 @@ def check_model(location: str, options: CheckOptions, stages: Sequence[Stage]) -
         skipped=tuple(skipped),
         seconds=time.perf_counter() - started,
         source=source,
+        # from every finding, ignored or not: --ignore does not make image load the model
+        refuses=LOADING_COMMANDS if unsafe(findings) else (),
     )
 
 
@@ -282,6 +287,10 @@ def format_text(report: Report, *, color: bool = False) -> str:
                 lines.append(f"          TIP {f.hint}")
         for note in m.skipped:
             lines.append(f"  skipped: {note}")
+        if m.refuses:
+            lines.append(
+                f"  refuses: {', '.join(m.refuses)} would not load this model (--trust-model)"
+            )
     return "\n".join(lines) + "\n"
 
 

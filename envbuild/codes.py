@@ -38,6 +38,7 @@ _MODULES = (
     "envbuild._docker",
     "envbuild.build",
     "envbuild.source",
+    "envbuild.safety",
 )
 
 

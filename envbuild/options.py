@@ -58,3 +58,11 @@ def platform_option(default: str | None, help_default: str) -> Callable[[F], F]:
         default=default,
         help=f"Target platform (default: {help_default}).",
     )
+
+
+trust_model_option = click.option(
+    "--trust-model",
+    is_flag=True,
+    help="Load and run the model even though the static scan calls it unsafe (EB501, EB503, "
+    "EB502 across Python minors). Printed in the report and labelled on the image.",
+)

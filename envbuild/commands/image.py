@@ -32,9 +32,12 @@ from envbuild.options import (
     find_links_option,
     platform_option,
     python_version_option,
+    trust_model_option,
 )
 from envbuild.output import dumps, envelope
 from envbuild.render import render
+from envbuild.resolve import target_for
+from envbuild.safety import require_safe
 from envbuild.source import ModelSource, model_argument, safe_uri
 from envbuild.spec import read_workspace_env
 
@@ -79,6 +82,7 @@ def _host_uv(target_platform: str) -> Path | None:
     show_default=True,
     help="Run the image and check a prediction on the input example.",
 )
+@trust_model_option
 @exclude_option
 @allow_file_option
 @common
@@ -96,6 +100,7 @@ def image(
     wheelhouse: bool,
     network_mode: str | None,
     smoke: bool,
+    trust_model: bool,
     exclude: tuple[str, ...],
     allow_files: tuple[str, ...],
     fmt: str,
@@ -112,6 +117,25 @@ def image(
     findings: list[Finding] = list(folder.findings)
     override = read_workspace_env(env_override) if env_override else None
     target_platform = target_platform or host_platform()
+    # Before anything is resolved, rendered or built: an image exists to load the model.
+    target, _ = target_for(
+        folder,
+        python_version=python_version,
+        platform=target_platform,
+        env=override.spec if override is not None else None,
+    )
+    verdict = require_safe(
+        folder,
+        command="envbuild image",
+        target_python=f"{target.python.major}.{target.python.minor}",
+        trusted=trust_model,
+    )
+    trusted = verdict.trusted_finding()
+    if trusted is not None:
+        findings.append(trusted)
+    labels = model.labels()
+    if trust_model:
+        labels["io.envbuild.trust-model"] = "true"
     resolution_findings, lock = lock_for(
         folder,
         python_version=python_version,
@@ -138,12 +162,16 @@ def image(
             uv_binary=_host_uv(target_platform),
             uv_requirement=uv_requirement(),
             source=None,
-            model_labels=model.labels(),
+            model_labels=labels,
             exclude=exclude,
             allow_files=allow_files,
         )
         findings.extend(plan.findings)
-        result: dict[str, Any] = {"plan": plan.to_json(), "source": model.provenance()}
+        result: dict[str, Any] = {
+            "plan": plan.to_json(),
+            "source": model.provenance(),
+            "safety": verdict.to_json(),
+        }
         if output is not None:
             write_context(plan, output)
             result["output"] = str(output)
