@@ -36,6 +36,8 @@ class CheckOptions:
     env_override: Path | None = None
     find_links: tuple[Path, ...] = ()
     tracking_uri: str | None = None
+    exclude: tuple[str, ...] = ()  # model files left out of the image (gitignore syntax)
+    allow_files: tuple[str, ...] = ()  # secret-looking files allowed by name
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -106,6 +108,8 @@ SETTINGS_KEYS = {
     "env-override": str,
     "find-links": list,
     "format": str,
+    "exclude": list,
+    "allow-file": list,
 }
 
 

@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from packaging.utils import canonicalize_name
 
 from envbuild.check import CheckOptions, Stage
+from envbuild.contents import select
 from envbuild.findings import Finding, Location, Severity
 from envbuild.infer import code_paths, main_ref_findings
 from envbuild.model import ModelFolder
@@ -230,4 +231,11 @@ def environment(folder: ModelFolder, options: CheckOptions) -> tuple[list[Findin
     return [*found, *more], notes
 
 
-STAGES: tuple[Stage, ...] = (environment,)
+def contents(folder: ModelFolder, options: CheckOptions) -> tuple[list[Finding], list[str]]:
+    """What an image would carry: secret-looking files (EB504), Git LFS pointers (EB107),
+    files nothing in the MLmodel uses (EB410)."""
+    selection = select(folder, exclude=options.exclude, allow_files=options.allow_files)
+    return selection.findings(), []
+
+
+STAGES: tuple[Stage, ...] = (contents, environment)

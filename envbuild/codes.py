@@ -30,6 +30,7 @@ GENERIC: dict[str, str] = {
 _MODULES = (
     "envbuild.infer",
     "envbuild.installed",
+    "envbuild.contents",
     "envbuild.scan.pickles",
     "envbuild.scan.code",
     "envbuild.resolve",

@@ -35,6 +35,23 @@ find_links_option = click.option(
     help="Also resolve from the wheels in DIR (a wheelhouse, CPU builds of torch); repeatable.",
 )
 
+exclude_option = click.option(
+    "--exclude",
+    "exclude",
+    multiple=True,
+    metavar="PATTERN",
+    help="Leave model files matching PATTERN (gitignore syntax, as in the model folder's "
+    ".envbuildignore) out of the image; repeatable.",
+)
+allow_file_option = click.option(
+    "--allow-file",
+    "allow_files",
+    multiple=True,
+    metavar="PATH",
+    help="Copy this model file (path inside the folder) although it looks like a secret or "
+    "is an unused notebook; repeatable.",
+)
+
 
 def platform_option(default: str | None, help_default: str) -> Callable[[F], F]:
     return click.option(

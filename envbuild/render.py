@@ -28,6 +28,7 @@ from packaging.version import InvalidVersion, Version
 from envbuild import __version__
 from envbuild._paths import inside
 from envbuild._redact import has_credentials, redact
+from envbuild.contents import Contents, RefusedFiles, select
 from envbuild.errors import InputError
 from envbuild.findings import Finding, Location, Severity
 from envbuild.model import ModelFolder
@@ -468,12 +469,17 @@ def system_packages(pins: Iterable[Pin]) -> tuple[str, ...]:
 # context pieces
 
 
-def model_files(folder: Path) -> tuple[list[ContextFile], list[Finding]]:
-    """Every regular file of the model folder, sorted, under ``model/`` in the context."""
+def model_files(
+    folder: Path, selection: Contents | None = None
+) -> tuple[list[ContextFile], list[Finding]]:
+    """The model folder's files, sorted, under ``model/`` in the context: those
+    ``selection`` includes (contents.select), or without one every regular file."""
     out: list[ContextFile] = []
     findings: list[Finding] = []
     root = folder.resolve()
-    for path in sorted(root.rglob("*")):
+    wanted = selection.paths() if selection is not None else None
+    paths = sorted(root / rel for rel in wanted) if wanted is not None else sorted(root.rglob("*"))
+    for path in paths:
         rel = path.relative_to(root).as_posix()
         if any(part in ("__pycache__", ".git") for part in PurePosixPath(rel).parts):
             continue
@@ -576,11 +582,15 @@ def render(
     source: str | None = None,
     created: str | None = None,
     model_labels: Mapping[str, str] | None = None,
+    exclude: Sequence[str] = (),
+    allow_files: Sequence[str] = (),
 ) -> BuildPlan:
     """Render the Dockerfile and list the build context for ``folder`` installed from
     ``lock``. ``wheelhouse`` lists downloaded wheels to install with ``--no-index``.
     ``model_labels`` (``ModelSource.labels()``: where the model came from, its registered
-    name, version and run id) are added to the image labels."""
+    name, version and run id) are added to the image labels. ``exclude`` and
+    ``allow_files`` shape which model files are copied (contents.select); a secret-looking
+    file or an LFS pointer the model needs refuses the render (RefusedFiles, exit 1)."""
     findings: list[Finding] = []
     command_line = check_text("command", command)
     python_xy = lock.python_version
@@ -649,8 +659,12 @@ def render(
             code="EB403",
         )
 
+    selection = select(folder, exclude=exclude, allow_files=allow_files)
+    if selection.blocking():
+        raise RefusedFiles(selection.blocking())
+    findings.extend(selection.findings())
     files: list[ContextFile] = []
-    mfiles, mfind = model_files(folder.path)
+    mfiles, mfind = model_files(folder.path, selection)
     files.extend(mfiles)
     findings.extend(mfind)
     files.extend(server_files())

@@ -27,7 +27,9 @@ from envbuild.errors import ExitCode
 from envbuild.findings import Finding
 from envbuild.model import read_model
 from envbuild.options import (
+    allow_file_option,
     env_override_option,
+    exclude_option,
     find_links_option,
     model_argument,
     platform_option,
@@ -83,6 +85,8 @@ def _host_uv(target_platform: str) -> Path | None:
     help="Run the image and check a prediction on the input example.",
 )
 @trust_model_option
+@exclude_option
+@allow_file_option
 @common
 @model_argument
 def image(
@@ -99,6 +103,8 @@ def image(
     network_mode: str | None,
     smoke: bool,
     trust_model: bool,
+    exclude: tuple[str, ...],
+    allow_files: tuple[str, ...],
     fmt: str,
     command: str,
 ) -> None:
@@ -159,6 +165,8 @@ def image(
             uv_requirement=uv_requirement(),
             source=None,
             model_labels=labels,
+            exclude=exclude,
+            allow_files=allow_files,
         )
         findings.extend(plan.findings)
         result: dict[str, Any] = {
