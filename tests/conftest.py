@@ -78,6 +78,7 @@ def hostile_model(dst: Path, marker: Path) -> Path:
     """examples/pyfunc-custom with its joblib classifier replaced by ``hostile_pickle``,
     and its requirements the manifest's measured set (so its layers are the pyfunc build's)."""
     import json
+    import uuid
 
     shutil.copytree(EXAMPLES / "pyfunc-custom", dst)
     manifest = json.loads((EXAMPLES / "manifest.json").read_text())
@@ -87,4 +88,9 @@ def hostile_model(dst: Path, marker: Path) -> Path:
     ]
     (dst / "requirements.txt").write_text("\n".join(lines) + "\n")
     (dst / "artifacts" / "classifier.joblib").write_bytes(hostile_pickle(marker))
+    # its own model uuid, so a test can find every image and container made from it by label
+    mlmodel = dst / "MLmodel"
+    text = mlmodel.read_text()
+    old = next(ln for ln in text.splitlines() if ln.startswith("model_uuid:"))
+    mlmodel.write_text(text.replace(old, f"model_uuid: {uuid.uuid4().hex}"))
     return dst
