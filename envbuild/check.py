@@ -18,7 +18,7 @@ from typing import Any, Literal
 import tomllib
 
 from envbuild.errors import EnvbuildError, ExitCode, InputError
-from envbuild.findings import Finding, Location, Severity, unique
+from envbuild.findings import Finding, Location, Severity, failing, unique
 from envbuild.safety import LOADING_COMMANDS, unsafe
 
 log = logging.getLogger("envbuild")
@@ -51,8 +51,7 @@ class ModelReport:
     refuses: tuple[str, ...] = ()  # commands that would refuse to load the model
 
     def failing(self, strict: bool) -> list[Finding]:
-        bad = {Severity.ERROR, Severity.UNSAFE} | ({Severity.WARNING} if strict else set())
-        return [f for f in self.findings if f.severity in bad]
+        return failing(self.findings, strict=strict)
 
     def to_json(self, strict: bool) -> dict[str, Any]:
         return {

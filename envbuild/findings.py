@@ -72,3 +72,15 @@ def unique(findings: Iterable[Finding]) -> list[Finding]:
             seen.add(key)
             out.append(f)
     return out
+
+
+def failing(findings: Iterable[Finding], *, strict: bool = False) -> list[Finding]:
+    """The findings that fail a command or a check: errors and unsafe ones, warnings too
+    when ``strict``. The one severity policy (check's verdict and every exit code)."""
+    bad = {Severity.ERROR, Severity.UNSAFE} | ({Severity.WARNING} if strict else set())
+    return [f for f in findings if f.severity in bad]
+
+
+def exit_code_for(findings: Iterable[Finding], *, strict: bool = False) -> int:
+    """1 when any finding fails (``failing``), else 0."""
+    return 1 if failing(findings, strict=strict) else 0
