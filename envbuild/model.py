@@ -3,7 +3,6 @@ and environment files. Reading never imports or unpickles anything."""
 
 from __future__ import annotations
 
-import enum
 import json
 import math
 import re
@@ -12,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from envbuild._compat import StrEnum
 from envbuild._paths import inside
 from envbuild._yaml import YamlDoc, load_yaml
 from envbuild.errors import InputError, ProblemsError
@@ -75,7 +75,7 @@ FLAVOR_LIBRARIES: dict[str, tuple[str, str]] = {
 # signature
 
 
-class ColType(enum.StrEnum):
+class ColType(StrEnum):
     BOOLEAN = "boolean"
     INTEGER = "integer"
     LONG = "long"

@@ -8,7 +8,6 @@ URL or package name can add an instruction to the Dockerfile.
 
 from __future__ import annotations
 
-import enum
 import hashlib
 import json
 import re
@@ -26,6 +25,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from envbuild import __version__
+from envbuild._compat import StrEnum
 from envbuild._paths import inside
 from envbuild.errors import InputError
 from envbuild.findings import Finding, Location, Severity
@@ -75,7 +75,7 @@ SYSTEM_PACKAGES: dict[str, tuple[str, ...]] = {
 }
 
 
-class BuildKind(enum.StrEnum):
+class BuildKind(StrEnum):
     PIP = "pip"
     CONDA = "conda"
     CUDA = "cuda"
