@@ -21,7 +21,7 @@ from urllib.parse import urlsplit, urlunsplit
 import jinja2
 from packaging.requirements import InvalidRequirement
 from packaging.requirements import Requirement as PkgRequirement
-from packaging.utils import canonicalize_name
+from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
 from envbuild import __version__
@@ -679,19 +679,23 @@ def render(
         if index.find_links:
             wanted = {(p.name, p.version.split("+")[0]) for p in pins}
             for directory in index.find_links:
+                here = 0
                 for wheel in sorted(directory.glob("*.whl")) if directory.is_dir() else ():
-                    name, _, rest = wheel.name.partition("-")
-                    version = rest.split("-", 1)[0]
-                    if (canonicalize_name(name), version.split("+")[0]) in wanted:
+                    try:
+                        name, version, _, _ = parse_wheel_filename(wheel.name)
+                    except InvalidWheelFilename:
+                        continue  # not a wheel uv would install either
+                    if (name, version.public) in wanted:
                         files.append(
                             ContextFile(path=f".envbuild/links/{wheel.name}", source=wheel)
                         )
-                        packed += 1
+                        here += 1
+                packed += here
                 findings.append(
                     Finding(
                         code="EB407",
                         severity=Severity.INFO,
-                        message=f"--find-links {directory}: {packed} wheel(s) packed into the context",
+                        message=f"--find-links {directory}: {here} wheel(s) packed into the context",
                     )
                 )
             if packed:
