@@ -20,7 +20,7 @@ import tarfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,7 +34,6 @@ from envbuild.output import write_atomic
 from envbuild.render import (
     PORT,
     BuildPlan,
-    ContextFile,
     LockView,
     server_files,
     server_package,
@@ -670,10 +669,6 @@ def smoke_venv(path: Path, folder: ModelFolder) -> SmokeResult:
         seconds_to_health=elapsed,
         message=message,
     )
-
-
-def iter_sizes(files: Iterable[ContextFile]) -> int:
-    return sum(len(f.read()) for f in files)
 
 
 def human_size(n: int) -> str:

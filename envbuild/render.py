@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import jinja2
 from packaging.requirements import InvalidRequirement
@@ -823,23 +823,3 @@ def _runtime_env(folder: ModelFolder) -> list[tuple[str, str]]:
         "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "true",
     }
     return sorted(env.items())
-
-
-def redacted_url(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password or parts.username:
-        netloc = "****@" + (parts.hostname or "")
-        return urlunsplit(parts._replace(netloc=netloc))
-    return url
-
-
-def plan_digest(plan: BuildPlan) -> str:
-    """A digest of everything sent to the engine (for tests of determinism)."""
-    h = hashlib.sha256()
-    for f in plan.files:
-        h.update(f.path.encode() + b"\0" + f.read() + b"\0" + bytes([f.executable]))
-    return h.hexdigest()
-
-
-def as_mapping(plan: BuildPlan) -> Mapping[str, bytes]:
-    return {f.path: f.read() for f in plan.files}

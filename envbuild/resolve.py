@@ -258,8 +258,6 @@ class Resolution:
 # --------------------------------------------------------------------------------------
 # specifier reasoning (no index): does any version satisfy both?
 
-_INF = None  # an open end
-
 
 @dataclass(frozen=True)
 class _Bound:
@@ -764,9 +762,8 @@ def _inputs(
     offline: bool,
     include_serving: bool,
     exclude_newer: str | None = None,
-) -> tuple[_Inputs, list[Finding]]:
+) -> _Inputs:
     marker_env = target.marker_env()
-    problems: list[Finding] = []
     reqs: list[Requirement] = []
     for req in spec.requirements:
         if req.kind in (ReqKind.EDITABLE, ReqKind.VCS, ReqKind.PATH):
@@ -857,17 +854,14 @@ def _inputs(
         no_binary=tuple(no_binary),
         exclude_newer=exclude_newer,
     )
-    return (
-        _Inputs(
-            lines=tuple(lines),
-            constraints=tuple(cons),
-            direct=direct,
-            also=also,
-            constraint_of=constraint_of,
-            options=tuple(kept),
-            request=request,
-        ),
-        problems,
+    return _Inputs(
+        lines=tuple(lines),
+        constraints=tuple(cons),
+        direct=direct,
+        also=also,
+        constraint_of=constraint_of,
+        options=tuple(kept),
+        request=request,
     )
 
 
@@ -906,7 +900,7 @@ def resolve(
     if any(f.code == "EB302" for f in findings):
         # the conflict is already explained line by line; uv would only repeat it
         return Resolution(lock=None, findings=tuple(findings))
-    inputs, problems = _inputs(
+    inputs = _inputs(
         folder,
         target,
         spec,
@@ -915,7 +909,6 @@ def resolve(
         include_serving=include_serving,
         exclude_newer=exclude_newer,
     )
-    findings.extend(problems)
     log.info("resolving %d requirements for %s", len(inputs.lines), target.describe())
     result = _uv.compile_requirements(inputs.request)
     if not result.ok:
