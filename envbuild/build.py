@@ -32,6 +32,7 @@ from envbuild.findings import Finding, Location
 from envbuild.model import ModelFolder
 from envbuild.output import write_atomic
 from envbuild.render import (
+    HEALTH_PATH,
     PORT,
     BuildPlan,
     LockView,
@@ -390,7 +391,7 @@ def smoke_image(
             if running.port == 0 or _docker.status(running) in ("exited", "dead"):
                 break
             try:
-                code, _ = _http(base + "/ping", timeout=2)
+                code, _ = _http(base + HEALTH_PATH, timeout=2)
             except OSError:
                 code = 0
             if code == 200:

@@ -46,6 +46,7 @@ CODES: dict[str, str] = {
 }
 
 PORT = 8080
+HEALTH_PATH = "/ping"  # the route the HEALTHCHECK and the smoke test probe
 UID = 10001
 MICROMAMBA_IMAGE = "mambaorg/micromamba:1.5.10-bookworm-slim"
 CONDA_RUNTIME_IMAGE = "debian:bookworm-slim"
@@ -780,6 +781,7 @@ def render(
         "bytecode_defer": serving_runtime_only(lock.text),
         "bytecode_warm": warm_imports(folder),
         "port": PORT,
+        "health_path": HEALTH_PATH,
         "uid": UID,
         "entrypoint": ["/opt/envbuild/venv/bin/python", "-m", server_package()],
         "conda_only": [d.name for d in conda],

@@ -15,6 +15,7 @@ from envbuild.build import context_tar
 from envbuild.errors import InputError
 from envbuild.model import read_model
 from envbuild.render import (
+    HEALTH_PATH,
     BuildKind,
     LockView,
     Pin,
@@ -78,6 +79,7 @@ def test_golden_examples(request: pytest.FixtureRequest, name: str) -> None:
     install = text.index("uv pip install")
     assert install < text.index("COPY .envbuild/server") < text.index("COPY model ")
     assert text.index("COPY model ") < text.index("USER 10001") < text.index("HEALTHCHECK")
+    assert f"'http://127.0.0.1:%s{HEALTH_PATH}'" in text[text.index("HEALTHCHECK") :]
     assert "curl" not in text
 
 
