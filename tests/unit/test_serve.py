@@ -27,7 +27,8 @@ import pytest
 import yaml
 from openapi_spec_validator import validate as validate_openapi
 
-from envbuild import render, serving
+import envbuild
+from envbuild import render, serve, serving
 from envbuild.serve import config as serve_config
 from envbuild.serve import openapi, protocol
 from envbuild.serve.config import ConfigError, load_config
@@ -164,6 +165,11 @@ def test_server_answers_the_health_path_the_builder_probes(running: Any) -> None
     c = conn(running())
     assert call(c, "GET", render.HEALTH_PATH)[0] == 200
     c.close()
+
+
+def test_server_version_is_envbuild_version() -> None:
+    # the server reports it (Server header, --version) and cannot import envbuild for it
+    assert serve.__version__ == envbuild.__version__
 
 
 def test_copied_package_runs_under_its_new_name(tmp_path: Path) -> None:
