@@ -30,6 +30,7 @@ from envbuild.model import ModelFolder, read_model
 from envbuild.options import find_links_option
 from envbuild.output import dumps, envelope
 from envbuild.render import server_files, server_sha256
+from envbuild.resolve import DEFAULT_PYTHON
 from envbuild.source import ModelSource, model_argument
 
 
@@ -85,7 +86,7 @@ def venv(
     folder = read_model(model.path)
     source = model.provenance()
     findings: list[Finding] = list(folder.findings)
-    model_xy = ".".join((folder.python_version or "3.11").split(".")[:2])
+    model_xy = ".".join((folder.python_version or DEFAULT_PYTHON).split(".")[:2])
     exe, xy = find_python(python, model_xy)
     inputs = _inputs_digest(folder, exe, xy, find_links)
     fingerprint = model_fingerprint(folder.path)
