@@ -2,7 +2,7 @@
 which modules each provides, what each requires, and how each was installed.
 
 ``inspect_env(None)`` describes the interpreter envbuild runs in; ``inspect_env(path)`` runs
-``envbuild/_introspect.py`` (standard library only, Python 3.8+) in another interpreter and
+``envbuild/_scripts/introspect.py`` (standard library only, Python 3.8+) in another interpreter and
 reads its JSON, so envbuild can live in its own environment (pipx, uvx) and still inspect a
 conda env or a venv.
 
@@ -42,7 +42,7 @@ CODES: dict[str, str] = {
     "expected JSON)",
 }
 
-_SCRIPT = Path(__file__).with_name("_introspect.py")
+_SCRIPT = Path(__file__).parent / "_scripts" / "introspect.py"
 _EXTRA = re.compile(r"""\bextra\s*==\s*['"]([^'"]+)['"]""")
 
 
@@ -308,7 +308,7 @@ def start_inspect(python: str | os.PathLike[str] | None = None) -> Callable[[], 
     """Start inspecting ``python`` in a subprocess and return a function that waits for
     and returns the result, so the caller can read and scan the model meanwhile."""
     if python is None:
-        from envbuild import _introspect
+        from envbuild._scripts import introspect as _introspect
 
         return lambda: _parse(_introspect.collect(), "(this interpreter)")
     exe = str(python)

@@ -16,7 +16,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
-from urllib.parse import urlsplit
 
 import jinja2
 from packaging.requirements import InvalidRequirement
@@ -27,10 +26,12 @@ from packaging.version import InvalidVersion, Version
 from envbuild import __version__
 from envbuild._compat import StrEnum
 from envbuild._paths import inside
+from envbuild._redact import has_credentials, redact
+from envbuild.contents import Contents, RefusedFiles, select
 from envbuild.errors import InputError
 from envbuild.findings import Finding, Location, Severity
 from envbuild.model import ModelFolder
-from envbuild.spec import CondaDep, WorkspaceEnv, redact
+from envbuild.spec import CondaDep, WorkspaceEnv
 
 # Finding codes of the builder (render.py and build.py); the README table gathers them.
 CODES: dict[str, str] = {
@@ -372,14 +373,6 @@ class IndexPlan:
     find_links: tuple[Path, ...]  # local directories whose wheels go into the context
 
 
-def _has_credentials(url: str) -> bool:
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return False
-    return bool(parts.username or parts.password) or "${" in url
-
-
 def split_index_options(text: str, *, wheelhouse: bool) -> IndexPlan:
     """Move index options out of the lock: public URLs become quoted uv arguments, URLs
     with credentials become secrets, local --find-links directories are packed."""
@@ -399,14 +392,14 @@ def split_index_options(text: str, *, wheelhouse: bool) -> IndexPlan:
             if wheelhouse:
                 continue
             env = "UV_DEFAULT_INDEX" if opt in ("-i", "--index-url") else "UV_INDEX"
-            if _has_credentials(value):
+            if has_credentials(value):
                 secrets.append(Secret(id=f"envbuild_index_{len(secrets)}", env=env, value=value))
             else:
                 flag = "--default-index" if env == "UV_DEFAULT_INDEX" else "--index"
                 args.extend((flag, check_text("index URL", value)))
             continue
         if opt in ("-f", "--find-links"):
-            if _has_credentials(value):
+            if has_credentials(value):
                 secrets.append(
                     Secret(id=f"envbuild_links_{len(secrets)}", env="UV_FIND_LINKS", value=value)
                 )
@@ -476,12 +469,17 @@ def system_packages(pins: Iterable[Pin]) -> tuple[str, ...]:
 # context pieces
 
 
-def model_files(folder: Path) -> tuple[list[ContextFile], list[Finding]]:
-    """Every regular file of the model folder, sorted, under ``model/`` in the context."""
+def model_files(
+    folder: Path, selection: Contents | None = None
+) -> tuple[list[ContextFile], list[Finding]]:
+    """The model folder's files, sorted, under ``model/`` in the context: those
+    ``selection`` includes (contents.select), or without one every regular file."""
     out: list[ContextFile] = []
     findings: list[Finding] = []
     root = folder.resolve()
-    for path in sorted(root.rglob("*")):
+    wanted = selection.paths() if selection is not None else None
+    paths = sorted(root / rel for rel in wanted) if wanted is not None else sorted(root.rglob("*"))
+    for path in paths:
         rel = path.relative_to(root).as_posix()
         if any(part in ("__pycache__", ".git") for part in PurePosixPath(rel).parts):
             continue
@@ -584,11 +582,15 @@ def render(
     source: str | None = None,
     created: str | None = None,
     model_labels: Mapping[str, str] | None = None,
+    exclude: Sequence[str] = (),
+    allow_files: Sequence[str] = (),
 ) -> BuildPlan:
     """Render the Dockerfile and list the build context for ``folder`` installed from
     ``lock``. ``wheelhouse`` lists downloaded wheels to install with ``--no-index``.
     ``model_labels`` (``ModelSource.labels()``: where the model came from, its registered
-    name, version and run id) are added to the image labels."""
+    name, version and run id) are added to the image labels. ``exclude`` and
+    ``allow_files`` shape which model files are copied (contents.select); a secret-looking
+    file or an LFS pointer the model needs refuses the render (RefusedFiles, exit 1)."""
     findings: list[Finding] = []
     command_line = check_text("command", command)
     python_xy = lock.python_version
@@ -657,14 +659,20 @@ def render(
             code="EB403",
         )
 
+    selection = select(folder, exclude=exclude, allow_files=allow_files)
+    if selection.blocking():
+        raise RefusedFiles(selection.blocking())
+    findings.extend(selection.findings())
     files: list[ContextFile] = []
-    mfiles, mfind = model_files(folder.path)
+    mfiles, mfind = model_files(folder.path, selection)
     files.extend(mfiles)
     findings.extend(mfind)
     files.extend(server_files())
     files.append(ContextFile(path=".envbuild/requirements.lock", data=index.lock_text.encode()))
     files.append(
-        ContextFile(path=".envbuild/bytecode.py", source=Path(__file__).with_name("_bytecode.py"))
+        ContextFile(
+            path=".envbuild/bytecode.py", source=Path(__file__).parent / "_scripts" / "bytecode.py"
+        )
     )
     install_args: list[tuple[str, ...]] = []
     packed = 0

@@ -1,7 +1,7 @@
 """Resolve a model's environment for the Python and platform it will run on.
 
 Stages: a static pass over the requirements (packaging only, no network), then the
-resolution itself with uv as the engine (``envbuild/_uv.py``), then the explanation of a
+resolution itself with uv as the engine (``envbuild/_adapters/uv.py``), then the explanation of a
 failure as findings that point at the requirement lines on each side, and drift between
 the resolved versions and those the model was trained with. A successful resolution is a
 :class:`Lock`: every package pinned with its hashes, rendered as a pip requirements file.
@@ -25,13 +25,14 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from envbuild import _uv
+from envbuild._adapters import uv as _uv
+from envbuild._redact import redact, strip_credentials
 from envbuild.errors import InputError
 from envbuild.findings import Finding, Location, Severity
 from envbuild.model import ModelFolder
 from envbuild.output import header
 from envbuild.serving import SERVING_SOURCE, serving_requirements
-from envbuild.spec import EnvSpec, PipOption, ReqKind, Requirement, WorkspaceEnv, redact
+from envbuild.spec import EnvSpec, PipOption, ReqKind, Requirement, WorkspaceEnv
 
 log = logging.getLogger("envbuild")
 
@@ -843,19 +844,6 @@ def _pins(compiled: Iterable[_uv.CompiledPin], inputs: _Inputs) -> tuple[Pin, ..
     return tuple(sorted(pins, key=lambda p: p.name))
 
 
-def _lock_url(value: str) -> str:
-    """Index URLs go into the lock without literal credentials (``${VAR}`` stays: pip
-    expands it at install time)."""
-
-    def strip(m: re.Match[str]) -> str:
-        cred = m.group("cred")
-        if re.fullmatch(r"(\$\{[A-Za-z_][A-Za-z0-9_]*\}:?)+", cred):
-            return m.group(0)
-        return m.group("scheme")
-
-    return re.sub(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<cred>[^/@\s]+)@", strip, value)
-
-
 def render_lock(
     pins: Sequence[Pin],
     *,
@@ -878,7 +866,7 @@ def render_lock(
         out.insert(3, f"# index as of: {exclude_newer} (files uploaded later are ignored)\n")
     seen: set[str] = set()
     for opt in options:
-        line = f"{opt.option} {_lock_url(opt.value)}" if opt.value else opt.option
+        line = f"{opt.option} {strip_credentials(opt.value)}" if opt.value else opt.option
         if line not in seen:
             seen.add(line)
             out.append(line + "\n")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shlex
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -12,10 +13,12 @@ from envbuild._paths import inside
 from envbuild.cli import EXIT_CODES_HELP, common, emit_findings, exit_for, main
 from envbuild.findings import Finding, Location
 from envbuild.infer import Inference, check_drift, infer, merge_existing, run_trace
-from envbuild.installed import start_inspect
+from envbuild.installed import InstalledEnv, start_inspect
 from envbuild.model import ModelFolder, read_model
+from envbuild.options import model_argument, trust_model_option
 from envbuild.output import dumps, envelope, header, write_atomic
-from envbuild.source import ModelSource, model_argument
+from envbuild.safety import require_safe
+from envbuild.sources import ModelSource
 from envbuild.spec import render_conda_yaml, render_python_env, render_requirements
 
 
@@ -103,6 +106,7 @@ def _explain_text(doc: dict[str, Any]) -> list[str]:
     "interpreter, predict on its input example, and merge the modules it imported "
     "(marked as traced).",
 )
+@trust_model_option
 @common
 @model_argument
 def infer_command(
@@ -114,6 +118,7 @@ def infer_command(
     no_prune: bool,
     explain: str | None,
     trace: bool,
+    trust_model: bool,
     fmt: str,
     command: str,
 ) -> None:
@@ -130,9 +135,24 @@ def infer_command(
         )
     pending = start_inspect(python)  # runs while the model is read and scanned
     folder = read_model(model.path)
-    traced = run_trace(python or sys.executable, folder.path) if trace else None
-    inf = infer(folder, pending, prune=not no_prune, trace=traced)
+    traced = None
+    verdict = None
+    env: InstalledEnv | Callable[[], InstalledEnv] = pending
+    if trace:
+        # --trace loads the model: the static verdict comes first, on the inspected Python.
+        env = pending()
+        verdict = require_safe(
+            folder,
+            command="envbuild infer --trace",
+            target_python=env.python_version,
+            trusted=trust_model,
+        )
+        traced = run_trace(python or sys.executable, folder.path)
+    inf = infer(folder, env, prune=not no_prune, trace=traced)
     findings: list[Finding] = [*folder.findings, *inf.findings]
+    trusted = verdict.trusted_finding() if verdict is not None else None
+    if trusted is not None:
+        findings.append(trusted)
     result: dict[str, Any] = {
         "model": str(folder.path),
         "source": model.provenance(),

@@ -15,12 +15,13 @@ from envbuild.model import read_model
 from envbuild.options import (
     env_override_option,
     find_links_option,
+    model_argument,
     platform_option,
     python_version_option,
 )
 from envbuild.output import dumps, envelope, write_atomic
 from envbuild.resolve import LOCK_NAME, parse_lock, resolve, target_for
-from envbuild.source import ModelSource, model_argument
+from envbuild.sources import ModelSource
 from envbuild.spec import read_workspace_env
 
 

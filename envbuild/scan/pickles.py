@@ -588,7 +588,7 @@ def _computed(out: _Out, pos: int, opcode: str) -> Finding:
     )
     return Finding(
         code="EB503",
-        severity=Severity.WARNING,
+        severity=Severity.UNSAFE,
         message=f"pickle uses {what} at byte {pos}; the callable cannot be named statically",
         hint="treat the file as untrusted; re-save it with a standard pickler",
         location=out.loc(),

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from envbuild._uv import uv_bin
+from envbuild._adapters.uv import uv_bin
 from envbuild.build import find_python
 
 ROOT = Path(__file__).resolve().parents[2]
