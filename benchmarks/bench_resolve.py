@@ -78,7 +78,7 @@ def main() -> int:
     for case in selected:
         folder = read_model(case.path)
         target, _ = target_for(folder)
-        inputs, _ = _inputs(
+        inputs = _inputs(
             folder,
             target,
             folder.env.spec,

@@ -15,8 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import tomllib
-
+from envbuild._compat import tomllib
 from envbuild.errors import EnvbuildError, ExitCode, InputError
 from envbuild.findings import Finding, Location, Severity, failing, unique
 from envbuild.safety import LOADING_COMMANDS, unsafe

@@ -7,12 +7,13 @@ source, EB8xx failed operations, EB9xx machine.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from envbuild._compat import StrEnum
 
-class Severity(enum.StrEnum):
+
+class Severity(StrEnum):
     ERROR = "error"
     UNSAFE = "unsafe"  # an unsafe pickle global: fails by default, a class of its own
     WARNING = "warning"

@@ -34,7 +34,6 @@ inference keeps them). Traced-only evidence is pruned without exceptions.
 
 from __future__ import annotations
 
-import enum
 import json
 import logging
 import os
@@ -50,6 +49,7 @@ from packaging.specifiers import InvalidSpecifier
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from envbuild._compat import StrEnum
 from envbuild._redact import redact
 from envbuild.errors import FailedError
 from envbuild.findings import Finding, Location, Severity
@@ -105,7 +105,7 @@ PYFUNC_RUNTIME = ("pandas", "numpy")
 FORMAT_LIBRARIES = {"skops": "skops", "cloudpickle": "cloudpickle"}
 
 
-class EvidenceKind(enum.StrEnum):
+class EvidenceKind(StrEnum):
     FLAVOR = "flavor"
     FORMAT = "format"
     LOADER = "loader"

@@ -6,9 +6,9 @@ which modules each provides, what each requires, and how each was installed.
 reads its JSON, so envbuild can live in its own environment (pipx, uvx) and still inspect a
 conda env or a venv.
 
-Why not pipdeptree (a runtime dependency of envbuild, used by other stages): its
-``--python`` mode runs pipdeptree's own code inside the inspected interpreter, and the
-installed pipdeptree needs Python >= 3.11 there, while training environments on 3.8-3.10
+Why not pipdeptree (so envbuild does not depend on it): its ``--python`` mode runs
+pipdeptree's own code inside the inspected interpreter, and pipdeptree 4.x needs Python
+>= 3.11 there (and to install envbuild on 3.10), while training environments on 3.8-3.10
 are common; it also reports neither the modules a distribution provides, nor
 ``direct_url.json``, nor the standard library of the target, which infer needs. Reading the
 ``*.dist-info`` folders directly gives all of that in one short subprocess.

@@ -3,15 +3,14 @@ and environment files. Reading never imports or unpickles anything."""
 
 from __future__ import annotations
 
-import enum
 import json
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from envbuild._compat import StrEnum
 from envbuild._paths import inside
 from envbuild._yaml import YamlDoc, load_yaml
 from envbuild.contents import LFS_HINT, lfs_finding, lfs_pointer_at, parse_lfs_pointer
@@ -76,7 +75,7 @@ FLAVOR_LIBRARIES: dict[str, tuple[str, str]] = {
 # signature
 
 
-class ColType(enum.StrEnum):
+class ColType(StrEnum):
     BOOLEAN = "boolean"
     INTEGER = "integer"
     LONG = "long"
@@ -1155,9 +1154,7 @@ def check_example(example: InputExample, signature: Signature) -> list[Finding]:
                     loc,
                 )
             )
-        elif spec.dtype.startswith("float") and any(
-            isinstance(v, str) or (isinstance(v, float) and math.isnan(v) and False) for v in leaves
-        ):
+        elif spec.dtype.startswith("float") and any(isinstance(v, str) for v in leaves):
             out.append(
                 _err(
                     "EB120",

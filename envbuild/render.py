@@ -8,7 +8,6 @@ URL or package name can add an instruction to the Dockerfile.
 
 from __future__ import annotations
 
-import enum
 import hashlib
 import json
 import re
@@ -17,15 +16,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import jinja2
 from packaging.requirements import InvalidRequirement
 from packaging.requirements import Requirement as PkgRequirement
-from packaging.utils import canonicalize_name
+from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
 from envbuild import __version__
+from envbuild._compat import StrEnum
 from envbuild._paths import inside
 from envbuild._redact import has_credentials, redact
 from envbuild.contents import Contents, RefusedFiles, select
@@ -48,6 +47,7 @@ CODES: dict[str, str] = {
 }
 
 PORT = 8080
+HEALTH_PATH = "/ping"  # the route the HEALTHCHECK and the smoke test probe
 UID = 10001
 MICROMAMBA_IMAGE = "mambaorg/micromamba:1.5.10-bookworm-slim"
 CONDA_RUNTIME_IMAGE = "debian:bookworm-slim"
@@ -77,7 +77,7 @@ SYSTEM_PACKAGES: dict[str, tuple[str, ...]] = {
 }
 
 
-class BuildKind(enum.StrEnum):
+class BuildKind(StrEnum):
     PIP = "pip"
     CONDA = "conda"
     CUDA = "cuda"
@@ -688,19 +688,23 @@ def render(
         if index.find_links:
             wanted = {(p.name, p.version.split("+")[0]) for p in pins}
             for directory in index.find_links:
+                here = 0
                 for wheel in sorted(directory.glob("*.whl")) if directory.is_dir() else ():
-                    name, _, rest = wheel.name.partition("-")
-                    version = rest.split("-", 1)[0]
-                    if (canonicalize_name(name), version.split("+")[0]) in wanted:
+                    try:
+                        name, version, _, _ = parse_wheel_filename(wheel.name)
+                    except InvalidWheelFilename:
+                        continue  # not a wheel uv would install either
+                    if (name, version.public) in wanted:
                         files.append(
                             ContextFile(path=f".envbuild/links/{wheel.name}", source=wheel)
                         )
-                        packed += 1
+                        here += 1
+                packed += here
                 findings.append(
                     Finding(
                         code="EB407",
                         severity=Severity.INFO,
-                        message=f"--find-links {directory}: {packed} wheel(s) packed into the context",
+                        message=f"--find-links {directory}: {here} wheel(s) packed into the context",
                     )
                 )
             if packed:
@@ -785,6 +789,7 @@ def render(
         "bytecode_defer": serving_runtime_only(lock.text),
         "bytecode_warm": warm_imports(folder),
         "port": PORT,
+        "health_path": HEALTH_PATH,
         "uid": UID,
         "entrypoint": ["/opt/envbuild/venv/bin/python", "-m", server_package()],
         "conda_only": [d.name for d in conda],
@@ -828,23 +833,3 @@ def _runtime_env(folder: ModelFolder) -> list[tuple[str, str]]:
         "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "true",
     }
     return sorted(env.items())
-
-
-def redacted_url(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password or parts.username:
-        netloc = "****@" + (parts.hostname or "")
-        return urlunsplit(parts._replace(netloc=netloc))
-    return url
-
-
-def plan_digest(plan: BuildPlan) -> str:
-    """A digest of everything sent to the engine (for tests of determinism)."""
-    h = hashlib.sha256()
-    for f in plan.files:
-        h.update(f.path.encode() + b"\0" + f.read() + b"\0" + bytes([f.executable]))
-    return h.hexdigest()
-
-
-def as_mapping(plan: BuildPlan) -> Mapping[str, bytes]:
-    return {f.path: f.read() for f in plan.files}

@@ -30,6 +30,7 @@ from envbuild.model import ModelFolder, read_model
 from envbuild.options import find_links_option, model_argument, trust_model_option
 from envbuild.output import dumps, envelope
 from envbuild.render import server_files, server_sha256
+from envbuild.resolve import DEFAULT_PYTHON
 from envbuild.safety import require_safe
 from envbuild.sources import ModelSource
 
@@ -88,7 +89,7 @@ def venv(
     folder = read_model(model.path)
     source = model.provenance()
     findings: list[Finding] = list(folder.findings)
-    model_xy = ".".join((folder.python_version or "3.11").split(".")[:2])
+    model_xy = ".".join((folder.python_version or DEFAULT_PYTHON).split(".")[:2])
     exe, xy = find_python(python, model_xy)
     # Before the venv is created: a venv exists to load the model, and its proof does.
     verdict = require_safe(folder, command="envbuild venv", target_python=xy, trusted=trust_model)

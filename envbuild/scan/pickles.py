@@ -210,13 +210,6 @@ class _Call:
     state: Any = None
 
 
-class _Mark:
-    __slots__ = ()
-
-
-_MARK = _Mark()
-
-
 class _ParseError(Exception):
     def __init__(self, offset: int, reason: str) -> None:
         super().__init__(reason)
