@@ -6,8 +6,8 @@ command's JSON envelope, with its ``findings`` and ``exit_code``. Problems that 
 command raise ``envbuild.errors.EnvbuildError`` (its ``exit_code`` says which kind). The
 library never prints; progress goes to the ``envbuild`` logger.
 
-    >>> import envbuild
-    >>> shown = envbuild.show("examples/sklearn-credit")
+    >>> from envbuild import api
+    >>> shown = api.show("examples/sklearn-credit")
     >>> shown.folder.mlmodel.flavors[0].name
     'python_function'
 """
@@ -33,6 +33,17 @@ from envbuild.resolve import LOCK_NAME, Lock, Target, parse_lock, resolve, targe
 from envbuild.safety import Verdict, require_safe
 from envbuild.sources import ModelSource, materialize
 from envbuild.spec import read_workspace_env
+
+__all__ = [
+    "InferResult",
+    "LockResult",
+    "ModelLocation",
+    "ShowResult",
+    "check",
+    "infer",
+    "lock",
+    "show",
+]
 
 ModelLocation = str | os.PathLike[str] | ModelSource
 
