@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import tomllib
-
+from envbuild._compat import tomllib
 from envbuild.errors import EnvbuildError, ExitCode, InputError
-from envbuild.findings import Finding, Location, Severity, unique
+from envbuild.findings import Finding, Location, Severity, failing, unique
+from envbuild.safety import LOADING_COMMANDS, unsafe
 
 log = logging.getLogger("envbuild")
 
@@ -35,6 +35,8 @@ class CheckOptions:
     env_override: Path | None = None
     find_links: tuple[Path, ...] = ()
     tracking_uri: str | None = None
+    exclude: tuple[str, ...] = ()  # model files left out of the image (gitignore syntax)
+    allow_files: tuple[str, ...] = ()  # secret-looking files allowed by name
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -45,10 +47,10 @@ class ModelReport:
     input_error: bool = False  # the folder could not be read at all (exit 2)
     seconds: float = 0.0
     source: dict[str, Any] = field(default_factory=dict)
+    refuses: tuple[str, ...] = ()  # commands that would refuse to load the model
 
     def failing(self, strict: bool) -> list[Finding]:
-        bad = {Severity.ERROR, Severity.UNSAFE} | ({Severity.WARNING} if strict else set())
-        return [f for f in self.findings if f.severity in bad]
+        return failing(self.findings, strict=strict)
 
     def to_json(self, strict: bool) -> dict[str, Any]:
         return {
@@ -59,6 +61,7 @@ class ModelReport:
             "skipped": list(self.skipped),
             "seconds": round(self.seconds, 3),
             "source": self.source,
+            "refuses": list(self.refuses),
         }
 
 
@@ -103,6 +106,8 @@ SETTINGS_KEYS = {
     "env-override": str,
     "find-links": list,
     "format": str,
+    "exclude": list,
+    "allow-file": list,
 }
 
 
@@ -198,12 +203,14 @@ def check_model(location: str, options: CheckOptions, stages: Sequence[Stage]) -
         skipped=tuple(skipped),
         seconds=time.perf_counter() - started,
         source=source,
+        # from every finding, ignored or not: --ignore does not make image load the model
+        refuses=LOADING_COMMANDS if unsafe(findings) else (),
     )
 
 
 def _materialize(location: str, options: CheckOptions) -> tuple[Path, dict[str, Any]]:
     try:
-        from envbuild.source import materialize
+        from envbuild.sources import materialize
     except ImportError:  # pragma: no cover - source.py ships with envbuild
         return Path(location), {}
     src = materialize(location, tracking_uri=options.tracking_uri)
@@ -278,6 +285,10 @@ def format_text(report: Report, *, color: bool = False) -> str:
                 lines.append(f"          TIP {f.hint}")
         for note in m.skipped:
             lines.append(f"  skipped: {note}")
+        if m.refuses:
+            lines.append(
+                f"  refuses: {', '.join(m.refuses)} would not load this model (--trust-model)"
+            )
     return "\n".join(lines) + "\n"
 
 

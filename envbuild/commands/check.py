@@ -11,7 +11,9 @@ from envbuild.check import CheckOptions, load_settings, render_report, run_check
 from envbuild.check_stages import STAGES
 from envbuild.cli import EXIT_CODES_HELP, _color, main, make_common
 from envbuild.options import (
+    allow_file_option,
     env_override_option,
+    exclude_option,
     find_links_option,
     platform_option,
     python_version_option,
@@ -54,6 +56,8 @@ def _model_folders(arguments: tuple[str, ...]) -> list[str]:
 @platform_option(None, "linux/amd64, or [tool.envbuild] platform")
 @env_override_option
 @find_links_option
+@exclude_option
+@allow_file_option
 @click.option(
     "--tracking-uri",
     default=None,
@@ -73,6 +77,8 @@ def check(
     target_platform: str | None,
     env_override: Path | None,
     find_links: tuple[Path, ...],
+    exclude: tuple[str, ...],
+    allow_files: tuple[str, ...],
     tracking_uri: str | None,
     jobs: int,
     fmt: str,
@@ -80,8 +86,9 @@ def check(
 ) -> None:
     """Check that each MODEL will deploy: the MLmodel contract, path safety, signature and
     input example, environment files, undeclared dependencies, resolution for the target
-    Python and platform, drift from the trained versions, the workspace override, and
-    unsafe pickles. Settings may come from [tool.envbuild] in pyproject.toml."""
+    Python and platform, drift from the trained versions, the workspace override, unsafe
+    pickles, and what the image would carry: secret-looking files, Git LFS pointers and
+    files nothing in the MLmodel uses. Settings may come from [tool.envbuild] in pyproject.toml."""
     settings, _ = load_settings(Path.cwd())
     source = click.get_current_context().get_parameter_source("fmt")
     explicit = source is not None and source.name != "DEFAULT"
@@ -104,6 +111,8 @@ def check(
         env_override=override,
         find_links=find_links or tuple(Path(p) for p in settings.get("find-links", [])),
         tracking_uri=tracking_uri,
+        exclude=(*(str(p) for p in settings.get("exclude", [])), *exclude),
+        allow_files=(*(str(p) for p in settings.get("allow-file", [])), *allow_files),
     )
     folders = _model_folders(models)
     if not folders:

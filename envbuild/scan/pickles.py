@@ -210,13 +210,6 @@ class _Call:
     state: Any = None
 
 
-class _Mark:
-    __slots__ = ()
-
-
-_MARK = _Mark()
-
-
 class _ParseError(Exception):
     def __init__(self, offset: int, reason: str) -> None:
         super().__init__(reason)
@@ -595,7 +588,7 @@ def _computed(out: _Out, pos: int, opcode: str) -> Finding:
     )
     return Finding(
         code="EB503",
-        severity=Severity.WARNING,
+        severity=Severity.UNSAFE,
         message=f"pickle uses {what} at byte {pos}; the callable cannot be named statically",
         hint="treat the file as untrusted; re-save it with a standard pickler",
         location=out.loc(),
