@@ -13,6 +13,8 @@ import shutil
 import subprocess
 import sys
 import time
+import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -157,3 +159,26 @@ def test_trace_runs_in_the_sandbox(
     assert traced.error is None and traced.predicted, traced
     assert traced.sandbox == expected_sandbox()
     assert any(m.startswith("sklearn") for m in traced.modules)
+
+
+@pytest.mark.venv
+@pytest.mark.network
+@pytest.mark.slow
+def test_a_trusted_hostile_model_runs_in_the_sandbox(
+    tmp_path: Path, make_hostile: Callable[[Path, Path], Path]
+) -> None:
+    """--trust-model lets the payload run, in the venv smoke's sandbox: under bwrap the
+    file it creates in the host's /tmp lands in the sandbox's own /tmp instead."""
+    marker = Path("/tmp") / f"envbuild-hostile-{uuid.uuid4().hex}"
+    model = make_hostile(tmp_path / "hostile", marker)
+    try:
+        done = envbuild("venv", str(model), "--path", str(tmp_path / "v"), "--python", "3.11",
+                        "--trust-model")  # fmt: skip
+        assert done.returncode == 1, done.stdout + done.stderr[-2000:]
+        assert "EB802" in done.stderr
+        # it ran: the unpickled "classifier" is what posix.system returned
+        assert "'int' object" in done.stderr, done.stderr[-2000:]
+        if expected_sandbox() == "bwrap":
+            assert not marker.exists()
+    finally:
+        marker.unlink(missing_ok=True)
