@@ -413,20 +413,22 @@ def check(
 ) -> Any:
     """The pre-deploy check of every model in ``models`` (in parallel): an
     ``envbuild.check.Report`` whose ``exit_code`` a pipeline can trust."""
-    from envbuild.check import CheckOptions, run_check
-    from envbuild.check_stages import STAGES
+    from envbuild.check import run_check
+    from envbuild.check.settings import options_from
+    from envbuild.check.stages import STAGES
 
-    options = CheckOptions(
-        ignore=frozenset(c.strip().upper() for c in ignore if c.strip()),
+    options = options_from(
+        {},
+        ignore=tuple(ignore),
         strict=strict,
         offline=offline,
         python_version=python_version,
         platform=platform,
         env_override=env_override,
         find_links=tuple(find_links),
-        tracking_uri=tracking_uri,
         exclude=tuple(exclude),
         allow_files=tuple(allow_files),
+        tracking_uri=tracking_uri,
     )
     locations = [m.uri if isinstance(m, ModelSource) else os.fspath(m) for m in models]
     return run_check(locations, options, STAGES, jobs=jobs)
