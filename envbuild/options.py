@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import shlex
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -41,3 +42,25 @@ def platform_option(default: str | None, help_default: str) -> Callable[[F], F]:
         default=default,
         help=f"Target platform (default: {help_default}).",
     )
+
+
+def canonical_command(
+    command: str, model: str, *options: tuple[str, str | bool | Sequence[str] | None]
+) -> str:
+    """The command line a generated file's header or label names, built from the parsed
+    parameters rather than the caller's argv: options in the order given here, whatever
+    order they were typed in, so the same inputs give the same bytes. ``(flag, True)`` is
+    a switch, a string a value, a sequence repeats the flag; False, None and empty are
+    left out. Credentials in values are masked."""
+    from envbuild.source import safe_uri
+
+    parts = [command, shlex.quote(model)]
+    for flag, value in options:
+        if value is True:
+            parts.append(flag)
+        elif isinstance(value, str):
+            parts += [flag, shlex.quote(value)]
+        elif value:
+            for item in value:
+                parts += [flag, shlex.quote(item)]
+    return safe_uri(" ".join(parts))

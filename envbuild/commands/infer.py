@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shlex
 import sys
 from typing import Any
 
@@ -14,6 +13,7 @@ from envbuild.findings import Finding, Location
 from envbuild.infer import Inference, check_drift, infer, merge_existing, run_trace
 from envbuild.installed import start_inspect
 from envbuild.model import ModelFolder, read_model
+from envbuild.options import canonical_command
 from envbuild.output import dumps, envelope, header, write_atomic
 from envbuild.source import ModelSource, model_argument
 from envbuild.spec import render_conda_yaml, render_python_env, render_requirements
@@ -139,11 +139,8 @@ def infer_command(
         **inf.to_json(),
     }
     lines: list[str] = []
-    invocation = " ".join(
-        [command, shlex.quote(model.uri)]
-        + (["--python", shlex.quote(python)] if python else [])
-        + (["--no-prune"] if no_prune else [])
-        + (["--trace"] if trace else [])
+    invocation = canonical_command(
+        command, model.uri, ("--python", python), ("--no-prune", no_prune), ("--trace", trace)
     )
 
     if explain is not None:

@@ -13,6 +13,7 @@ from envbuild.errors import ExitCode, InputError
 from envbuild.findings import Finding, Location, Severity
 from envbuild.model import read_model
 from envbuild.options import (
+    canonical_command,
     env_override_option,
     find_links_option,
     platform_option,
@@ -118,12 +119,14 @@ def lock(
     )
     findings.extend(target_findings)
     # the header names the target and a canonical command, not the caller's spelling
-    canonical = (
-        f"envbuild lock {folder.path.resolve().name} --python-version {target.python} "
-        f"--platform {target.platform}"
-        + (f" --env-override {env_override.name}" if env_override else "")
-        + ("" if serving else " --no-serving")
-        + (f" --exclude-newer {exclude_newer}" if exclude_newer else "")
+    canonical = canonical_command(
+        command,
+        folder.path.resolve().name,
+        ("--python-version", str(target.python)),
+        ("--platform", target.platform),
+        ("--env-override", env_override.name if env_override else None),
+        ("--no-serving", not serving),
+        ("--exclude-newer", exclude_newer),
     )
     resolution = resolve(
         folder,
