@@ -214,6 +214,12 @@ def status(r: Running) -> str:
     return str(r.container.status)
 
 
+def exit_code(r: Running) -> int | None:
+    """The main process's exit code as of the last ``status`` call."""
+    code = (r.container.attrs.get("State") or {}).get("ExitCode")
+    return int(code) if code is not None else None
+
+
 def logs_tail(r: Running, lines: int = 30) -> str:
     try:
         raw = r.container.logs(tail=lines)
@@ -368,15 +374,15 @@ def run_sandboxed(
     """Start ``image`` detached under ``sandbox``; ``port`` is 0: nothing is published."""
     from docker.errors import DockerException
 
+    container = None
     try:
-        container = c.containers.run(
-            image,
-            detach=True,
-            auto_remove=False,
-            labels=dict(labels or {}),
-            **sandbox.run_kwargs(),
+        container = c.containers.create(
+            image, auto_remove=False, labels=dict(labels or {}), **sandbox.run_kwargs()
         )
+        container.start()
     except DockerException as exc:
+        if container is not None:  # created, not started: it would pin the image
+            remove(Running(container=container, port=0))
         raise FailedError(
             f"the smoke container could not start: {getattr(exc, 'explanation', None) or exc}",
             code="EB802",

@@ -532,9 +532,14 @@ def _client_reply(done: _docker.Exec) -> dict[str, Any] | None:
 
 
 def _exec_problem(running: _docker.Running, done: _docker.Exec) -> str:
-    state = _docker.status(running)
+    # a server that dies takes the client with it, a moment before the engine says so
+    deadline = time.monotonic() + 3
+    while (state := _docker.status(running)) not in ("exited", "dead"):
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
     if state in ("exited", "dead"):
-        return f"the container {state}"
+        return f"the container {state} (exit code {_docker.exit_code(running)})"
     err = done.stderr.decode("utf-8", "replace").strip().splitlines()[-3:]
     return f"the smoke client in the container failed ({done.exit_code}): " + (
         " | ".join(err) or "no output"
