@@ -108,7 +108,8 @@ def image(
     command: str,
 ) -> None:
     """Build a Docker image that serves MODEL (MLflow scoring protocol on port 8080), from
-    its locked environment, and prove it with a prediction on the input example.
+    its locked environment, prove it with a prediction on the input example in a sandboxed
+    container (no network, read-only, any uid), and only then give it the -t names.
 
     Progress goes to stderr; stdout gets the image id and size (or the Dockerfile with
     --no-build)."""

@@ -266,6 +266,9 @@ def test_weights_only_change_reuses_the_dependency_layer(
     second = build(changed, "envbuild-test-credit:2", "--no-smoke")
     seconds = time.monotonic() - start
     c = _docker.client()
+    # --no-smoke: tagged at once, and the result says the image was not proven
+    assert second["image"]["proven"] is False and "smoke" not in second
+    assert _docker.image_id(c, "envbuild-test-credit:2") == second["image"]["id"]
 
     def install_step(image: str) -> str:
         history = _docker.history(c, image)
