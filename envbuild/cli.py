@@ -109,13 +109,15 @@ def emit_error(exc: EnvbuildError, *, fmt: str, command: str) -> None:
             dumps(
                 envelope(
                     command,
-                    findings=problems,
+                    findings=[*exc.earlier, *problems],
                     error=problems[0] if problems else None,
                     exit_code=int(exc.exit_code),
                 )
             ),
             nl=False,
         )
+    else:
+        emit_findings(exc.earlier)
     color = use_color(sys.stderr)
     for problem in problems:
         click.echo(format_finding(problem, color), err=True)
