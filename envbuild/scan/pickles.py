@@ -243,7 +243,6 @@ _UNSAFE: dict[str, dict[str, str]] = {
     "torch.utils.collect_env": {_ANY: "runs programs"},
     "torch.utils._config_module": {_ANY: "unpickles nested data"},
     "torch.utils.data.datapipes.utils.decoder": {_ANY: "unpickles nested data"},
-    "torch.storage": {"_load_from_bytes": "unpickles nested data"},
 }
 
 # Attribute names that reach past the object a pickle names: a protocol-4 dotted name
@@ -822,6 +821,14 @@ def _reduce(out: _Out, func: Any, args: Any, pos: int) -> Any:
     if isinstance(func, _Global) and (func.module, func.name) in _NESTED_LOADS:
         if isinstance(first, _Bytes):
             _scan_nested(out, first.data, pos)
+        else:
+            out.unsafe(
+                "EB503",
+                pos,
+                f"pickle unpickles bytes it does not carry literally ({func.module}."
+                f"{func.name} at byte {pos}); they cannot be scanned",
+                _HINT,
+            )
     elif isinstance(func, _Call) and _rooted(func) and not _builds_code(func):
         # calling what another call returned: attrgetter(...)(obj), a by-value function,
         # itemgetter('exec')(namespace), ...: the callable has no name to check
@@ -833,7 +840,10 @@ def _reduce(out: _Out, func: Any, args: Any, pos: int) -> Any:
             f"at byte {root.offset}) at byte {pos}; the callable cannot be named statically",
             _HINT,
         )
-    for value in args if isinstance(args, tuple) else ():
+    own = isinstance(func, _Global) and func.module.split(".")[0] in _PICKLERS
+    for value in args if isinstance(args, tuple) and not own else ():
+        # (cloudpickle's own helpers, e.g. _make_cell for a closure over a module, are not
+        # a use of the module: only its code, flagged as by value, is)
         module = _module_object(value)
         if module is not None:
             reason = unsafe_reason(module, None)
@@ -847,6 +857,8 @@ def _reduce(out: _Out, func: Any, args: Any, pos: int) -> Any:
                 )
     return _Call(func=func, args=args, offset=pos)
 
+
+_PICKLERS = frozenset({"cloudpickle", "srsly", "dill"})
 
 # calls that unpickle bytes given in the pickle itself: scanned, not flagged
 _NESTED_LOADS = frozenset({("torch.storage", "_load_from_bytes")})

@@ -609,7 +609,7 @@ def _routes(c: Corpus) -> None:
 
 # (case, module, name, args as opcodes given the corpus and case, bypass, live)
 _GADGETS: list[tuple[str, str, str, Callable[[Corpus, str], bytes], str, bool]] = [
-    ("timeit_timeit", "timeit", "timeit", lambda c, n: s(py(c, n)) + b"\x85", "picklescan malicious21 (timeit)", True),
+    ("timeit_timeit", "timeit", "timeit", lambda c, n: s("pass") + s(py(c, n)) + b"\x86", "picklescan malicious21 (timeit)", True),
     ("cprofile_run", "cProfile", "run", lambda c, n: s(py(c, n)) + b"\x85", "picklescan GHSA-49gj-c84q-6qm9", True),
     ("cprofile_runctx", "cProfile", "runctx", lambda c, n: s(py(c, n)) + b"}}\x87", "picklescan GHSA-9w88-8rmg-7g2p", True),
     ("profile_run", "profile", "run", lambda c, n: s(py(c, n)) + b"\x85", "picklescan GHSA-7wx9-6375-f5wh", True),
