@@ -119,6 +119,9 @@ _UNSAFE: dict[str, dict[str, str]] = {
     "xmlrpc": {_ANY: "opens network connections"},
     "imaplib": {_ANY: "opens network connections and runs commands (IMAP4_stream)"},
     "webbrowser": {_ANY: "runs a browser program"},
+    "mailcap": {_ANY: "runs the commands of mailcap entries"},
+    "mlflow.projects": {_ANY: "runs project entry points"},
+    "mlflow.utils.process": {_ANY: "runs programs"},
     "antigravity": {_ANY: "opens a browser when imported"},
     "uuid": {
         "_get_command_stdout": "runs programs",
@@ -176,8 +179,15 @@ _UNSAFE: dict[str, dict[str, str]] = {
     "numpy.ctypeslib": {"load_library": "loads native code"},
     "numpy.f2py": {_ANY: "evaluates Fortran/Python expressions (crackfortran)"},
     "numpy.testing._private.utils": {"runstring": "executes Python source"},
-    "pandas": {"read_pickle": "unpickles nested data"},
+    "pandas": {
+        "read_pickle": "unpickles nested data",
+        "read_csv": "reads files and URLs",
+        "read_table": "reads files and URLs",
+        "read_json": "reads files and URLs",
+        "read_html": "reads files and URLs",
+    },
     "pandas.io.pickle": {"read_pickle": "unpickles nested data"},
+    "pandas.io.parsers": {_ANY: "reads files and URLs"},
     "types": {
         "CodeType": "builds a code object",
         "FunctionType": "builds a function from a code object",
@@ -637,7 +647,17 @@ def _walk(stream: IO[bytes], out: _Out, size: int, *, arrays: bool = True) -> No
             elif name == "BUILD":
                 state = pop()
                 obj = stack[-1] if stack else _UNKNOWN
-                if isinstance(obj, _Call):
+                if isinstance(obj, _Global):
+                    # setattr on a function or module the pickle imported: later dotted
+                    # names then resolve to whatever it stored (os, __builtins__, ...)
+                    out.unsafe(
+                        "EB503",
+                        pos,
+                        f"pickle sets attributes of {obj.module}.{obj.name} (BUILD at byte "
+                        f"{pos}); names looked up through it cannot be known statically",
+                        _HINT,
+                    )
+                elif isinstance(obj, _Call):
                     obj.state = state
                     _look_at_state(out, state, pos)
                     if arrays and _is_wrapper(obj):

