@@ -445,6 +445,7 @@ class _Out:
     # unsafe findings with named evidence count, refs are dropped
     quiet: bool = False
     failed: bool = False  # a parse error was recorded
+    failed_at: int = 0
     skipped_at: int | None = None  # where the first joblib array bytes were stepped over
     unsafe_found: list[tuple[int, Finding]] = field(default_factory=list)  # EB501/EB503
 
@@ -883,15 +884,13 @@ _PICKLERS = frozenset({"cloudpickle", "srsly", "dill"})
 # calls that unpickle bytes given in the pickle itself: scanned, not flagged
 _NESTED_LOADS = frozenset({("torch.storage", "_load_from_bytes")})
 
-# cloudpickle and dill build code objects and classes through calls of returned types
+# cloudpickle and dill build code objects through calls of returned types, and call
+# by-value classes (instantiation, like NEWOBJ; their code is EB502's)
 _CODE_BUILDERS = frozenset(
-    {
-        ("cloudpickle.cloudpickle", "_builtin_type"),
-        ("cloudpickle.cloudpickle_fast", "_builtin_type"),
-        ("cloudpickle", "_builtin_type"),
-        ("dill._dill", "_load_type"),
-    }
-)
+    (module, name)
+    for module in ("cloudpickle", "cloudpickle.cloudpickle", "cloudpickle.cloudpickle_fast")
+    for name in ("_builtin_type", "_make_skeleton_class", "_make_skeleton_enum")
+) | {("dill._dill", "_load_type"), ("dill._dill", "_create_type")}
 
 
 def _root(value: _Call) -> _Global:
@@ -1068,6 +1067,7 @@ def _string_pairs(data: bytes, start: int, out: _Out) -> None:
 
 def _failed(out: _Out, exc: _ParseError, fallback: bytes | None) -> None:
     out.failed = True
+    out.failed_at = exc.offset
     if not out.quiet:
         out.findings.append(
             Finding(
@@ -1080,7 +1080,7 @@ def _failed(out: _Out, exc: _ParseError, fallback: bytes | None) -> None:
                 location=out.loc(),
             )
         )
-    if fallback is not None and (not out.quiet or exc.offset > 16):
+    if fallback is not None:
         # the whole file: a bad byte can make the parser fail late or early
         _heuristic(fallback, 0, out)
 
@@ -1435,7 +1435,7 @@ def scan_file(path: Path, rel: str, *, sniff: bool = False) -> FileScan | None:
     except OSError:
         return None
     with handle:
-        head = handle.read(16)
+        head = handle.read(512)
         handle.seek(0)
         if head.startswith(b"PK\x03\x04"):
             scans = _scan_zip(handle, rel, 0)
@@ -1443,18 +1443,47 @@ def scan_file(path: Path, rel: str, *, sniff: bool = False) -> FileScan | None:
         named = _pickle_named(path.name) and not sniff
         if looks_like_pickle(head) and not sniff:
             out = _Out(file=rel, member=None)
-            fallback = handle.read() if size <= 64 << 20 else None
+            fallback = handle.read() if size <= MAX_FALLBACK else None
             handle.seek(0)
             _scan_stream(handle, size, out, fallback)
             return _finish(out, "pickle")
-        if size > MAX_DECOMPRESSED:
-            return None
-        data = handle.read()
-    return _scan_bytes(data, rel, None, named=named, fmt="pickle", name=path.name)
+        if head.startswith(_NPY_MAGIC) or _is_tar(head) or _codec(head[:16]) is not None:
+            if size > MAX_DECOMPRESSED:
+                return None
+            return _scan_bytes(handle.read(), rel, None, named=named, fmt="pickle")
+        full = named and head[:1] in _EXPLICIT_P0
+        return _sniff(handle, size, rel, None, full=full, fmt="pickle")
+
+
+MAX_FALLBACK = 64 << 20  # byte-pattern fallback only for files up to this size
+
+
+def _sniff(
+    stream: IO[bytes], size: int, file: str, member: str | None, *, full: bool, fmt: str
+) -> FileScan | None:
+    """Parse content that may or may not be a pickle. Unless ``full``, keep the result only
+    if it is unsafe or a clean pickle; the byte patterns run only where parsing got past
+    the first opcodes (other formats fail at once)."""
+    start = stream.tell()
+    out = _Out(file=file, member=member, quiet=not full)
+    fallback = None
+    if full and size <= MAX_FALLBACK:
+        fallback = stream.read()
+        stream.seek(start)
+    _scan_stream(stream, size, out, fallback)
+    if not full and out.failed_at > 16 and size <= MAX_FALLBACK:
+        stream.seek(start)
+        _heuristic(stream.read(), 0, out)
+    scanned = _finish(out, fmt)
+    if full:
+        return scanned
+    if out.unsafe_found or (not out.failed and out.refs and all(_ident(r) for r in out.refs)):
+        return scanned
+    return None
 
 
 def _scan_bytes(
-    data: bytes, file: str, member: str | None, *, named: bool, fmt: str, name: str = ""
+    data: bytes, file: str, member: str | None, *, named: bool, fmt: str
 ) -> FileScan | None:
     """Bytes of any kind, as scan_file judges a file's content."""
     if data[:4] == b"PK\x03\x04":
@@ -1497,14 +1526,7 @@ def _scan_bytes(
             findings=scanned.findings,
         )
     full = named and (looks_like_pickle(data[:2]) or data[:1] in _EXPLICIT_P0)
-    out = _Out(file=file, member=member, quiet=not full)
-    _scan_stream(io.BytesIO(data), len(data), out, data)
-    scanned = _finish(out, fmt)
-    if full:
-        return scanned
-    if out.unsafe_found or (not out.failed and out.refs and all(_ident(r) for r in out.refs)):
-        return scanned
-    return None
+    return _sniff(io.BytesIO(data), len(data), file, member, full=full, fmt=fmt)
 
 
 def _ident(ref: Ref) -> bool:
