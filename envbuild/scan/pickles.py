@@ -1537,18 +1537,30 @@ def _ident(ref: Ref) -> bool:
 
 def _scan_npy(data: bytes, file: str, member: str | None) -> FileScan | None:
     """A .npy file: an object array's data is a pickle (numpy.load(allow_pickle=True))."""
+    import ast
+
     major = data[6] if len(data) > 6 else 0
     if major == 1:
         hlen, start = int.from_bytes(data[8:10], "little"), 10
     else:
         hlen, start = int.from_bytes(data[8:12], "little"), 12
-    header = data[start : start + hlen]
-    if b"'|O'" not in header and b'"|O"' not in header and b"'O'" not in header:
-        return None
     body = data[start + hlen :]
-    out = _Out(file=file, member=member)
-    _scan_stream(io.BytesIO(body), len(body), out, body)
-    return _finish(out, "npy-object")
+    try:
+        header = ast.literal_eval(data[start : start + hlen].decode("latin-1"))
+        descr = header.get("descr") if isinstance(header, dict) else None
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        descr = None
+    if isinstance(descr, str) and not _OBJECT_DESCR.match(descr):
+        return None  # raw array data
+    if isinstance(descr, str):
+        out = _Out(file=file, member=member)
+        _scan_stream(io.BytesIO(body), len(body), out, body)
+        return _finish(out, "npy-object")
+    # a structured or unreadable dtype may hold objects: keep what looks unsafe
+    return _sniff(io.BytesIO(body), len(body), file, member, full=False, fmt="npy")
+
+
+_OBJECT_DESCR = re.compile(r"^[|<>=]?O\d*$|^object$")
 
 
 def _is_tar(data: bytes) -> bool:

@@ -879,6 +879,15 @@ def _compressed(c: Corpus) -> None:
             load=load,
             live=load != "-",
         )
+    n = "plain_pickle_named_bin"
+    _add(
+        c,
+        n,
+        _hostile(c, n),
+        file="pytorch_model.bin",
+        bypass="picklescan CVE-2025-10155 (a plain pickle where a torch file is expected)",
+        what="plain protocol 4 pickle named like torch weights",
+    )
     n = "protocol0_named_txt"
     _add(
         c,
@@ -907,6 +916,17 @@ def _npy_object(payload: bytes) -> bytes:
 def _numpy(c: Corpus) -> None:
     n = "npy_object_array"
     _add(c, n, _npy_object(_hostile(c, n)), file="array.npy", what="numpy .npy object array", load="numpy")
+    n = "npy_object_descr_o8"
+    header = "{'descr': 'O8', 'fortran_order': False, 'shape': (1,), }"
+    header += " " * ((64 - (10 + len(header) + 1) % 64) % 64) + "\n"
+    _add(
+        c,
+        n,
+        b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header.encode() + _hostile(c, n),
+        file="array.npy",
+        what="numpy .npy whose object dtype is spelled 'O8'",
+        load="numpy",
+    )
     n = "npz_object_array"
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as z:
