@@ -5,18 +5,24 @@ A small symbolic pickle machine walks the opcodes (``pickletools.genops``) and k
 stack and memo as inert stand-ins (strings, numbers, tuples, dicts; ``_Global`` and
 ``_Call`` for what a real unpickler would import or call), enough to:
 
-* resolve ``STACK_GLOBAL`` operands pushed by ``SHORT_BINUNICODE``/``BINUNICODE`` or
-  fetched from the memo (``MEMOIZE``/``BINPUT``/``BINGET``);
+* resolve ``STACK_GLOBAL`` operands pushed by any string opcode or fetched from the memo
+  (``MEMOIZE``/``PUT``/``BINPUT``/``GET``/``BINGET``, in any mix), and flag the ones a
+  call computed (EB503);
+* see calls of what another call returned (``attrgetter('system')(os)``, a by-value
+  function called while loading) and ``BUILD`` on an imported object (EB503);
 * see cloudpickle's ``subimport('module')`` calls, whose module is a string argument;
 * step over the raw array bytes joblib writes after each ``NumpyArrayWrapper`` (their size
   follows from the wrapper's shape, dtype and alignment), and over the nested pickles of
-  object arrays;
-* continue after ``STOP`` when another pickle follows (legacy ``torch.save`` files);
+  object arrays; then read the same bytes again as plain ``pickle.load`` would;
+* continue after ``STOP`` when another pickle follows (legacy ``torch.save`` files, with
+  or without a ``PROTO`` header);
+* scan bytes a pickle hands to ``torch.storage._load_from_bytes`` as the nested file;
 * read ``_sklearn_version`` from estimator states (a version hint).
 
-Containers: joblib's zlib/gzip/bz2/xz/lzma (lz4 when the ``lz4`` package is present),
-PyTorch zip files (``*/data.pkl``, and zips nested in zips such as ``.pt2``) and skops
-files (``schema.json``).
+Containers: joblib's zlib/gzip/bz2/xz/lzma (lz4 and zstd when their packages are present),
+zip files (PyTorch, ``.pt2``, ``.npz``; read as leniently as PyTorch reads them), tar files,
+numpy ``.npy`` object arrays and skops files (``schema.json``). Files are judged by content,
+not by name.
 """
 
 from __future__ import annotations

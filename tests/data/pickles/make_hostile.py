@@ -189,7 +189,7 @@ def _protocol0(c: Corpus) -> None:
         c,
         n,
         b"c__builtin__\neval\n(" + p0s(py(c, n)) + b"tR.",
-        bypass="picklescan (names of protocol 0-2, __builtin__)",
+        bypass="picklescan (Python 2 names; modelaudit #241)",
         what="Python 2 module name __builtin__.eval (fix_imports maps it)",
     )
     n = "py2_copy_reg_add_extension"
@@ -216,7 +216,7 @@ def _protocol0(c: Corpus) -> None:
         n,
         b"(dp0\ncos\nsystem\n(" + p0s(sh(c, n)) + b"tR.",
         file="model.ckpt",
-        bypass="picklescan CVE-2025-10155 (extension decides the scanner)",
+        bypass="picklescan CVE-2025-10155 / GHSA-gx77-x2pv-48v7 (extension decides the scanner)",
         what="protocol 0 pickle in a .ckpt file",
     )
     n = "unicode_escape_names"
@@ -259,7 +259,7 @@ def _memo(c: Corpus) -> None:
         + b"\x93"
         + s(sh(c, n))
         + b"\x85R.",
-        bypass="picklescan memo handling (#23, GHSA memo zero-day 2023)",
+        bypass="picklescan #23 (memo zero-day, 2023)",
         what="benign names memoized, slots overwritten by BINPUT, fetched by BINGET",
     )
     n = "memo_long_binget"
@@ -369,6 +369,14 @@ def _memo(c: Corpus) -> None:
         b"Vos\np2\n0Vsystem\np3\n0Vtorch\np0\n0g2\ng3\n\x93(V" + sh(c, n).encode() + b"\ntR.",
         bypass="picklescan #22",
         what="protocol 0 PUT/GET memo feeding STACK_GLOBAL",
+    )
+    n = "memo_missing_key"
+    _add(
+        c,
+        n,
+        P4 + system(c, n) + b"0" + s("os") + MEMOIZE + binget(9) + binget(0) + b"\x93" + STOP,
+        bypass="picklescan #52, modelscan #348 (GET of a missing memo key aborts the scan)",
+        what="a dangerous call, then a STACK_GLOBAL over a memo key that does not exist",
     )
     n = "memo_dup"
     _add(
@@ -561,7 +569,7 @@ def _routes(c: Corpus) -> None:
         c,
         n,
         P4 + sg("types", "CodeType") + b"(K\x00K\x00K\x00K\x00K\x00K\x00" + b(b"d\x00S\x00") + b"tR" + STOP,
-        bypass="picklescan #62 (CodeType)",
+        bypass="picklescan GHSA-9m3x-qqw2-h32h (types.CodeType)",
         what="types.CodeType built from raw fields",
         live=False,
     )
@@ -683,18 +691,18 @@ _GADGETS: list[tuple[str, str, str, Callable[[Corpus, str], bytes], str, bool]] 
     ("posixsubprocess_module", "_posixsubprocess", "fork_exec", lambda c, n: b")", "-", False),
     ("pty_spawn", "pty", "spawn", lambda c, n: b"(" + s("sh") + s("-c") + s(sh(c, n)) + b"l\x85", "picklescan GHSA-vqmv-47xg-9wpr", False),
     ("webbrowser_open", "webbrowser", "open", lambda c, n: s("file://" + str(c.marker(n))) + b"\x85", "-", False),
-    ("pip_main", "pip", "main", lambda c, n: b"(" + s("install") + s("nothing-here") + b"l\x85", "picklescan CVE-2025-1716 (pip.main)", False),
+    ("pip_main", "pip", "main", lambda c, n: b"(" + s("install") + s("nothing-here") + b"l\x85", "picklescan CVE-2025-1716 / GHSA-655q-fx9r-782v (pip.main)", False),
     ("pip_internal", "pip._internal.cli.main", "main", lambda c, n: b"(" + s("--version") + b"l\x85", "-", False),
     ("ensurepip_run_pip", "ensurepip", "_run_pip", lambda c, n: b"(" + s("--version") + b"l\x85", "picklescan GHSA-xp4f-hrf8-rxw7", False),
     ("venv_create", "venv", "create", lambda c, n: s(str(c.marker(n))) + b"\x85", "picklescan malicious20 (venv)", False),
-    ("asyncio_submodule", "asyncio.unix_events", "_UnixSubprocessTransport._start", lambda c, n: b"(}" + s(sh(c, n)) + b"\x88NNNK\x00t", "picklescan GHSA-q77w-mwjj-7mqx / JFrog CVE-2025-10157 (submodule of a blocked package)", False),
+    ("asyncio_submodule", "asyncio.unix_events", "_UnixSubprocessTransport._start", lambda c, n: b"(}" + s(sh(c, n)) + b"\x88NNNK\x00t", "picklescan GHSA-q77w-mwjj-7mqx, CVE-2025-10157 (submodule of a blocked package)", False),
     ("uuid_get_command_stdout", "uuid", "_get_command_stdout", lambda c, n: s("sh") + s("-c") + s(sh(c, n)) + b"\x87", "picklescan GHSA-g38g-8gr9-h9xp", True),
     ("imaplib_stream", "imaplib", "IMAP4_stream", lambda c, n: s(sh(c, n)) + b"\x85", "picklescan GHSA-g38g-8gr9-h9xp", False),
     ("osx_support_read_output", "_osx_support", "_read_output", lambda c, n: s(sh(c, n)) + b"\x85", "picklescan GHSA-g38g-8gr9-h9xp", True),
     ("aix_support_read_cmd", "_aix_support", "_read_cmd_output", lambda c, n: s(sh(c, n)) + b"\x85", "picklescan GHSA-g38g-8gr9-h9xp", False),
     ("pyrepl_pager", "_pyrepl.pager", "pipe_pager", lambda c, n: s("x") + s(sh(c, n)) + b"\x86", "picklescan GHSA-g38g-8gr9-h9xp", False),
-    ("logging_filehandler", "logging", "FileHandler", lambda c, n: s(str(c.marker(n))) + b"\x85", "picklescan CVE-2026-56304 (logging.FileHandler)", True),
-    ("io_fileio", "_io", "FileIO", lambda c, n: s(str(c.marker(n))) + s("w") + b"\x86", "picklescan (_io.FileIO, #64)", True),
+    ("logging_filehandler", "logging", "FileHandler", lambda c, n: s(str(c.marker(n))) + b"\x85", "picklescan GHSA-m7j5-r2p5-c39r (logging.FileHandler)", True),
+    ("io_fileio", "_io", "FileIO", lambda c, n: s(str(c.marker(n))) + s("w") + b"\x86", "picklescan GHSA-9726-w42j-3qjr (_io.FileIO)", True),
     ("io_open", "io", "open", lambda c, n: s(str(c.marker(n))) + s("w") + b"\x86", "-", True),
     ("builtins_open", "builtins", "open", lambda c, n: s(str(c.marker(n))) + s("w") + b"\x86", "-", True),
     ("shutil_copy", "shutil", "copyfile", lambda c, n: s("/dev/null") + s(str(c.marker(n))) + b"\x86", "-", True),
@@ -704,7 +712,7 @@ _GADGETS: list[tuple[str, str, str, Callable[[Corpus, str], bytes], str, bool]] 
     ("lib2to3_grammar_loads", "lib2to3.pgen2.grammar", "Grammar.loads", lambda c, n: b"}" + b(b"") + b"\x86", "picklescan GHSA-f54q-57x4-jg88", False),
     ("lib2to3_make_label", "lib2to3.pgen2.pgen", "ParserGenerator.make_label", lambda c, n: b"N}" + s(py(c, n)) + b"\x87", "picklescan GHSA-p9w7-82w4-7q8m", False),
     ("distutils_write_file", "distutils.file_util", "write_file", lambda c, n: s(str(c.marker(n))) + b"]\x86", "picklescan GHSA-m273-6v24-x4m4", False),
-    ("test_support_script_helper", "test.support.script_helper", "assert_python_ok", lambda c, n: s("-c") + s(py(c, n)) + b"\x86", "picklescan (test.support)", False),
+    ("test_support_script_helper", "test.support.script_helper", "assert_python_ok", lambda c, n: s("-c") + s(py(c, n)) + b"\x86", "picklescan GHSA-g38g-8gr9-h9xp era (test.support)", False),
     ("numpy_f2py_getlincoef", "numpy.f2py.crackfortran", "getlincoef", lambda c, n: s(py(c, n)) + b"]\x86", "picklescan GHSA-r8g5-cgf2-4m4m", False),
     ("torch_inductor_compile_file", "torch._inductor.codecache", "compile_file", lambda c, n: s("") + s("") + b"(" + s("sh") + s("-c") + s(sh(c, n)) + b"l\x87", "picklescan malicious17", False),
     ("torch_bottleneck", "torch.utils.bottleneck.__main__", "run_cprofile", lambda c, n: s(py(c, n)) + b"}\x86", "picklescan GHSA-4r9r-ch6f-vxmx", False),
@@ -716,7 +724,7 @@ _GADGETS: list[tuple[str, str, str, Callable[[Corpus, str], bytes], str, bool]] 
     ("torch_config_module", "torch.utils._config_module", "ConfigModule.load_config", lambda c, n: b"}" + b(b"") + b"\x86", "picklescan GHSA-vv6j-3g6g-2pvj", False),
     ("torch_hub_load", "torch.hub", "load", lambda c, n: s("owner/repo") + s("model") + b"\x86", "-", False),
     ("socket_connection", "socket", "create_connection", lambda c, n: s("127.0.0.1") + b"K\x01\x86\x85", "picklescan malicious6", False),
-    ("urllib_urlopen", "urllib.request", "urlopen", lambda c, n: s("file://" + str(c.marker(n))) + b"\x85", "picklescan (urllib.request)", False),
+    ("urllib_urlopen", "urllib.request", "urlopen", lambda c, n: s("file://" + str(c.marker(n))) + b"\x85", "picklescan GHSA-9726-w42j-3qjr (urllib.request)", False),
     ("http_client", "http.client", "HTTPSConnection", lambda c, n: s("127.0.0.1") + b"\x85", "picklescan malicious3", False),
     ("requests_get", "requests.api", "get", lambda c, n: s("http://127.0.0.1:9") + b"\x85", "picklescan malicious4", False),
     ("sys_exit", "sys", "exit", lambda c, n: b"K\x00\x85", "picklescan malicious9", False),
@@ -771,7 +779,7 @@ def _cloudpickle_called(c: Corpus) -> None:
         c,
         n,
         cloudpickle.dumps(make(), protocol=4),
-        bypass="picklescan (cloudpickle _make_function / CodeType exploit)",
+        bypass="picklescan GHSA-9m3x-qqw2-h32h (cloudpickle by-value code)",
         what="a by-value function called by REDUCE while loading",
     )
 
@@ -797,7 +805,7 @@ def _streams(c: Corpus) -> None:
         n,
         magic + P2 + b"M\xe9\x03." + P2 + b"}." + P2 + b"]." + P2 + system(c, n) + STOP,
         file="legacy.pt",
-        bypass="picklescan (legacy torch magic number bypass, #64 era)",
+        bypass="picklescan GHSA-97f8-7cmv-76j2 (legacy torch file, later pickles)",
         what="five pickles, the dangerous one last",
         load="multi",
     )
@@ -874,7 +882,7 @@ def _compressed(c: Corpus) -> None:
             name,
             compress(_hostile(c, name)),
             file=file,
-            bypass="picklescan CVE-2025-1889 (extension-based detection)" if "named" in name else "-",
+            bypass="picklescan CVE-2025-1889 / GHSA-769v-p64c-89pr (extension-based detection)" if "named" in name else "-",
             what=f"{file}: compressed pickle",
             load=load,
             live=load != "-",
@@ -885,7 +893,7 @@ def _compressed(c: Corpus) -> None:
         n,
         _hostile(c, n),
         file="pytorch_model.bin",
-        bypass="picklescan CVE-2025-10155 (a plain pickle where a torch file is expected)",
+        bypass="picklescan CVE-2025-10155 / GHSA-gx77-x2pv-48v7 (a plain pickle where a torch file is expected)",
         what="plain protocol 4 pickle named like torch weights",
     )
     n = "protocol0_named_txt"
@@ -1028,7 +1036,7 @@ def _zips(c: Corpus) -> None:
         n,
         _zip([("archive/data.pkl", benign), ("archive/notes.txt", _hostile(c, n))]),
         file="model.pt",
-        bypass="picklescan (pickle with a non-standard extension inside a zip)",
+        bypass="picklescan CVE-2025-1889 (a pickle with another extension inside a zip)",
         what="zip member named .txt holding a pickle",
         live=False,
     )
@@ -1053,7 +1061,7 @@ def _zips(c: Corpus) -> None:
         n,
         bytes(data),
         file="model.pt",
-        bypass="picklescan CVE-2025-1945 (zip flag bits)",
+        bypass="picklescan CVE-2025-1945 / GHSA-w8jq-xcqf-f792 (zip flag bits)",
         what="zip member flagged encrypted, stored in clear",
         live=False,
     )
@@ -1067,7 +1075,7 @@ def _zips(c: Corpus) -> None:
         n,
         bytes(data),
         file="model.pt",
-        bypass="picklescan CVE-2025-10156 (JFrog: CRC errors)",
+        bypass="picklescan CVE-2025-10156 / GHSA-gx77-x2pv-48v7 (zip CRC errors)",
         what="zip member with a wrong CRC-32",
         live=False,
     )
@@ -1079,7 +1087,7 @@ def _zips(c: Corpus) -> None:
         n,
         raw,
         file="model.pt",
-        bypass="picklescan CVE-2025-1944 (local and central file names differ)",
+        bypass="picklescan CVE-2025-1944 / GHSA-7q5r-7gvp-wc82 (local and central file names differ)",
         what="zip whose local header names another file than its directory",
         live=False,
     )
