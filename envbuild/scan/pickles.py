@@ -30,6 +30,7 @@ from __future__ import annotations
 import _compat_pickle
 import bz2
 import contextlib
+import contextvars
 import gzip
 import io
 import json
@@ -937,6 +938,14 @@ def _module_object(value: Any) -> str | None:
 
 
 def _scan_nested(out: _Out, data: bytes, pos: int) -> None:
+    with _deeper() as ok:
+        if not ok:
+            out.unsafe("EB503", pos, f"pickle nests pickles too deep to scan at byte {pos}", _HINT)
+            return
+        _scan_nested_bytes(out, data, pos)
+
+
+def _scan_nested_bytes(out: _Out, data: bytes, pos: int) -> None:
     if data[:4] == b"PK\x03\x04":
         scans = _scan_zip(io.BytesIO(data), out.file, 1, f"{out.member or ''}@{pos}!")
     else:
@@ -1296,7 +1305,9 @@ def _read_member(
     if info.file_size > MAX_DECOMPRESSED:
         return None
     try:
-        return archive.read(info)
+        with archive.open(info) as f:
+            data = f.read(MAX_DECOMPRESSED + 1)  # the declared size may lie (zip bombs)
+        return data if len(data) <= MAX_DECOMPRESSED else None
     except (zipfile.BadZipFile, RuntimeError, NotImplementedError, OSError, ValueError, EOFError):
         return _raw_member(handle, info)
 
@@ -1488,10 +1499,34 @@ def _sniff(
     return None
 
 
+# containers inside containers (gzip in zip in tar, torch bytes in a pickle, ...): a quine
+# archive must not recurse forever
+_NESTING: contextvars.ContextVar[int] = contextvars.ContextVar("envbuild_nesting", default=0)
+MAX_NESTING = 8
+
+
+@contextlib.contextmanager
+def _deeper() -> Iterator[bool]:
+    token = _NESTING.set(_NESTING.get() + 1)
+    try:
+        yield _NESTING.get() <= MAX_NESTING
+    finally:
+        _NESTING.reset(token)
+
+
 def _scan_bytes(
     data: bytes, file: str, member: str | None, *, named: bool, fmt: str
 ) -> FileScan | None:
     """Bytes of any kind, as scan_file judges a file's content."""
+    with _deeper() as ok:
+        if not ok:
+            return _unreadable(file, member, "containers nested too deep") if named else None
+        return _scan_content(data, file, member, named=named, fmt=fmt)
+
+
+def _scan_content(
+    data: bytes, file: str, member: str | None, *, named: bool, fmt: str
+) -> FileScan | None:
     if data[:4] == b"PK\x03\x04":
         scans = _scan_zip(io.BytesIO(data), file, 1, (member + "!") if member else "")
         return _merge(file, scans) if scans else None

@@ -1112,7 +1112,7 @@ def _zips(c: Corpus) -> None:
 # the control's loader (runs in a child process only)
 
 LOADER = r"""
-import bz2, gzip, lzma, pickle, sys, time, zipfile
+import bz2, gzip, lzma, pickle, sys, zipfile
 root = sys.argv[1]
 for line in sys.stdin.read().splitlines():
     mode, path = line.split(" ", 1)
@@ -1141,7 +1141,6 @@ for line in sys.stdin.read().splitlines():
                 [z[k] for k in z.files]
     except BaseException as exc:
         print(path, type(exc).__name__, exc, file=sys.stderr)
-time.sleep(0.5)
 """
 
 
