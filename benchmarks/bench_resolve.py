@@ -29,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from envbuild import _uv  # noqa: E402
+from envbuild._adapters import uv as _uv  # noqa: E402
 from envbuild.model import read_model  # noqa: E402
 from envbuild.resolve import _inputs, target_for  # noqa: E402
 
@@ -78,7 +78,7 @@ def main() -> int:
     for case in selected:
         folder = read_model(case.path)
         target, _ = target_for(folder)
-        inputs, _ = _inputs(
+        inputs = _inputs(
             folder,
             target,
             folder.env.spec,

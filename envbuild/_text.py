@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from envbuild.contents import Contents, human_size
 from envbuild.model import DataType, ModelFolder, Schema
 
 
@@ -74,4 +75,22 @@ def show_text(folder: ModelFolder) -> str:
     if folder.input_example:
         ex = folder.input_example
         lines.append(f"input example {ex.file} ({ex.type or 'unknown type'})")
+    return "\n".join(lines) + "\n"
+
+
+def files_text(contents: Contents) -> str:
+    """The files an image would carry: counts, then every file nothing in the MLmodel uses
+    and every file left out, with its size and the rule."""
+    total = sum(f.size for f in contents.included)
+    lines = [f"files      {len(contents.included)} copied ({human_size(total)})"]
+    if contents.unreferenced:
+        lines.append("files nothing in the MLmodel uses (copied)")
+        for f in contents.unreferenced:
+            lines.append(f"    {f.path:<40} {human_size(f.size)}")
+    if contents.excluded:
+        lines.append("files left out of the image")
+        for e in contents.excluded:
+            lines.append(f"    {e.path:<40} {human_size(e.size):>9}  {e.rule}")
+    for s in contents.allowed:
+        lines.append(f"allowed    {s.path} (looks like a secret: {s.why}; --allow-file)")
     return "\n".join(lines) + "\n"

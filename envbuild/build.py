@@ -20,21 +20,22 @@ import tarfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from envbuild import _docker, _uv
+from envbuild import _docker
+from envbuild._adapters import uv as _uv
 from envbuild._paths import inside
 from envbuild.errors import FailedError, InputError, ToolError
 from envbuild.findings import Finding, Location
 from envbuild.model import ModelFolder
 from envbuild.output import write_atomic
 from envbuild.render import (
+    HEALTH_PATH,
     PORT,
     BuildPlan,
-    ContextFile,
     LockView,
     server_files,
     server_package,
@@ -391,7 +392,7 @@ def smoke_image(
             if running.port == 0 or _docker.status(running) in ("exited", "dead"):
                 break
             try:
-                code, _ = _http(base + "/ping", timeout=2)
+                code, _ = _http(base + HEALTH_PATH, timeout=2)
             except OSError:
                 code = 0
             if code == 200:
@@ -670,10 +671,6 @@ def smoke_venv(path: Path, folder: ModelFolder) -> SmokeResult:
         seconds_to_health=elapsed,
         message=message,
     )
-
-
-def iter_sizes(files: Iterable[ContextFile]) -> int:
-    return sum(len(f.read()) for f in files)
 
 
 def human_size(n: int) -> str:

@@ -12,14 +12,14 @@ import importlib.util
 import logging
 import os
 import sys
-from collections.abc import Callable, Iterable
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, NoReturn, Protocol, TypeVar
 
 import click
 
 from envbuild import __version__
-from envbuild.errors import EnvbuildError, ExitCode
-from envbuild.findings import Finding, Severity
+from envbuild.errors import EnvbuildError
+from envbuild.findings import Finding, Severity, exit_code_for
 from envbuild.output import dumps, envelope
 
 log = logging.getLogger("envbuild")
@@ -35,7 +35,7 @@ Exit codes:
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _color(ctx_stream: Any) -> bool:
+def use_color(ctx_stream: Any) -> bool:
     return "NO_COLOR" not in os.environ and hasattr(ctx_stream, "isatty") and ctx_stream.isatty()
 
 
@@ -116,24 +116,47 @@ def emit_error(exc: EnvbuildError, *, fmt: str, command: str) -> None:
             ),
             nl=False,
         )
-    color = _color(sys.stderr)
+    color = use_color(sys.stderr)
     for problem in problems:
         click.echo(format_finding(problem, color), err=True)
 
 
 def emit_findings(findings: Iterable[Finding]) -> None:
-    color = _color(sys.stderr)
+    color = use_color(sys.stderr)
     for f in findings:
         if f.severity is Severity.INFO and not log.isEnabledFor(logging.INFO):
             continue  # -q: warnings and errors only
         click.echo(format_finding(f, color), err=True)
 
 
+class Presentable(Protocol):
+    """What the library API returns (envbuild.api): JSON, findings and an exit code."""
+
+    @property
+    def findings(self) -> Sequence[Finding]: ...
+
+    @property
+    def exit_code(self) -> int: ...
+
+    def to_json(self) -> dict[str, Any]: ...
+
+
+def present(result: Presentable, *, fmt: str, command: str, text: str) -> NoReturn:
+    """The one tail of every command: the JSON envelope, or ``text`` on stdout and the
+    findings on stderr; then exit with the result's code."""
+    code = result.exit_code
+    if fmt == "json":
+        doc = envelope(command, result=result.to_json(), findings=result.findings, exit_code=code)
+        click.echo(dumps(doc), nl=False)
+    else:
+        if text:
+            click.echo(text, nl=False)
+        emit_findings(result.findings)
+    sys.exit(code)
+
+
 def exit_for(findings: Iterable[Finding], strict: bool = False) -> int:
-    failing = {Severity.ERROR, Severity.UNSAFE} | ({Severity.WARNING} if strict else set())
-    return (
-        int(ExitCode.FINDINGS) if any(f.severity in failing for f in findings) else int(ExitCode.OK)
-    )
+    return exit_code_for(findings, strict=strict)
 
 
 # One module per command under envbuild/commands/; each registers itself on `main` when

@@ -30,13 +30,15 @@ GENERIC: dict[str, str] = {
 _MODULES = (
     "envbuild.infer",
     "envbuild.installed",
+    "envbuild.contents",
     "envbuild.scan.pickles",
     "envbuild.scan.code",
     "envbuild.resolve",
     "envbuild.render",
     "envbuild._docker",
     "envbuild.build",
-    "envbuild.source",
+    "envbuild.sources",
+    "envbuild.safety",
 )
 
 

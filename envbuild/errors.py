@@ -63,6 +63,12 @@ class InputError(EnvbuildError):
     code = "EB100"
 
 
+class SourceError(InputError):
+    """A model location that cannot be turned into a local folder (exit 2)."""
+
+    code = "EB600"
+
+
 class ToolError(EnvbuildError):
     """The machine lacks something envbuild needs (Docker, an interpreter, uv)."""
 

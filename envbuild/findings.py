@@ -7,12 +7,13 @@ source, EB8xx failed operations, EB9xx machine.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from envbuild._compat import StrEnum
 
-class Severity(enum.StrEnum):
+
+class Severity(StrEnum):
     ERROR = "error"
     UNSAFE = "unsafe"  # an unsafe pickle global: fails by default, a class of its own
     WARNING = "warning"
@@ -72,3 +73,15 @@ def unique(findings: Iterable[Finding]) -> list[Finding]:
             seen.add(key)
             out.append(f)
     return out
+
+
+def failing(findings: Iterable[Finding], *, strict: bool = False) -> list[Finding]:
+    """The findings that fail a command or a check: errors and unsafe ones, warnings too
+    when ``strict``. The one severity policy (check's verdict and every exit code)."""
+    bad = {Severity.ERROR, Severity.UNSAFE} | ({Severity.WARNING} if strict else set())
+    return [f for f in findings if f.severity in bad]
+
+
+def exit_code_for(findings: Iterable[Finding], *, strict: bool = False) -> int:
+    """1 when any finding fails (``failing``), else 0."""
+    return 1 if failing(findings, strict=strict) else 0

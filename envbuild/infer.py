@@ -34,7 +34,6 @@ inference keeps them). Traced-only evidence is pruned without exceptions.
 
 from __future__ import annotations
 
-import enum
 import json
 import logging
 import os
@@ -50,12 +49,14 @@ from packaging.specifiers import InvalidSpecifier
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from envbuild._compat import StrEnum
+from envbuild._redact import redact
 from envbuild.errors import FailedError
 from envbuild.findings import Finding, Location, Severity
 from envbuild.installed import Distribution, InstalledEnv
 from envbuild.model import ModelFolder
 from envbuild.scan import PICKLE_KINDS, ModelScan, Ref, RefKind, scan_model
-from envbuild.spec import EnvSpec, PipOption, PythonPin, ReqKind, Requirement, redact
+from envbuild.spec import EnvSpec, PipOption, PythonPin, ReqKind, Requirement
 
 log = logging.getLogger("envbuild")
 
@@ -104,7 +105,7 @@ PYFUNC_RUNTIME = ("pandas", "numpy")
 FORMAT_LIBRARIES = {"skops": "skops", "cloudpickle": "cloudpickle"}
 
 
-class EvidenceKind(enum.StrEnum):
+class EvidenceKind(StrEnum):
     FLAVOR = "flavor"
     FORMAT = "format"
     LOADER = "loader"
@@ -1010,7 +1011,7 @@ def _drift(have: Requirement, want: Requirement) -> str | None:
 # --------------------------------------------------------------------------------------
 # --trace (opt-in: executes the model)
 
-_TRACE_SCRIPT = Path(__file__).with_name("_trace.py")
+_TRACE_SCRIPT = Path(__file__).parent / "_scripts" / "trace.py"
 TRACE_MARKER = "ENVBUILD-TRACE:"
 
 

@@ -2,13 +2,13 @@
 which modules each provides, what each requires, and how each was installed.
 
 ``inspect_env(None)`` describes the interpreter envbuild runs in; ``inspect_env(path)`` runs
-``envbuild/_introspect.py`` (standard library only, Python 3.8+) in another interpreter and
+``envbuild/_scripts/introspect.py`` (standard library only, Python 3.8+) in another interpreter and
 reads its JSON, so envbuild can live in its own environment (pipx, uvx) and still inspect a
 conda env or a venv.
 
-Why not pipdeptree (a runtime dependency of envbuild, used by other stages): its
-``--python`` mode runs pipdeptree's own code inside the inspected interpreter, and the
-installed pipdeptree needs Python >= 3.11 there, while training environments on 3.8-3.10
+Why not pipdeptree (so envbuild does not depend on it): its ``--python`` mode runs
+pipdeptree's own code inside the inspected interpreter, and pipdeptree 4.x needs Python
+>= 3.11 there (and to install envbuild on 3.10), while training environments on 3.8-3.10
 are common; it also reports neither the modules a distribution provides, nor
 ``direct_url.json``, nor the standard library of the target, which infer needs. Reading the
 ``*.dist-info`` folders directly gives all of that in one short subprocess.
@@ -42,7 +42,7 @@ CODES: dict[str, str] = {
     "expected JSON)",
 }
 
-_SCRIPT = Path(__file__).with_name("_introspect.py")
+_SCRIPT = Path(__file__).parent / "_scripts" / "introspect.py"
 _EXTRA = re.compile(r"""\bextra\s*==\s*['"]([^'"]+)['"]""")
 
 
@@ -308,7 +308,7 @@ def start_inspect(python: str | os.PathLike[str] | None = None) -> Callable[[], 
     """Start inspecting ``python`` in a subprocess and return a function that waits for
     and returns the result, so the caller can read and scan the model meanwhile."""
     if python is None:
-        from envbuild import _introspect
+        from envbuild._scripts import introspect as _introspect
 
         return lambda: _parse(_introspect.collect(), "(this interpreter)")
     exe = str(python)

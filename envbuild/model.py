@@ -3,17 +3,17 @@ and environment files. Reading never imports or unpickles anything."""
 
 from __future__ import annotations
 
-import enum
 import json
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from envbuild._compat import StrEnum
 from envbuild._paths import inside
 from envbuild._yaml import YamlDoc, load_yaml
+from envbuild.contents import LFS_HINT, lfs_finding, lfs_pointer_at, parse_lfs_pointer
 from envbuild.errors import InputError, ProblemsError
 from envbuild.findings import Finding, Location, Severity, unique
 from envbuild.spec import ModelEnv, PythonPin, read_model_env
@@ -75,7 +75,7 @@ FLAVOR_LIBRARIES: dict[str, tuple[str, str]] = {
 # signature
 
 
-class ColType(enum.StrEnum):
+class ColType(StrEnum):
     BOOLEAN = "boolean"
     INTEGER = "integer"
     LONG = "long"
@@ -525,6 +525,14 @@ def read_model(path: str | Path) -> ModelFolder:
         raise InputError(
             f"cannot read MLmodel: {exc.strerror}", location=Location(file=MLMODEL), code="EB100"
         ) from None
+    pointer = parse_lfs_pointer(raw)
+    if pointer is not None:
+        raise InputError(
+            lfs_finding(MLMODEL, pointer).message,
+            hint=LFS_HINT,
+            location=Location(file=MLMODEL),
+            code="EB107",
+        )
     doc = load_yaml(raw, file=MLMODEL)
     problems: list[Finding] = []
     findings: list[Finding] = []
@@ -547,12 +555,23 @@ def read_model(path: str | Path) -> ModelFolder:
     findings.extend(p for p in env.problems if p.severity is not Severity.ERROR)
     example = _read_input_example(doc, root, mlmodel, problems)
     if problems:
-        raise ProblemsError(unique(problems))
+        raise ProblemsError(unique(_lfs_instead(root, problems)))
     if example is not None and mlmodel.signature is not None:
         findings.extend(check_example(example, mlmodel.signature))
     return ModelFolder(
         path=root, mlmodel=mlmodel, env=env, input_example=example, findings=tuple(findings)
     )
+
+
+def _lfs_instead(root: Path, problems: list[Finding]) -> list[Finding]:
+    """A file that failed to parse because it is a Git LFS pointer gets the error that says
+    so (EB107, run git lfs pull) instead of "not valid YAML/JSON"."""
+    out = []
+    for p in problems:
+        rel = p.location.file
+        pointer = lfs_pointer_at(root / rel) if rel and not Path(rel).is_absolute() else None
+        out.append(lfs_finding(rel, pointer) if rel and pointer is not None else p)
+    return out
 
 
 def _str(value: Any) -> str | None:
@@ -1135,9 +1154,7 @@ def check_example(example: InputExample, signature: Signature) -> list[Finding]:
                     loc,
                 )
             )
-        elif spec.dtype.startswith("float") and any(
-            isinstance(v, str) or (isinstance(v, float) and math.isnan(v) and False) for v in leaves
-        ):
+        elif spec.dtype.startswith("float") and any(isinstance(v, str) for v in leaves):
             out.append(
                 _err(
                     "EB120",

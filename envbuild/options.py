@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import click
+
+from envbuild.sources import materialize
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -32,6 +35,23 @@ find_links_option = click.option(
     help="Also resolve from the wheels in DIR (a wheelhouse, CPU builds of torch); repeatable.",
 )
 
+exclude_option = click.option(
+    "--exclude",
+    "exclude",
+    multiple=True,
+    metavar="PATTERN",
+    help="Leave model files matching PATTERN (gitignore syntax, as in the model folder's "
+    ".envbuildignore) out of the image; repeatable.",
+)
+allow_file_option = click.option(
+    "--allow-file",
+    "allow_files",
+    multiple=True,
+    metavar="PATH",
+    help="Copy this model file (path inside the folder) although it looks like a secret or "
+    "is an unused notebook; repeatable.",
+)
+
 
 def platform_option(default: str | None, help_default: str) -> Callable[[F], F]:
     return click.option(
@@ -41,3 +61,59 @@ def platform_option(default: str | None, help_default: str) -> Callable[[F], F]:
         default=default,
         help=f"Target platform (default: {help_default}).",
     )
+
+
+trust_model_option = click.option(
+    "--trust-model",
+    is_flag=True,
+    help="Load and run the model even though the static scan calls it unsafe (EB501, EB503, "
+    "EB502 across Python minors). Printed in the report and labelled on the image.",
+)
+
+
+def model_argument(func: F) -> F:
+    """Add the MODEL argument and the options that locate it; call ``func`` with
+    ``model=`` a ModelSource. Put it *below* ``@common`` so that its errors become
+    envbuild's one-line output::
+
+        @main.command()
+        @common
+        @model_argument
+        def show(model: ModelSource, fmt: str, command: str) -> None: ...
+    """
+
+    @click.argument("model", metavar="MODEL")
+    @click.option(
+        "--tracking-uri",
+        envvar="MLFLOW_TRACKING_URI",
+        show_envvar=True,
+        help="MLflow tracking server for runs:/ and models:/ MODELs.",
+    )
+    @click.option(
+        "--registry-uri",
+        envvar="MLFLOW_REGISTRY_URI",
+        show_envvar=True,
+        help="MLflow model registry, if not the tracking server.",
+    )
+    @click.option(
+        "--cache-dir",
+        envvar="ENVBUILD_CACHE_DIR",
+        show_envvar=True,
+        type=click.Path(file_okay=False, path_type=Path),
+        help="Where downloaded models are kept [default: ~/.cache/envbuild/models].",
+    )
+    @functools.wraps(func)
+    def wrapper(
+        *args: Any,
+        model: str,
+        tracking_uri: str | None,
+        registry_uri: str | None,
+        cache_dir: Path | None,
+        **kwargs: Any,
+    ) -> Any:
+        source = materialize(
+            model, tracking_uri=tracking_uri, registry_uri=registry_uri, cache_dir=cache_dir
+        )
+        return func(*args, model=source, **kwargs)
+
+    return cast(F, wrapper)

@@ -8,7 +8,6 @@ URL or package name can add an instruction to the Dockerfile.
 
 from __future__ import annotations
 
-import enum
 import hashlib
 import json
 import re
@@ -17,20 +16,22 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import jinja2
 from packaging.requirements import InvalidRequirement
 from packaging.requirements import Requirement as PkgRequirement
-from packaging.utils import canonicalize_name
+from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
 from envbuild import __version__
+from envbuild._compat import StrEnum
 from envbuild._paths import inside
+from envbuild._redact import has_credentials, redact
+from envbuild.contents import Contents, RefusedFiles, select
 from envbuild.errors import InputError
 from envbuild.findings import Finding, Location, Severity
 from envbuild.model import ModelFolder
-from envbuild.spec import CondaDep, WorkspaceEnv, redact
+from envbuild.spec import CondaDep, WorkspaceEnv
 
 # Finding codes of the builder (render.py and build.py); the README table gathers them.
 CODES: dict[str, str] = {
@@ -46,6 +47,7 @@ CODES: dict[str, str] = {
 }
 
 PORT = 8080
+HEALTH_PATH = "/ping"  # the route the HEALTHCHECK and the smoke test probe
 UID = 10001
 MICROMAMBA_IMAGE = "mambaorg/micromamba:1.5.10-bookworm-slim"
 CONDA_RUNTIME_IMAGE = "debian:bookworm-slim"
@@ -75,7 +77,7 @@ SYSTEM_PACKAGES: dict[str, tuple[str, ...]] = {
 }
 
 
-class BuildKind(enum.StrEnum):
+class BuildKind(StrEnum):
     PIP = "pip"
     CONDA = "conda"
     CUDA = "cuda"
@@ -371,14 +373,6 @@ class IndexPlan:
     find_links: tuple[Path, ...]  # local directories whose wheels go into the context
 
 
-def _has_credentials(url: str) -> bool:
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return False
-    return bool(parts.username or parts.password) or "${" in url
-
-
 def split_index_options(text: str, *, wheelhouse: bool) -> IndexPlan:
     """Move index options out of the lock: public URLs become quoted uv arguments, URLs
     with credentials become secrets, local --find-links directories are packed."""
@@ -398,14 +392,14 @@ def split_index_options(text: str, *, wheelhouse: bool) -> IndexPlan:
             if wheelhouse:
                 continue
             env = "UV_DEFAULT_INDEX" if opt in ("-i", "--index-url") else "UV_INDEX"
-            if _has_credentials(value):
+            if has_credentials(value):
                 secrets.append(Secret(id=f"envbuild_index_{len(secrets)}", env=env, value=value))
             else:
                 flag = "--default-index" if env == "UV_DEFAULT_INDEX" else "--index"
                 args.extend((flag, check_text("index URL", value)))
             continue
         if opt in ("-f", "--find-links"):
-            if _has_credentials(value):
+            if has_credentials(value):
                 secrets.append(
                     Secret(id=f"envbuild_links_{len(secrets)}", env="UV_FIND_LINKS", value=value)
                 )
@@ -475,12 +469,17 @@ def system_packages(pins: Iterable[Pin]) -> tuple[str, ...]:
 # context pieces
 
 
-def model_files(folder: Path) -> tuple[list[ContextFile], list[Finding]]:
-    """Every regular file of the model folder, sorted, under ``model/`` in the context."""
+def model_files(
+    folder: Path, selection: Contents | None = None
+) -> tuple[list[ContextFile], list[Finding]]:
+    """The model folder's files, sorted, under ``model/`` in the context: those
+    ``selection`` includes (contents.select), or without one every regular file."""
     out: list[ContextFile] = []
     findings: list[Finding] = []
     root = folder.resolve()
-    for path in sorted(root.rglob("*")):
+    wanted = selection.paths() if selection is not None else None
+    paths = sorted(root / rel for rel in wanted) if wanted is not None else sorted(root.rglob("*"))
+    for path in paths:
         rel = path.relative_to(root).as_posix()
         if any(part in ("__pycache__", ".git") for part in PurePosixPath(rel).parts):
             continue
@@ -583,11 +582,15 @@ def render(
     source: str | None = None,
     created: str | None = None,
     model_labels: Mapping[str, str] | None = None,
+    exclude: Sequence[str] = (),
+    allow_files: Sequence[str] = (),
 ) -> BuildPlan:
     """Render the Dockerfile and list the build context for ``folder`` installed from
     ``lock``. ``wheelhouse`` lists downloaded wheels to install with ``--no-index``.
     ``model_labels`` (``ModelSource.labels()``: where the model came from, its registered
-    name, version and run id) are added to the image labels."""
+    name, version and run id) are added to the image labels. ``exclude`` and
+    ``allow_files`` shape which model files are copied (contents.select); a secret-looking
+    file or an LFS pointer the model needs refuses the render (RefusedFiles, exit 1)."""
     findings: list[Finding] = []
     command_line = check_text("command", command)
     python_xy = lock.python_version
@@ -656,14 +659,20 @@ def render(
             code="EB403",
         )
 
+    selection = select(folder, exclude=exclude, allow_files=allow_files)
+    if selection.blocking():
+        raise RefusedFiles(selection.blocking())
+    findings.extend(selection.findings())
     files: list[ContextFile] = []
-    mfiles, mfind = model_files(folder.path)
+    mfiles, mfind = model_files(folder.path, selection)
     files.extend(mfiles)
     findings.extend(mfind)
     files.extend(server_files())
     files.append(ContextFile(path=".envbuild/requirements.lock", data=index.lock_text.encode()))
     files.append(
-        ContextFile(path=".envbuild/bytecode.py", source=Path(__file__).with_name("_bytecode.py"))
+        ContextFile(
+            path=".envbuild/bytecode.py", source=Path(__file__).parent / "_scripts" / "bytecode.py"
+        )
     )
     install_args: list[tuple[str, ...]] = []
     packed = 0
@@ -679,19 +688,23 @@ def render(
         if index.find_links:
             wanted = {(p.name, p.version.split("+")[0]) for p in pins}
             for directory in index.find_links:
+                here = 0
                 for wheel in sorted(directory.glob("*.whl")) if directory.is_dir() else ():
-                    name, _, rest = wheel.name.partition("-")
-                    version = rest.split("-", 1)[0]
-                    if (canonicalize_name(name), version.split("+")[0]) in wanted:
+                    try:
+                        name, version, _, _ = parse_wheel_filename(wheel.name)
+                    except InvalidWheelFilename:
+                        continue  # not a wheel uv would install either
+                    if (name, version.public) in wanted:
                         files.append(
                             ContextFile(path=f".envbuild/links/{wheel.name}", source=wheel)
                         )
-                        packed += 1
+                        here += 1
+                packed += here
                 findings.append(
                     Finding(
                         code="EB407",
                         severity=Severity.INFO,
-                        message=f"--find-links {directory}: {packed} wheel(s) packed into the context",
+                        message=f"--find-links {directory}: {here} wheel(s) packed into the context",
                     )
                 )
             if packed:
@@ -776,6 +789,7 @@ def render(
         "bytecode_defer": serving_runtime_only(lock.text),
         "bytecode_warm": warm_imports(folder),
         "port": PORT,
+        "health_path": HEALTH_PATH,
         "uid": UID,
         "entrypoint": ["/opt/envbuild/venv/bin/python", "-m", server_package()],
         "conda_only": [d.name for d in conda],
@@ -819,23 +833,3 @@ def _runtime_env(folder: ModelFolder) -> list[tuple[str, str]]:
         "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "true",
     }
     return sorted(env.items())
-
-
-def redacted_url(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password or parts.username:
-        netloc = "****@" + (parts.hostname or "")
-        return urlunsplit(parts._replace(netloc=netloc))
-    return url
-
-
-def plan_digest(plan: BuildPlan) -> str:
-    """A digest of everything sent to the engine (for tests of determinism)."""
-    h = hashlib.sha256()
-    for f in plan.files:
-        h.update(f.path.encode() + b"\0" + f.read() + b"\0" + bytes([f.executable]))
-    return h.hexdigest()
-
-
-def as_mapping(plan: BuildPlan) -> Mapping[str, bytes]:
-    return {f.path: f.read() for f in plan.files}

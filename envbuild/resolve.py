@@ -1,7 +1,7 @@
 """Resolve a model's environment for the Python and platform it will run on.
 
 Stages: a static pass over the requirements (packaging only, no network), then the
-resolution itself with uv as the engine (``envbuild/_uv.py``), then the explanation of a
+resolution itself with uv as the engine (``envbuild/_adapters/uv.py``), then the explanation of a
 failure as findings that point at the requirement lines on each side, and drift between
 the resolved versions and those the model was trained with. A successful resolution is a
 :class:`Lock`: every package pinned with its hashes, rendered as a pip requirements file.
@@ -21,17 +21,18 @@ from typing import Any, Literal, cast
 from packaging.markers import default_environment
 from packaging.requirements import InvalidRequirement
 from packaging.requirements import Requirement as PkgRequirement
-from packaging.specifiers import InvalidSpecifier, Specifier, SpecifierSet
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from envbuild import _uv
+from envbuild._adapters import uv as _uv
+from envbuild._redact import redact, strip_credentials
 from envbuild.errors import InputError
 from envbuild.findings import Finding, Location, Severity
 from envbuild.model import ModelFolder
 from envbuild.output import header
 from envbuild.serving import SERVING_SOURCE, serving_requirements
-from envbuild.spec import EnvSpec, PipOption, ReqKind, Requirement, WorkspaceEnv, redact
+from envbuild.spec import EnvSpec, PipOption, ReqKind, Requirement, WorkspaceEnv
 
 log = logging.getLogger("envbuild")
 
@@ -258,148 +259,18 @@ class Resolution:
 # --------------------------------------------------------------------------------------
 # specifier reasoning (no index): does any version satisfy both?
 
-_INF = None  # an open end
-
-
-@dataclass(frozen=True)
-class _Bound:
-    version: Version
-    inclusive: bool
-
-
-@dataclass(frozen=True)
-class _Range:
-    """A superset of the versions a specifier admits, on public versions."""
-
-    low: _Bound | None = None
-    high: _Bound | None = None
-
-    def intersect(self, other: _Range) -> _Range:
-        return _Range(_max_low(self.low, other.low), _min_high(self.high, other.high))
-
-    def empty(self) -> bool:
-        if self.low is None or self.high is None:
-            return False
-        if self.low.version < self.high.version:
-            return False
-        if self.low.version == self.high.version:
-            return not (self.low.inclusive and self.high.inclusive)
-        return True
-
-    def point(self) -> Version | None:
-        if (
-            self.low is not None
-            and self.high is not None
-            and self.low.version == self.high.version
-            and self.low.inclusive
-            and self.high.inclusive
-        ):
-            return self.low.version
-        return None
-
-
-def _max_low(a: _Bound | None, b: _Bound | None) -> _Bound | None:
-    if a is None:
-        return b
-    if b is None:
-        return a
-    if a.version != b.version:
-        return a if a.version > b.version else b
-    return _Bound(a.version, a.inclusive and b.inclusive)
-
-
-def _min_high(a: _Bound | None, b: _Bound | None) -> _Bound | None:
-    if a is None:
-        return b
-    if b is None:
-        return a
-    if a.version != b.version:
-        return a if a.version < b.version else b
-    return _Bound(a.version, a.inclusive and b.inclusive)
-
 
 def _public(v: Version) -> Version:
     return Version(v.public)
 
 
-def _prefix_range(prefix: str) -> _Range | None:
-    """``1.2`` (from ``==1.2.*``) -> [1.2.dev0, 1.3.dev0)."""
-    try:
-        v = Version(prefix)
-    except InvalidVersion:
-        return None
-    if v.is_prerelease or v.is_postrelease or v.local or v.epoch:
-        return None
-    rel = list(v.release)
-    upper = [*rel[:-1], rel[-1] + 1]
-    return _Range(
-        _Bound(Version(".".join(map(str, rel)) + ".dev0"), True),
-        _Bound(Version(".".join(map(str, upper)) + ".dev0"), False),
-    )
-
-
-def _spec_range(spec: Specifier) -> _Range | None:
-    """A range holding every version ``spec`` admits; None when not reasoned about."""
-    op, text = spec.operator, spec.version
-    if op == "===":
-        return None
-    if op in ("==", "!=") and text.endswith(".*"):
-        return _prefix_range(text[:-2]) if op == "==" else _Range()
-    try:
-        v = _public(Version(text))
-    except InvalidVersion:
-        return None
-    if op == "==":
-        return _Range(_Bound(v, True), _Bound(v, True))
-    if op == "!=":
-        return _Range()
-    if op == ">=":
-        return _Range(low=_Bound(v, True))
-    if op == ">":
-        return _Range(low=_Bound(v, False))
-    if op == "<=":
-        return _Range(high=_Bound(v, True))
-    if op == "<":
-        return _Range(high=_Bound(v, False))
-    if op == "~=":
-        rel = v.release
-        if len(rel) < 2:
-            return None
-        upper = [*rel[:-2], rel[-2] + 1]
-        return _Range(_Bound(v, True), _Bound(Version(".".join(map(str, upper)) + ".dev0"), False))
-    return None
-
-
-def _excluded(spec: Specifier, point: Version) -> bool:
-    """Does a ``!=`` specifier exclude ``point`` (a public version)?"""
-    if spec.operator != "!=":
-        return False
-    if spec.version.endswith(".*"):
-        rng = _prefix_range(spec.version[:-2])
-        if rng is None:
-            return False
-        low, high = cast(_Bound, rng.low), cast(_Bound, rng.high)
-        return low.version <= point < high.version
-    try:
-        return _public(Version(spec.version)) == point and not Version(spec.version).local
-    except InvalidVersion:
-        return False
-
-
 def specifiers_disjoint(a: SpecifierSet, b: SpecifierSet) -> bool:
-    """True only when no version can satisfy both ``a`` and ``b``, reasoning on the bounds
-    of each specifier (sound: it may miss a conflict but never invents one)."""
-    rng = _Range()
-    specs = [*a, *b]
-    for spec in specs:
-        r = _spec_range(spec)
-        if r is None:
-            continue
-        rng = rng.intersect(r)
-    if rng.empty():
-        return True
-    point = rng.point()
-    return point is not None and any(_excluded(s, point) for s in specs)
+    """True only when no version can satisfy both ``a`` and ``b`` (packaging's version
+    ranges); ``===`` (arbitrary string equality) is not reasoned about."""
+    try:
+        return a.is_disjoint(b)
+    except ValueError:  # === on either side, or sets made with different prereleases
+        return False
 
 
 # --------------------------------------------------------------------------------------
@@ -764,9 +635,8 @@ def _inputs(
     offline: bool,
     include_serving: bool,
     exclude_newer: str | None = None,
-) -> tuple[_Inputs, list[Finding]]:
+) -> _Inputs:
     marker_env = target.marker_env()
-    problems: list[Finding] = []
     reqs: list[Requirement] = []
     for req in spec.requirements:
         if req.kind in (ReqKind.EDITABLE, ReqKind.VCS, ReqKind.PATH):
@@ -857,17 +727,14 @@ def _inputs(
         no_binary=tuple(no_binary),
         exclude_newer=exclude_newer,
     )
-    return (
-        _Inputs(
-            lines=tuple(lines),
-            constraints=tuple(cons),
-            direct=direct,
-            also=also,
-            constraint_of=constraint_of,
-            options=tuple(kept),
-            request=request,
-        ),
-        problems,
+    return _Inputs(
+        lines=tuple(lines),
+        constraints=tuple(cons),
+        direct=direct,
+        also=also,
+        constraint_of=constraint_of,
+        options=tuple(kept),
+        request=request,
     )
 
 
@@ -906,7 +773,7 @@ def resolve(
     if any(f.code == "EB302" for f in findings):
         # the conflict is already explained line by line; uv would only repeat it
         return Resolution(lock=None, findings=tuple(findings))
-    inputs, problems = _inputs(
+    inputs = _inputs(
         folder,
         target,
         spec,
@@ -915,7 +782,6 @@ def resolve(
         include_serving=include_serving,
         exclude_newer=exclude_newer,
     )
-    findings.extend(problems)
     log.info("resolving %d requirements for %s", len(inputs.lines), target.describe())
     result = _uv.compile_requirements(inputs.request)
     if not result.ok:
@@ -978,19 +844,6 @@ def _pins(compiled: Iterable[_uv.CompiledPin], inputs: _Inputs) -> tuple[Pin, ..
     return tuple(sorted(pins, key=lambda p: p.name))
 
 
-def _lock_url(value: str) -> str:
-    """Index URLs go into the lock without literal credentials (``${VAR}`` stays: pip
-    expands it at install time)."""
-
-    def strip(m: re.Match[str]) -> str:
-        cred = m.group("cred")
-        if re.fullmatch(r"(\$\{[A-Za-z_][A-Za-z0-9_]*\}:?)+", cred):
-            return m.group(0)
-        return m.group("scheme")
-
-    return re.sub(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<cred>[^/@\s]+)@", strip, value)
-
-
 def render_lock(
     pins: Sequence[Pin],
     *,
@@ -1013,7 +866,7 @@ def render_lock(
         out.insert(3, f"# index as of: {exclude_newer} (files uploaded later are ignored)\n")
     seen: set[str] = set()
     for opt in options:
-        line = f"{opt.option} {_lock_url(opt.value)}" if opt.value else opt.option
+        line = f"{opt.option} {strip_credentials(opt.value)}" if opt.value else opt.option
         if line not in seen:
             seen.add(line)
             out.append(line + "\n")

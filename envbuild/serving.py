@@ -9,11 +9,11 @@ FastAPI/uvicorn come with mlflow-skinny from 2.2x on, but not with older ones, a
 measurements below show they buy nothing here. The resolver locks these together with the
 model's requirements.
 
-How the builder ships the server: copy ``serve_files()`` (envbuild/serve/*.py, relative
-imports only) into a folder named ``SERVE_PACKAGE`` on the interpreter's path and run
-``SERVE_COMMAND`` (``python -m envbuild_serve``) with the settings in ``SERVE_ENV``
-(``ENVBUILD_MODEL_DIR`` at least); health is ``GET HEALTH_PATH``. The source is valid
-Python 3.8, the oldest model Python served.
+How the builder ships the server: ``render.server_files()`` copies envbuild/serve/ (relative
+imports only) into a folder named ``SERVE_PACKAGE`` on the interpreter's path, which runs
+``python -m envbuild_serve`` with the settings of envbuild/serve/config.py
+(``ENVBUILD_MODEL_DIR`` at least) on ``render.PORT``; health is ``GET render.HEALTH_PATH``.
+The source is valid Python 3.8, the oldest model Python served.
 
 Measurements, envbuild's server vs MLflow 3.17.2's own scoring server
 (``uvicorn mlflow.pyfunc.scoring_server.app:app``) in the same uv venv (Python 3.11,
@@ -48,13 +48,11 @@ comparisons mean much:
 from __future__ import annotations
 
 import contextlib
-from pathlib import Path
 
 from packaging.requirements import Requirement as PkgRequirement
 from packaging.version import InvalidVersion, Version
 
 from envbuild.findings import Location
-from envbuild.serve.config import ENV_VARS
 from envbuild.spec import ReqKind, Requirement
 
 SERVING_SOURCE = "envbuild serving stack"
@@ -63,15 +61,8 @@ SERVING_SOURCE = "envbuild serving stack"
 # models need the full mlflow distribution for the same loader.
 FIRST_SKINNY = Version("1.14.0")
 
-# The package name the server is copied under, and how it is started and probed.
+# The package name the server is copied under (render.server_files).
 SERVE_PACKAGE = "envbuild_serve"
-SERVE_COMMAND = ("python", "-m", SERVE_PACKAGE)
-HEALTH_PATH = "/ping"
-DEFAULT_PORT = int(ENV_VARS["ENVBUILD_PORT"][0])
-# Every setting the server reads, with its default (see envbuild/serve/config.py).
-SERVE_ENV: dict[str, str] = {name: default for name, (default, _) in ENV_VARS.items()}
-
-_SERVE_DIR = Path(__file__).resolve().parent / "serve"
 
 
 def serving_requirements(mlflow_version: str | None) -> tuple[Requirement, ...]:
@@ -94,9 +85,3 @@ def serving_requirements(mlflow_version: str | None) -> tuple[Requirement, ...]:
             )
         )
     return tuple(out)
-
-
-def serve_files() -> dict[str, bytes]:
-    """The server's source, ``{"envbuild_serve/<name>.py": bytes}``, sorted by path."""
-    files = sorted(p for p in _SERVE_DIR.glob("*.py"))
-    return {f"{SERVE_PACKAGE}/{p.name}": p.read_bytes() for p in files}

@@ -7,7 +7,6 @@ problem in a file before raising, so a user sees them all at once.
 
 from __future__ import annotations
 
-import enum
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -18,13 +17,15 @@ from packaging.requirements import InvalidRequirement
 from packaging.requirements import Requirement as PkgRequirement
 from packaging.utils import canonicalize_name
 
+from envbuild._compat import StrEnum
 from envbuild._paths import inside, relative_to
+from envbuild._redact import redact
 from envbuild._yaml import YamlDoc, format_path, load_yaml
 from envbuild.errors import InputError, ProblemsError
 from envbuild.findings import Finding, Location, Severity
 
 
-class ReqKind(enum.StrEnum):
+class ReqKind(StrEnum):
     NAMED = "named"  # name[extras] specifier ; marker   (or name @ url)
     URL = "url"  # a bare archive URL
     PATH = "path"  # a local file or folder
@@ -160,14 +161,6 @@ class EnvSpec:
 
 def _loc_json(loc: Location) -> dict[str, Any]:
     return {"file": loc.file, "field": loc.field, "line": loc.line}
-
-
-_CRED = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<cred>[^/@\s]+)@")
-
-
-def redact(text: str) -> str:
-    """Hide credentials in URLs (``https://user:token@host`` → ``https://****@host``)."""
-    return _CRED.sub(lambda m: m.group("scheme") + "****@", text)
 
 
 # --------------------------------------------------------------------------------------

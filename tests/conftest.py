@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -50,3 +51,46 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
         help="rewrite tests/golden/ files from the current output instead of comparing",
     )
+
+
+def hostile_pickle(marker: Path) -> bytes:
+    """A protocol-0 pickle that, if anything ever unpickled it, would run
+    ``posix.system("touch MARKER")``: the marker's absence proves nothing loaded it."""
+    return f"cposix\nsystem\n(V touch {marker}\ntR.".encode()
+
+
+@pytest.fixture
+def hostile(tmp_path: Path) -> tuple[Path, Path]:
+    """A hostile model folder (``hostile_model``) and the marker its payload would create."""
+    import uuid
+
+    marker = tmp_path / f"envbuild-marker-{uuid.uuid4().hex}"
+    return hostile_model(tmp_path / "hostile", marker), marker
+
+
+@pytest.fixture
+def make_hostile() -> Callable[[Path, Path], Path]:
+    """``make_hostile(dst, marker)`` writes ``hostile_model`` at dst."""
+    return hostile_model
+
+
+def hostile_model(dst: Path, marker: Path) -> Path:
+    """examples/pyfunc-custom with its joblib classifier replaced by ``hostile_pickle``,
+    and its requirements the manifest's measured set (so its layers are the pyfunc build's)."""
+    import json
+    import uuid
+
+    shutil.copytree(EXAMPLES / "pyfunc-custom", dst)
+    manifest = json.loads((EXAMPLES / "manifest.json").read_text())
+    truth = next(e["truth"] for e in manifest["examples"] if e["name"] == "pyfunc-custom")
+    lines = [
+        f"{'mlflow-skinny' if k == 'mlflow' else k}=={v}" for k, v in sorted(truth.items()) if v
+    ]
+    (dst / "requirements.txt").write_text("\n".join(lines) + "\n")
+    (dst / "artifacts" / "classifier.joblib").write_bytes(hostile_pickle(marker))
+    # its own model uuid, so a test can find every image and container made from it by label
+    mlmodel = dst / "MLmodel"
+    text = mlmodel.read_text()
+    old = next(ln for ln in text.splitlines() if ln.startswith("model_uuid:"))
+    mlmodel.write_text(text.replace(old, f"model_uuid: {uuid.uuid4().hex}"))
+    return dst

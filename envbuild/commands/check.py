@@ -7,11 +7,14 @@ from pathlib import Path
 
 import click
 
-from envbuild.check import CheckOptions, load_settings, render_report, run_check
-from envbuild.check_stages import STAGES
-from envbuild.cli import EXIT_CODES_HELP, _color, main, make_common
+from envbuild.check import load_settings, render_report, run_check
+from envbuild.check.settings import options_from
+from envbuild.check.stages import STAGES
+from envbuild.cli import EXIT_CODES_HELP, main, make_common, use_color
 from envbuild.options import (
+    allow_file_option,
     env_override_option,
+    exclude_option,
     find_links_option,
     platform_option,
     python_version_option,
@@ -54,6 +57,8 @@ def _model_folders(arguments: tuple[str, ...]) -> list[str]:
 @platform_option(None, "linux/amd64, or [tool.envbuild] platform")
 @env_override_option
 @find_links_option
+@exclude_option
+@allow_file_option
 @click.option(
     "--tracking-uri",
     default=None,
@@ -73,6 +78,8 @@ def check(
     target_platform: str | None,
     env_override: Path | None,
     find_links: tuple[Path, ...],
+    exclude: tuple[str, ...],
+    allow_files: tuple[str, ...],
     tracking_uri: str | None,
     jobs: int,
     fmt: str,
@@ -80,29 +87,24 @@ def check(
 ) -> None:
     """Check that each MODEL will deploy: the MLmodel contract, path safety, signature and
     input example, environment files, undeclared dependencies, resolution for the target
-    Python and platform, drift from the trained versions, the workspace override, and
-    unsafe pickles. Settings may come from [tool.envbuild] in pyproject.toml."""
+    Python and platform, drift from the trained versions, the workspace override, unsafe
+    pickles, and what the image would carry: secret-looking files, Git LFS pointers and
+    files nothing in the MLmodel uses. Settings may come from [tool.envbuild] in pyproject.toml."""
     settings, _ = load_settings(Path.cwd())
     source = click.get_current_context().get_parameter_source("fmt")
     explicit = source is not None and source.name != "DEFAULT"
     chosen = fmt if explicit else settings.get("format", fmt)
-    codes = {
-        c.strip().upper()
-        for item in (*settings.get("ignore", []), *ignore)
-        for c in str(item).split(",")
-        if c.strip()
-    }
-    override = env_override or (
-        Path(settings["env-override"]) if settings.get("env-override") else None
-    )
-    options = CheckOptions(
-        ignore=frozenset(codes),
-        strict=bool(settings.get("strict", False) if strict is None else strict),
-        offline=bool(settings.get("offline", False) if offline is None else offline),
-        python_version=python_version or settings.get("python-version"),
-        platform=target_platform or settings.get("platform", "linux/amd64"),
-        env_override=override,
-        find_links=find_links or tuple(Path(p) for p in settings.get("find-links", [])),
+    options = options_from(
+        settings,
+        ignore=ignore,
+        strict=strict,
+        offline=offline,
+        python_version=python_version,
+        platform=target_platform,
+        env_override=env_override,
+        find_links=find_links,
+        exclude=exclude,
+        allow_files=allow_files,
         tracking_uri=tracking_uri,
     )
     folders = _model_folders(models)
@@ -120,5 +122,5 @@ def check(
             nl=False,
         )
     else:
-        click.echo(render_report(report, chosen, color=_color(sys.stdout)), nl=False)  # type: ignore[arg-type]
+        click.echo(render_report(report, chosen, color=use_color(sys.stdout)), nl=False)  # type: ignore[arg-type]
     sys.exit(code)

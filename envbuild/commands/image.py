@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from envbuild import _docker
+from envbuild._redact import redact_uri
 from envbuild.build import (
     build_image,
     download_wheelhouse,
@@ -26,14 +27,20 @@ from envbuild.errors import ExitCode
 from envbuild.findings import Finding
 from envbuild.model import read_model
 from envbuild.options import (
+    allow_file_option,
     env_override_option,
+    exclude_option,
     find_links_option,
+    model_argument,
     platform_option,
     python_version_option,
+    trust_model_option,
 )
 from envbuild.output import dumps, envelope
 from envbuild.render import render
-from envbuild.source import ModelSource, model_argument, safe_uri
+from envbuild.resolve import target_for
+from envbuild.safety import require_safe
+from envbuild.sources import ModelSource
 from envbuild.spec import read_workspace_env
 
 
@@ -77,6 +84,9 @@ def _host_uv(target_platform: str) -> Path | None:
     show_default=True,
     help="Run the image and check a prediction on the input example.",
 )
+@trust_model_option
+@exclude_option
+@allow_file_option
 @common
 @model_argument
 def image(
@@ -92,6 +102,9 @@ def image(
     wheelhouse: bool,
     network_mode: str | None,
     smoke: bool,
+    trust_model: bool,
+    exclude: tuple[str, ...],
+    allow_files: tuple[str, ...],
     fmt: str,
     command: str,
 ) -> None:
@@ -106,6 +119,25 @@ def image(
     findings: list[Finding] = list(folder.findings)
     override = read_workspace_env(env_override) if env_override else None
     target_platform = target_platform or host_platform()
+    # Before anything is resolved, rendered or built: an image exists to load the model.
+    target, _ = target_for(
+        folder,
+        python_version=python_version,
+        platform=target_platform,
+        env=override.spec if override is not None else None,
+    )
+    verdict = require_safe(
+        folder,
+        command="envbuild image",
+        target_python=f"{target.python.major}.{target.python.minor}",
+        trusted=trust_model,
+    )
+    trusted = verdict.trusted_finding()
+    if trusted is not None:
+        findings.append(trusted)
+    labels = model.labels()
+    if trust_model:
+        labels["io.envbuild.trust-model"] = "true"
     resolution_findings, lock = lock_for(
         folder,
         python_version=python_version,
@@ -117,7 +149,7 @@ def image(
     if lock is None:
         _finish(fmt, command, findings, None, int(ExitCode.FINDINGS))
         return
-    argv = safe_uri(" ".join(["envbuild image", *sys.argv[2:]]) if len(sys.argv) > 2 else command)
+    argv = redact_uri(" ".join(["envbuild image", *sys.argv[2:]]) if len(sys.argv) > 2 else command)
     with tempfile.TemporaryDirectory(prefix="envbuild-wheels-") as tmp:
         wheels = download_wheelhouse(lock, Path(tmp)) if wheelhouse else []
         plan = render(
@@ -132,10 +164,16 @@ def image(
             uv_binary=_host_uv(target_platform),
             uv_requirement=uv_requirement(),
             source=None,
-            model_labels=model.labels(),
+            model_labels=labels,
+            exclude=exclude,
+            allow_files=allow_files,
         )
         findings.extend(plan.findings)
-        result: dict[str, Any] = {"plan": plan.to_json(), "source": model.provenance()}
+        result: dict[str, Any] = {
+            "plan": plan.to_json(),
+            "source": model.provenance(),
+            "safety": verdict.to_json(),
+        }
         if output is not None:
             write_context(plan, output)
             result["output"] = str(output)

@@ -2,40 +2,16 @@
 
 from __future__ import annotations
 
-import shlex
-import sys
 from typing import Any
 
 import click
 
-from envbuild._paths import inside
-from envbuild.cli import EXIT_CODES_HELP, common, emit_findings, exit_for, main
-from envbuild.findings import Finding, Location
-from envbuild.infer import Inference, check_drift, infer, merge_existing, run_trace
-from envbuild.installed import start_inspect
-from envbuild.model import ModelFolder, read_model
-from envbuild.output import dumps, envelope, header, write_atomic
-from envbuild.source import ModelSource, model_argument
-from envbuild.spec import render_conda_yaml, render_python_env, render_requirements
-
-
-def _targets(folder: ModelFolder) -> dict[str, str]:
-    """kind -> file name inside the folder, as the MLmodel names them."""
-    pyfunc = folder.mlmodel.pyfunc
-    conda = (pyfunc.env_conda if pyfunc else None) or "conda.yaml"
-    venv = (pyfunc.env_virtualenv if pyfunc else None) or "python_env.yaml"
-    return {"conda": conda, "virtualenv": venv, "requirements": "requirements.txt"}
-
-
-def _render(inf: Inference, folder: ModelFolder, *, force: bool, command: str) -> dict[str, str]:
-    spec = inf.spec if force else merge_existing(inf.spec, folder)
-    names = _targets(folder)
-    head = header(command)
-    return {
-        names["conda"]: render_conda_yaml(spec, head),
-        names["virtualenv"]: render_python_env(spec, head, requirements_file="requirements.txt"),
-        names["requirements"]: render_requirements(spec, head),
-    }
+from envbuild import api
+from envbuild.cli import EXIT_CODES_HELP, common, main, present
+from envbuild.infer import Inference
+from envbuild.model import ModelFolder
+from envbuild.options import model_argument, trust_model_option
+from envbuild.sources import ModelSource
 
 
 def _text(inf: Inference, folder: ModelFolder) -> list[str]:
@@ -103,6 +79,7 @@ def _explain_text(doc: dict[str, Any]) -> list[str]:
     "interpreter, predict on its input example, and merge the modules it imported "
     "(marked as traced).",
 )
+@trust_model_option
 @common
 @model_argument
 def infer_command(
@@ -114,6 +91,7 @@ def infer_command(
     no_prune: bool,
     explain: str | None,
     trace: bool,
+    trust_model: bool,
     fmt: str,
     command: str,
 ) -> None:
@@ -124,69 +102,32 @@ def infer_command(
     Nothing is unpickled or imported: pickles are read by their opcodes and code by its
     syntax tree, unless --trace is given. Existing requirement lines are replaced; option
     lines (index URLs, find-links) are kept unless --force."""
-    if not (check or dry_run or explain is not None):
-        model.require_local(
-            "writing the environment files", hint="use --check or --dry-run with a URI"
-        )
-    pending = start_inspect(python)  # runs while the model is read and scanned
-    folder = read_model(model.path)
-    traced = run_trace(python or sys.executable, folder.path) if trace else None
-    inf = infer(folder, pending, prune=not no_prune, trace=traced)
-    findings: list[Finding] = [*folder.findings, *inf.findings]
-    result: dict[str, Any] = {
-        "model": str(folder.path),
-        "source": model.provenance(),
-        **inf.to_json(),
-    }
-    lines: list[str] = []
-    invocation = " ".join(
-        [command, shlex.quote(model.uri)]
-        + (["--python", shlex.quote(python)] if python else [])
-        + (["--no-prune"] if no_prune else [])
-        + (["--trace"] if trace else [])
+    result = api.infer(
+        model,
+        python=python,
+        dry_run=dry_run,
+        check=check,
+        force=force,
+        prune=not no_prune,
+        explain=explain,
+        trace=trace,
+        trust_model=trust_model,
     )
-
-    if explain is not None:
-        doc = inf.explain(explain)
-        result["explain"] = doc
-        lines = _explain_text(doc)
-        code = 0
-    elif check:
-        drift = check_drift(inf, folder)
-        findings.extend(drift)
-        result["check"] = {"ok": not drift, "differences": [f.to_json() for f in drift]}
-        lines = _text(inf, folder)
-        lines.append(
-            "check: the environment files match"
-            if not drift
-            else f"check: {len(drift)} difference(s) with the environment files"
-        )
-        code = exit_for(findings)
+    if result.explain is not None:
+        lines = _explain_text(result.explain)
     else:
-        files = _render(inf, folder, force=force, command=invocation)
-        result["files"] = files
-        lines = _text(inf, folder)
-        if dry_run:
-            result["written"] = []
+        lines = _text(result.inference, result.folder)
+        if result.drift is not None:
+            lines.append(
+                "check: the environment files match"
+                if not result.drift
+                else f"check: {len(result.drift)} difference(s) with the environment files"
+            )
+        elif result.dry_run:
             lines.append("dry run: nothing written")
-            for name, text in files.items():
+            for name, text in result.files.items():
                 lines.append(f"==> {name} <==")
                 lines.extend(text.rstrip("\n").splitlines())
         else:
-            written = []
-            for name, text in files.items():
-                target = inside(folder.path, name, location=Location(file=name))
-                write_atomic(target, text)
-                written.append(name)
-            result["written"] = written
-            lines.append("wrote " + ", ".join(written))
-        code = exit_for(findings)
-
-    if fmt == "json":
-        click.echo(
-            dumps(envelope(command, result=result, findings=findings, exit_code=code)), nl=False
-        )
-    else:
-        click.echo("\n".join(lines))
-        emit_findings(findings)
-    sys.exit(code)
+            lines.append("wrote " + ", ".join(result.written))
+    present(result, fmt=fmt, command=command, text="\n".join(lines) + "\n")

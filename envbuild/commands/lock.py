@@ -2,52 +2,21 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
-from typing import Any
 
 import click
 
-from envbuild.cli import EXIT_CODES_HELP, common, emit_findings, exit_for, main
-from envbuild.errors import ExitCode, InputError
-from envbuild.findings import Finding, Location, Severity
-from envbuild.model import read_model
+from envbuild import api
+from envbuild.cli import EXIT_CODES_HELP, common, main, present
 from envbuild.options import (
     env_override_option,
     find_links_option,
+    model_argument,
     platform_option,
     python_version_option,
 )
-from envbuild.output import dumps, envelope, write_atomic
-from envbuild.resolve import LOCK_NAME, parse_lock, resolve, target_for
-from envbuild.source import ModelSource, model_argument
-from envbuild.spec import read_workspace_env
-
-
-def _stale(old: str | None, new: str, path: Path) -> Finding | None:
-    if old == new:
-        return None
-    if old is None:
-        what = "it does not exist"
-    else:
-        before, after = parse_lock(old), parse_lock(new)
-        changes = [
-            f"{n} {before.get(n, '-')} -> {after.get(n, '-')}"
-            for n in sorted(set(before) | set(after))
-            if before.get(n) != after.get(n)
-        ]
-        what = (
-            "pins change: " + ", ".join(changes[:8]) + (" ..." if len(changes) > 8 else "")
-            if changes
-            else "the header, options or hashes differ"
-        )
-    return Finding(
-        code="EB340",
-        severity=Severity.ERROR,
-        message=f"{path.name} is stale: {what}",
-        hint="run envbuild lock again (without --check) and commit the result",
-        location=Location(file=str(path)),
-    )
+from envbuild.resolve import LOCK_NAME
+from envbuild.sources import ModelSource
 
 
 @main.command(epilog=EXIT_CODES_HELP)
@@ -97,79 +66,25 @@ def lock(
 
     A conflict is reported as findings naming the requirement lines (file:line) on each
     side and the chain of dependencies between them."""
-    if dry_run and check:
-        raise InputError(
-            "--dry-run and --check cannot be combined",
-            hint="--check already writes nothing",
-            location=Location(field="--check"),
-        )
-    if output is None and not (dry_run or check):
-        model.require_local(
-            "writing requirements.lock", hint="pass --output FILE (or --dry-run, --check)"
-        )
-    folder = read_model(model.path)
-    findings: list[Finding] = list(folder.findings)
-    override = read_workspace_env(env_override) if env_override else None
-    spec = override.spec if override else None
-    if python_version is None and spec is not None and spec.python is not None:
-        python_version = spec.python.version
-    target, target_findings = target_for(
-        folder, python_version=python_version, platform=target_platform, env=spec
-    )
-    findings.extend(target_findings)
-    # the header names the target and a canonical command, not the caller's spelling
-    canonical = (
-        f"envbuild lock {folder.path.resolve().name} --python-version {target.python} "
-        f"--platform {target.platform}"
-        + (f" --env-override {env_override.name}" if env_override else "")
-        + ("" if serving else " --no-serving")
-        + (f" --exclude-newer {exclude_newer}" if exclude_newer else "")
-    )
-    resolution = resolve(
-        folder,
-        target,
-        override=override,
+    result = api.lock(
+        model,
+        python_version=python_version,
+        platform=target_platform,
+        output=output,
+        dry_run=dry_run,
+        check=check,
         find_links=find_links,
         offline=offline,
-        include_serving=serving,
-        command=canonical,
+        env_override=env_override,
+        serving=serving,
         exclude_newer=exclude_newer,
     )
-    findings.extend(resolution.findings)
-    path = output or folder.path / LOCK_NAME
-    written = False
-    stale: bool | None = None
-    lock_ = resolution.lock
-    if lock_ is not None and check:
-        old = path.read_text(encoding="utf-8") if path.is_file() else None
-        problem = _stale(old, lock_.text, path)
-        stale = problem is not None
-        if problem:
-            findings.append(problem)
-    elif lock_ is not None and not dry_run:
-        write_atomic(path, lock_.text)
-        written = True
-    code = exit_for(findings)
-    if lock_ is None:
-        code = int(ExitCode.FINDINGS)
-    result: dict[str, Any] = {
-        "model": str(folder.path),
-        "source": model.provenance(),
-        "target": target.to_json(),
-        "lock_file": str(path),
-        "written": written,
-        "stale": stale,
-        "lock": lock_.to_json() if lock_ else None,
-    }
-    if fmt == "json":
-        click.echo(
-            dumps(envelope(command, result=result, findings=findings, exit_code=code)), nl=False
+    text = ""
+    if result.lock is not None and dry_run:
+        text = result.lock.text
+    elif result.lock is not None:
+        verb = "wrote" if result.written else ("up to date" if result.stale is False else "stale")
+        text = (
+            f"{verb} {result.path} ({len(result.lock.pins)} packages, {result.target.describe()})\n"
         )
-    else:
-        if lock_ is not None and dry_run:
-            click.echo(lock_.text, nl=False)
-        elif lock_ is not None:
-            verb = "wrote" if written else ("up to date" if stale is False else "stale")
-            click.echo(f"{verb} {path} ({len(lock_.pins)} packages, {target.describe()})")
-        emit_findings(findings)
-    sys.exit(code)
+    present(result, fmt=fmt, command=command, text=text)

@@ -27,10 +27,12 @@ from envbuild.cli import EXIT_CODES_HELP, common, emit_findings, exit_for, main
 from envbuild.errors import ExitCode
 from envbuild.findings import Finding
 from envbuild.model import ModelFolder, read_model
-from envbuild.options import find_links_option
+from envbuild.options import find_links_option, model_argument, trust_model_option
 from envbuild.output import dumps, envelope
 from envbuild.render import server_files, server_sha256
-from envbuild.source import ModelSource, model_argument
+from envbuild.resolve import DEFAULT_PYTHON
+from envbuild.safety import require_safe
+from envbuild.sources import ModelSource
 
 
 def _inputs_digest(folder: ModelFolder, python: Path, xy: str, find_links: tuple[Path, ...]) -> str:
@@ -67,6 +69,7 @@ def _inputs_digest(folder: ModelFolder, python: Path, xy: str, find_links: tuple
     show_default=True,
     help="Predict on the input example in the venv and compare with stored predictions.",
 )
+@trust_model_option
 @common
 @model_argument
 def venv(
@@ -75,6 +78,7 @@ def venv(
     python: str | None,
     find_links: tuple[Path, ...],
     smoke: bool,
+    trust_model: bool,
     fmt: str,
     command: str,
 ) -> None:
@@ -85,8 +89,13 @@ def venv(
     folder = read_model(model.path)
     source = model.provenance()
     findings: list[Finding] = list(folder.findings)
-    model_xy = ".".join((folder.python_version or "3.11").split(".")[:2])
+    model_xy = ".".join((folder.python_version or DEFAULT_PYTHON).split(".")[:2])
     exe, xy = find_python(python, model_xy)
+    # Before the venv is created: a venv exists to load the model, and its proof does.
+    verdict = require_safe(folder, command="envbuild venv", target_python=xy, trusted=trust_model)
+    trusted = verdict.trusted_finding()
+    if trusted is not None:
+        findings.append(trusted)
     inputs = _inputs_digest(folder, exe, xy, find_links)
     fingerprint = model_fingerprint(folder.path)
     want = {"inputs": inputs, "model": fingerprint, "smoke": smoke}

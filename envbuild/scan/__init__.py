@@ -8,17 +8,17 @@ with the file, byte offset (pickles) or line (code) and the kind of reference.
 
 from __future__ import annotations
 
-import enum
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from envbuild._compat import StrEnum
 from envbuild.findings import Finding
 
 
-class RefKind(enum.StrEnum):
+class RefKind(StrEnum):
     GLOBAL = "global"  # GLOBAL opcode (protocols 0-3): "module name"
     STACK_GLOBAL = "stack_global"  # STACK_GLOBAL (protocol 4+): module and name pushed
     INST = "inst"  # INST opcode (protocol 0)

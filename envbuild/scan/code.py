@@ -11,6 +11,7 @@ classes, relative imports (local, never requirements), imports guarded by
 from __future__ import annotations
 
 import ast
+import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,8 +79,10 @@ class _Visitor(ast.NodeVisitor):
         for stmt in (*node.orelse, *node.finalbody):
             self.visit(stmt)
 
-    def visit_TryStar(self, node: ast.TryStar) -> None:
-        self.visit_Try(node)  # type: ignore[arg-type]  # same fields as Try
+    if sys.version_info >= (3, 11):  # try/except* (ast.TryStar) is 3.11 syntax
+
+        def visit_TryStar(self, node: ast.TryStar) -> None:
+            self.visit_Try(node)  # type: ignore[arg-type]  # same fields as Try
 
     def visit_If(self, node: ast.If) -> None:
         if _is_type_checking(node.test):

@@ -423,13 +423,6 @@ class _Bytes:
     data: bytes
 
 
-class _Mark:
-    __slots__ = ()
-
-
-_MARK = _Mark()
-
-
 class _ParseError(Exception):
     def __init__(self, offset: int, reason: str) -> None:
         super().__init__(reason)
@@ -466,7 +459,7 @@ class _Out:
     def unsafe(self, code: str, offset: int, message: str, hint: str) -> None:
         finding = Finding(
             code=code,
-            severity=Severity.UNSAFE if code == "EB501" else Severity.WARNING,
+            severity=Severity.UNSAFE,
             message=message,
             hint=hint,
             location=self.loc(),

@@ -9,4 +9,6 @@ inside itself, so the builder copies the folder under any package name (it uses
 (``config.ENV_VARS``). Source must stay valid for Python 3.8, the oldest model Python served.
 """
 
+# envbuild's own version, repeated: the server cannot import envbuild (see above);
+# tests/unit/test_serve.py keeps the two equal.
 __version__ = "0.1.0"

@@ -28,7 +28,7 @@ MAX_MESSAGE = 2000
 
 # The MLflow modules the scorer imports at start. Image builds import the same list (plus the
 # flavor's loader module) to decide which of MLflow's runtime modules get bytecode
-# (envbuild/_bytecode.py), so keep the two in step through this one tuple.
+# (envbuild/_scripts/bytecode.py), so keep the two in step through this one tuple.
 MLFLOW_MODULES = (
     "mlflow.pyfunc",
     "mlflow.exceptions",

@@ -1,4 +1,4 @@
-"""envbuild/_bytecode.py (the image build's bytecode step) in a real venv: deferred
+"""envbuild/_scripts/bytecode.py (the image build's bytecode step) in a real venv: deferred
 distributions get bytecode only for what the warm imports load; the rest in full."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pytest
 
 import envbuild
 
-SCRIPT = Path(envbuild.__file__).with_name("_bytecode.py")
+SCRIPT = Path(envbuild.__file__).parent / "_scripts" / "bytecode.py"
 
 
 def pycs(folder: Path) -> set[str]:

@@ -35,6 +35,7 @@ from openapi_spec_validator import validate as validate_openapi
 from uv import find_uv_bin
 
 from envbuild import serving
+from envbuild.render import server_files
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -49,8 +50,13 @@ def truth(name: str) -> dict[str, str]:
     return dict(next(e["truth"] for e in MANIFEST["examples"] if e["name"] == name))
 
 
+def copied_server() -> dict[str, bytes]:
+    """The server as the builder copies it, ``{"envbuild_serve/<path>": bytes}``."""
+    return {f.path.removeprefix(".envbuild/server/"): f.read() for f in server_files()}
+
+
 def stage_server(dst: Path) -> Path:
-    for rel, data in serving.serve_files().items():
+    for rel, data in copied_server().items():
         (dst / rel).parent.mkdir(parents=True, exist_ok=True)
         (dst / rel).write_bytes(data)
     return dst
@@ -602,7 +608,7 @@ srv.begin_stop(); print(srv.close(5))
 """
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
-        files = {**serving.serve_files(), "sig.json": json.dumps(
+        files = {**copied_server(), "sig.json": json.dumps(
             {"inputs": json.dumps([{"type": "long", "name": "a", "required": True}])}).encode(),
             "check.py": script.encode()}  # fmt: skip
         for rel, data in files.items():

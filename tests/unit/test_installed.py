@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from envbuild import _introspect
+from envbuild._scripts import introspect as _introspect
 from envbuild.errors import ExitCode, ToolError
 from envbuild.installed import inspect_env, introspection_source
 
@@ -55,12 +55,13 @@ def test_broken_interpreter_output(tmp_path: Path) -> None:
     assert err.value.code == "EB911"
 
 
-def test_script_is_python_3_8_syntax() -> None:
-    # the script runs inside training environments as old as Python 3.8
+def test_scripts_are_python_3_8_syntax() -> None:
+    # they run inside training environments and image builds as old as Python 3.8
     ast.parse(introspection_source(), feature_version=(3, 8))
-    ast.parse(
-        (Path(_introspect.__file__).with_name("_trace.py")).read_text(), feature_version=(3, 8)
-    )
+    scripts = sorted(Path(_introspect.__file__).parent.glob("*.py"))
+    assert {p.name for p in scripts} >= {"introspect.py", "trace.py", "bytecode.py"}
+    for script in scripts:
+        ast.parse(script.read_text(), feature_version=(3, 8), filename=str(script))
 
 
 def test_metadata_headers_keep_whitespace_continuations() -> None:

@@ -15,6 +15,7 @@ from envbuild.build import context_tar
 from envbuild.errors import InputError
 from envbuild.model import read_model
 from envbuild.render import (
+    HEALTH_PATH,
     BuildKind,
     LockView,
     Pin,
@@ -78,6 +79,7 @@ def test_golden_examples(request: pytest.FixtureRequest, name: str) -> None:
     install = text.index("uv pip install")
     assert install < text.index("COPY .envbuild/server") < text.index("COPY model ")
     assert text.index("COPY model ") < text.index("USER 10001") < text.index("HEALTHCHECK")
+    assert f"'http://127.0.0.1:%s{HEALTH_PATH}'" in text[text.index("HEALTHCHECK") :]
     assert "curl" not in text
 
 
@@ -330,3 +332,35 @@ def test_warm_imports_add_the_flavor_loader() -> None:
     warm = warm_imports(read_model(EXAMPLES / "sklearn-credit"))
     assert warm == (*MLFLOW_MODULES, "mlflow.sklearn")
     assert warm_imports(read_model(EXAMPLES / "pyfunc-custom"))[-1] == "mlflow.pyfunc.model"
+
+
+def test_find_links_wheels_are_counted_per_directory(tmp_path: Path) -> None:
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    for name in (
+        "numpy-2.4.6-cp311-cp311-manylinux_2_28_x86_64.whl",
+        "Pandas-3.1.1+local-cp311-cp311-manylinux_2_28_x86_64.whl",  # name and local normalized
+        "numpy-1.0-cp311-cp311-manylinux_2_28_x86_64.whl",  # not the locked version
+        "not-a-wheel.whl",
+    ):
+        (first / name).write_bytes(b"")
+    (second / "aiohttp-3.14.5-cp311-cp311-manylinux_2_28_x86_64.whl").write_bytes(b"")
+    body = (GOLDEN / "locks" / "pyfunc-custom.lock").read_text()
+    plan = render(
+        read_model(EXAMPLES / "pyfunc-custom"),
+        lock_view("pyfunc-custom", text=f"--find-links {first}\n--find-links {second}\n{body}"),
+        command="c",
+        uv_binary=FAKE_UV,
+    )
+    packed = [f.message for f in plan.findings if f.code == "EB407"]
+    assert packed == [
+        f"--find-links {first}: 2 wheel(s) packed into the context",
+        f"--find-links {second}: 1 wheel(s) packed into the context",
+    ]
+    links = sorted(f.path for f in plan.files if f.path.startswith(".envbuild/links/"))
+    assert links == [
+        ".envbuild/links/Pandas-3.1.1+local-cp311-cp311-manylinux_2_28_x86_64.whl",
+        ".envbuild/links/aiohttp-3.14.5-cp311-cp311-manylinux_2_28_x86_64.whl",
+        ".envbuild/links/numpy-2.4.6-cp311-cp311-manylinux_2_28_x86_64.whl",
+    ]

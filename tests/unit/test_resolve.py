@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 from packaging.version import Version
 
-from envbuild import _uv
+from envbuild._adapters import uv as _uv
 from envbuild.cli import main
 from envbuild.errors import InputError
 from envbuild.findings import Finding

@@ -89,6 +89,10 @@ def test_a_version_pinned_twice_is_never_disjoint(v: Version) -> None:
         (">=1,<2", ">=1.5,<3", False),
         ("", "==1", False),
         ("===foo", "==1", False),
+        # bounds alone miss these: every 1.x excluded, or <2 admitting no 2.0 pre-release
+        ("==1.*", "!=1.*", True),
+        (">=1.2,<1.3", "!=1.2.*", True),
+        ("<2", ">=2.0rc1", True),
     ],
 )
 def test_disjoint_cases(a: str, b: str, disjoint: bool) -> None:

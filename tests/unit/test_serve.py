@@ -27,7 +27,8 @@ import pytest
 import yaml
 from openapi_spec_validator import validate as validate_openapi
 
-from envbuild import serving
+import envbuild
+from envbuild import render, serve, serving
 from envbuild.serve import config as serve_config
 from envbuild.serve import openapi, protocol
 from envbuild.serve.config import ConfigError, load_config
@@ -144,18 +145,35 @@ def test_serve_package_imports_only_stdlib_and_itself() -> None:
             assert top in sys.stdlib_module_names, f"{path.name} imports {top}"
 
 
-def test_serve_files_are_what_the_builder_copies() -> None:
-    files = serving.serve_files()
-    assert list(files) == sorted(files)
-    assert set(files) == {f"envbuild_serve/{p.name}" for p in SERVE.glob("*.py")}
-    assert "envbuild_serve/__main__.py" in files
-    assert serving.SERVE_COMMAND == ("python", "-m", "envbuild_serve")
-    assert serving.SERVE_ENV["ENVBUILD_PORT"] == str(serving.DEFAULT_PORT) == "8080"
-    assert set(serving.SERVE_ENV) == set(serve_config.ENV_VARS)
+def copied_server() -> dict[str, bytes]:
+    """The server as the builder copies it, ``{"envbuild_serve/<path>": bytes}``."""
+    return {f.path.removeprefix(".envbuild/server/"): f.read() for f in render.server_files()}
+
+
+def test_server_files_are_what_the_builder_copies() -> None:
+    paths = [f.path for f in render.server_files()]
+    assert paths == sorted(paths)
+    package = f".envbuild/server/{serving.SERVE_PACKAGE}/"
+    sources = [p for p in SERVE.rglob("*.py") if "__pycache__" not in p.parts]
+    assert set(paths) == {package + p.relative_to(SERVE).as_posix() for p in sources}
+    assert package + "__main__.py" in paths
+    # the server's default port is the one the image exposes and the smoke test maps
+    assert serve_config.ENV_VARS["ENVBUILD_PORT"][0] == str(render.PORT)
+
+
+def test_server_answers_the_health_path_the_builder_probes(running: Any) -> None:
+    c = conn(running())
+    assert call(c, "GET", render.HEALTH_PATH)[0] == 200
+    c.close()
+
+
+def test_server_version_is_envbuild_version() -> None:
+    # the server reports it (Server header, --version) and cannot import envbuild for it
+    assert serve.__version__ == envbuild.__version__
 
 
 def test_copied_package_runs_under_its_new_name(tmp_path: Path) -> None:
-    for rel, data in serving.serve_files().items():
+    for rel, data in copied_server().items():
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_bytes(data)
     done = subprocess.run(

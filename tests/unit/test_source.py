@@ -18,15 +18,15 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from envbuild import _mlflow
+from envbuild._adapters import mlflow as _mlflow
+from envbuild._redact import redact_uri
 from envbuild.cli import main
-from envbuild.source import (
+from envbuild.sources import (
     CODES,
     SourceError,
     cache_root,
     materialize,
     parse,
-    safe_uri,
     server_id,
 )
 
@@ -113,15 +113,15 @@ def test_parse_rejects_malformed_uris(location: str) -> None:
         ("postgresql://mlflow:dbpass@db:5432/mlflow", "dbpass"),
     ],
 )
-def test_safe_uri_masks_credentials(text: str, secret: str) -> None:
-    masked = safe_uri(text)
+def test_redact_uri_masks_credentials(text: str, secret: str) -> None:
+    masked = redact_uri(text)
     assert secret not in masked
     assert "****" in masked
 
 
-def test_safe_uri_keeps_plain_uris() -> None:
+def test_redact_uri_keeps_plain_uris() -> None:
     for text in ("models:/credit/1", f"runs:/{RUN}/model", "http://127.0.0.1:5000", "/a/b"):
-        assert safe_uri(text) == text
+        assert redact_uri(text) == text
 
 
 def test_server_id_drops_credentials_and_normalises() -> None:
@@ -165,7 +165,7 @@ def test_local_and_file_need_no_mlflow(no_mlflow: None, tmp_path: Path) -> None:
 
 def test_local_materialize_does_not_import_mlflow() -> None:
     code = (
-        "import sys; from envbuild.source import materialize; "
+        "import sys; from envbuild.sources import materialize; "
         f"s = materialize({str(EXAMPLE)!r}); "
         "assert 'mlflow' not in sys.modules, 'mlflow imported'; print(s.kind)"
     )

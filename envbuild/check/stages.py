@@ -8,11 +8,13 @@ from collections.abc import Iterable
 
 from packaging.utils import canonicalize_name
 
-from envbuild.check import CheckOptions, Stage
+from envbuild.check.report import CheckOptions, Stage
+from envbuild.contents import select
 from envbuild.findings import Finding, Location, Severity
 from envbuild.infer import code_paths, main_ref_findings
 from envbuild.model import ModelFolder
 from envbuild.resolve import Lock, override_findings, resolve, static_findings, target_for
+from envbuild.safety import grade
 from envbuild.scan import PICKLE_KINDS, Ref, RefKind, scan_model
 from envbuild.serving import serving_requirements
 from envbuild.spec import read_workspace_env
@@ -84,7 +86,13 @@ def dependencies(
     declares; __main__ references; unsafe pickle globals. Static: nothing is loaded."""
     code_dirs, code_files = code_paths(folder)
     scan = scan_model(folder.path, code_dirs=code_dirs, code_files=code_files)
-    findings: list[Finding] = [*scan.findings, *main_ref_findings(scan)]
+    target, _ = target_for(folder, python_version=options.python_version, platform=options.platform)
+    graded = grade(
+        scan.findings,
+        saved_python=folder.python_version,
+        target_python=f"{target.python.major}.{target.python.minor}",
+    )
+    findings: list[Finding] = [*graded, *main_ref_findings(scan)]
     spec = folder.env.spec
     declared = _names(r.name for r in spec.requirements)
     declared |= _names(d.name for d in spec.conda)
@@ -223,4 +231,11 @@ def environment(folder: ModelFolder, options: CheckOptions) -> tuple[list[Findin
     return [*found, *more], notes
 
 
-STAGES: tuple[Stage, ...] = (environment,)
+def contents(folder: ModelFolder, options: CheckOptions) -> tuple[list[Finding], list[str]]:
+    """What an image would carry: secret-looking files (EB504), Git LFS pointers (EB107),
+    files nothing in the MLmodel uses (EB410)."""
+    selection = select(folder, exclude=options.exclude, allow_files=options.allow_files)
+    return selection.findings(), []
+
+
+STAGES: tuple[Stage, ...] = (contents, environment)

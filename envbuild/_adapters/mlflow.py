@@ -1,6 +1,6 @@
 """Private adapter around MLflow's tracking/registry client and artifact download.
 
-Only ``envbuild.source`` uses it, and only for locations that are not on the local disk.
+Only ``envbuild.sources`` uses it, and only for locations that are not on the local disk.
 MLflow is an optional extra (``envbuild[mlflow]``, i.e. mlflow-skinny); it is imported here,
 lazily, through ``importlib`` so that nothing else in envbuild (nor mypy) ever sees it.
 
@@ -33,7 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from envbuild.source import SourceError, safe_uri
+from envbuild._redact import redact_uri
+from envbuild.errors import SourceError
 
 log = logging.getLogger("envbuild")
 
@@ -76,7 +77,7 @@ class LoggedModel:
 
 def _first_line(text: str) -> str:
     line = next((ln.strip() for ln in str(text).splitlines() if ln.strip()), "")
-    return safe_uri(line)[:300]
+    return redact_uri(line)[:300]
 
 
 class _ToEnvbuildLog(logging.Handler):
@@ -85,7 +86,7 @@ class _ToEnvbuildLog(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            log.debug("%s: %s", record.name, safe_uri(record.getMessage()))
+            log.debug("%s: %s", record.name, redact_uri(record.getMessage()))
         except Exception:  # pragma: no cover - logging must never raise
             self.handleError(record)
 
@@ -229,7 +230,7 @@ class Mlflow:
         if _UNREACHABLE.search(message):
             return SourceError(
                 f"{self.shown}: cannot reach the tracking server "
-                f"{safe_uri(self.tracking_uri or '')}",
+                f"{redact_uri(self.tracking_uri or '')}",
                 hint="start the server or fix --tracking-uri / MLFLOW_TRACKING_URI",
                 code="EB603",
             )
@@ -268,7 +269,7 @@ class Mlflow:
             reason = _REASONS.search(str(exc))
             why = f" ({reason.group(0).lower()})" if reason else ""
             raise SourceError(
-                f"{self.shown}: cannot reach the tracking server {safe_uri(uri)}{why}",
+                f"{self.shown}: cannot reach the tracking server {redact_uri(uri)}{why}",
                 hint="start the server or fix --tracking-uri / MLFLOW_TRACKING_URI",
                 code="EB603",
             ) from None
@@ -291,7 +292,7 @@ class Mlflow:
             f"looking up run {run_id}",
             not_found=(
                 "EB604",
-                f"{self.shown}: no run {run_id} on {safe_uri(self.tracking_uri or '')}",
+                f"{self.shown}: no run {run_id} on {redact_uri(self.tracking_uri or '')}",
                 "check the run id (MLflow UI: the run's Overview) and --tracking-uri",
             ),
         ):
@@ -305,7 +306,7 @@ class Mlflow:
             not_found=(
                 "EB605",
                 f"{self.shown}: no registered model {name!r} on "
-                f"{safe_uri(self.registry_uri or self.tracking_uri or '')}",
+                f"{redact_uri(self.registry_uri or self.tracking_uri or '')}",
                 "check the name (MLflow UI: Models) and --tracking-uri / MLFLOW_REGISTRY_URI",
             ),
         ):
@@ -376,7 +377,7 @@ class Mlflow:
             f"looking up logged model {model_id}",
             not_found=(
                 "EB606",
-                f"{self.shown}: no logged model {model_id} on {safe_uri(self.tracking_uri or '')}",
+                f"{self.shown}: no logged model {model_id} on {redact_uri(self.tracking_uri or '')}",
                 "check the model id (MLflow UI: the run's Logged models) and --tracking-uri",
             ),
         ):

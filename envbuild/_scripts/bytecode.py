@@ -1,6 +1,6 @@
 """Compile a venv's bytecode inside an image build: run by the target interpreter.
 
-    python [-X no_debug_ranges] _bytecode.py [--defer DIST,...] [--warm MODULE,...]
+    python [-X no_debug_ranges] bytecode.py [--defer DIST,...] [--warm MODULE,...]
 
 Everything in site-packages is compiled (compileall, all cores), except the files of the
 ``--defer`` distributions: the serving runtime that only MLflow brings (mlflow-skinny,
@@ -99,7 +99,7 @@ def _pyc_count(root: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="_bytecode.py")
+    ap = argparse.ArgumentParser(prog="bytecode.py")
     ap.add_argument("--defer", default="", help="distributions compiled only where imported")
     ap.add_argument("--warm", default="", help="modules whose import writes their bytecode")
     args = ap.parse_args(argv)
