@@ -189,7 +189,7 @@ def _protocol0(c: Corpus) -> None:
         c,
         n,
         b"c__builtin__\neval\n(" + p0s(py(c, n)) + b"tR.",
-        bypass="picklescan (Python 2 names; modelaudit #241)",
+        bypass="- (picklescan lists both spellings of builtins)",
         what="Python 2 module name __builtin__.eval (fix_imports maps it)",
     )
     n = "py2_copy_reg_add_extension"
