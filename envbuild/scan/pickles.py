@@ -55,11 +55,13 @@ CODES: dict[str, str] = {
     "(os.system, subprocess.*, builtins.eval, ...): loading it is unsafe",
     "EB502": "a pickle carries Python code by value (cloudpickle functions or classes); "
     "loading it defines and may run that code",
-    "EB503": "a pickle builds its import from computed operands, or uses the copyreg "
-    "extension registry: the callable cannot be named statically",
+    "EB503": "a pickle imports or calls something the scan cannot name (a computed import, "
+    "a call of a computed callable, attributes set on an imported object, an EXT extension "
+    "code, dangerous names in bytes that did not parse)",
     "EB210": "a pickle could not be parsed past some offset; the rest was scanned by byte patterns",
-    "EB211": "a compressed artifact could not be decompressed (unknown codec, lz4 not "
-    "installed, corrupt data or too large)",
+    "EB211": "a pickle or container could not be opened (unknown codec, lz4/zstandard not "
+    "installed, corrupt data, too large or nested too deep): it cannot be verified, so "
+    "commands that load the model refuse it",
 }
 
 MAX_DECOMPRESSED = 2 << 30  # 2 GiB: beyond that we stop rather than exhaust memory
@@ -1346,8 +1348,8 @@ def _unreadable(file: str, member: str | None, why: str) -> FileScan:
                 code="EB211",
                 severity=Severity.WARNING,
                 message=f"{file}" + (f"[{member}]" if member else "") + f": {why}",
-                hint="its requirements and safety are unknown; check it with "
-                "`envbuild infer --trace` in a sandbox",
+                hint="its requirements and safety are unknown: install what opens it (lz4, "
+                "zstandard) so the scan can read it, or pass --trust-model",
                 location=Location(file=file, field=member),
             ),
         ),
@@ -1543,8 +1545,8 @@ def _scan_content(
                         code="EB211",
                         severity=Severity.WARNING,
                         message=f"{codec}-compressed file could not be scanned: {exc}",
-                        hint="its requirements are unknown; check them with "
-                        "`envbuild infer --trace`",
+                        hint="its requirements and safety are unknown: re-save it, or "
+                        "pass --trust-model",
                         location=Location(file=file, field=member),
                     ),
                 ),
