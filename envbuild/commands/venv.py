@@ -161,9 +161,9 @@ def _finish(
                 f"venv {result.path}: Python {result.python}, {state} in {result.seconds:.1f} s"
             )
             if result.smoke:
+                kind = (result.smoke.sandbox or {}).get("kind")
                 click.echo(
-                    f"smoke ok ({result.smoke.proof}, {result.smoke.sandbox} sandbox): "
-                    f"{result.smoke.message}"
+                    f"smoke ok ({result.smoke.proof}, {kind} sandbox): {result.smoke.message}"
                 )
         emit_findings(findings)
     sys.exit(code)

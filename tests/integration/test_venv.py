@@ -66,7 +66,7 @@ def test_venv_reproduces_predictions(tmp_path: Path, python: str) -> None:
     assert result["smoke"]["ok"] and result["smoke"]["compared"]
     assert result["smoke"]["expected"] == "expected_predictions.json"
     assert result["smoke"]["proof"] == "matched stored predictions"
-    assert result["smoke"]["sandbox"] == expected_sandbox()
+    assert result["smoke"]["sandbox"] == {"kind": expected_sandbox()}
     out = subprocess.run(
         [str(venv / "bin" / "python"), "-c", "import sys; print(sys.version_info[:2])"],
         capture_output=True, text=True, check=True,
@@ -120,7 +120,7 @@ def test_model_without_input_example_is_loaded(no_example_venv: dict[str, object
     assert done.returncode == 0, done.stderr[-2000:]
     smoke = json.loads(done.stdout)["result"]["smoke"]
     assert smoke["ok"] and not smoke["compared"] and smoke["input"] is None
-    assert smoke["proof"] == "loaded" and smoke["sandbox"] == expected_sandbox()
+    assert smoke["proof"] == "loaded" and smoke["sandbox"] == {"kind": expected_sandbox()}
     assert smoke["message"] == "loaded; the model has no input example to predict on"
     # the venv is writable in the sandbox: the load wrote its bytecode (none is compiled
     # at install)
