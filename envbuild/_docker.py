@@ -397,6 +397,7 @@ def confinement(r: Running) -> dict[str, Any]:
     host = r.container.attrs.get("HostConfig") or {}
     config = r.container.attrs.get("Config") or {}
     return {
+        "kind": "container",
         "user": config.get("User") or "",
         "network": host.get("NetworkMode") or "",
         "read_only": bool(host.get("ReadonlyRootfs")),

@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from envbuild import _docker, _sandbox
+from envbuild import _docker
+from envbuild._adapters import sandbox as _sandbox
 from envbuild._adapters import uv as _uv
 from envbuild._paths import inside
 from envbuild.errors import FailedError, InputError, ToolError

@@ -49,7 +49,7 @@ from packaging.specifiers import InvalidSpecifier
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from envbuild import _sandbox
+from envbuild._adapters import sandbox as _sandbox
 from envbuild._compat import StrEnum
 from envbuild._redact import redact
 from envbuild.errors import FailedError

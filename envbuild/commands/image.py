@@ -236,7 +236,7 @@ def image(
     text = f"image {built.id}{named}  size {human_size(built.size)}\n"
     if built.smoke is not None:
         result["smoke"] = built.smoke.to_json()
-        text += f"smoke ok: {built.smoke.message}\n"
+        text += f"smoke ok ({built.smoke.proof}, sandboxed container): {built.smoke.message}\n"
     else:
         text += "not proven: built with --no-smoke\n"
     _finish(fmt, command, findings, result, exit_for(findings), text=text)

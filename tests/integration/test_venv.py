@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from envbuild import _sandbox
+from envbuild._adapters import sandbox as _sandbox
 from envbuild.build import find_python
 from envbuild.infer import run_trace
 

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from envbuild import _sandbox
-from envbuild._sandbox import Sandbox
+from envbuild._adapters import sandbox as _sandbox
+from envbuild._adapters.sandbox import Sandbox
 
 SECRETS = {
     "AWS_SECRET_ACCESS_KEY": "aws-secret-value",
