@@ -25,7 +25,6 @@ from envbuild.build import (
 from envbuild.cli import EXIT_CODES_HELP, common, emit_findings, exit_for, main
 from envbuild.errors import ExitCode
 from envbuild.findings import Finding
-from envbuild.model import read_model
 from envbuild.options import (
     allow_file_option,
     env_override_option,
@@ -37,11 +36,11 @@ from envbuild.options import (
     trust_model_option,
 )
 from envbuild.output import dumps, envelope
+from envbuild.read import read_model, read_workspace_env
 from envbuild.render import render
 from envbuild.resolve import target_for
 from envbuild.safety import require_safe
 from envbuild.sources import ModelSource
-from envbuild.spec import read_workspace_env
 
 
 def _host_uv(target_platform: str) -> Path | None:
