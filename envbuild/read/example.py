@@ -13,7 +13,7 @@ from envbuild.errors import InputError
 from envbuild.findings import Finding, Location
 from envbuild.read._common import err, str_or_none
 from envbuild.read.mlmodel import MLmodel
-from envbuild.read.signature import ColType, DataType, Signature
+from envbuild.read.signature import ColType, DataType, Schema, Signature
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -191,17 +191,24 @@ def _leaves(value: Any) -> list[Any]:
     return [value]
 
 
+_HINT = "re-log the model with an input_example that matches its signature (or fix the signature)"
+
+
 def check_example(example: InputExample, signature: Signature) -> list[Finding]:
     """Compare the saved input example with the signature's inputs; each mismatch is a
     finding (EB120) naming the example file."""
     inputs = signature.inputs
     if inputs is None or example.data is None:
         return []
-    out: list[Finding] = []
     loc = Location(file=example.file)
-    hint = (
-        "re-log the model with an input_example that matches its signature (or fix the signature)"
-    )
+    out = _check_params(example, signature, loc)
+    if inputs.kind == "columns":
+        return _check_columns(example, inputs, loc, out)
+    return _check_tensors(example, inputs, loc, out)
+
+
+def _check_params(example: InputExample, signature: Signature, loc: Location) -> list[Finding]:
+    out: list[Finding] = []
     if isinstance(example.data, dict) and isinstance(example.data.get("params"), dict):
         known = {p.name: p for p in signature.params}
         for name, value in example.data["params"].items():
@@ -211,7 +218,7 @@ def check_example(example: InputExample, signature: Signature) -> list[Finding]:
                     err(
                         "EB120",
                         f"param {name!r} of the input example is not in the signature",
-                        hint,
+                        _HINT,
                         loc,
                     )
                 )
@@ -220,73 +227,84 @@ def check_example(example: InputExample, signature: Signature) -> list[Finding]:
                     err(
                         "EB120",
                         f"param {name!r} is {param.type.kind.value} in the signature, but the example holds {value!r}",
-                        hint,
+                        _HINT,
                         loc,
                     )
                 )
-    if inputs.kind == "columns":
-        table = _columns_of(example)
-        if table is None:
-            if len(inputs.columns) == 1 or all(c.name is None for c in inputs.columns):
-                return out
-            return [
+    return out
+
+
+def _check_columns(
+    example: InputExample, inputs: Schema, loc: Location, out: list[Finding]
+) -> list[Finding]:
+    """``out`` holds the params' findings; a table that cannot be compared replaces them."""
+    table = _columns_of(example)
+    if table is None:
+        if len(inputs.columns) == 1 or all(c.name is None for c in inputs.columns):
+            return out
+        return [
+            err(
+                "EB120",
+                "the input example is not a table, but the signature has columns",
+                _HINT,
+                loc,
+            )
+        ]
+    names, rows = table
+    if names is None:
+        width = {len(r) for r in rows}
+        if width and width != {len(inputs.columns)}:
+            out.append(
                 err(
                     "EB120",
-                    "the input example is not a table, but the signature has columns",
-                    hint,
+                    f"the input example has {sorted(width)} columns, the signature {len(inputs.columns)}",
+                    _HINT,
                     loc,
                 )
-            ]
-        names, rows = table
-        if names is None:
-            width = {len(r) for r in rows}
-            if width and width != {len(inputs.columns)}:
-                out.append(
-                    err(
-                        "EB120",
-                        f"the input example has {sorted(width)} columns, the signature {len(inputs.columns)}",
-                        hint,
-                        loc,
-                    )
-                )
-            return out
-        index = {n: i for i, n in enumerate(names)}
-        for col in inputs.columns:
-            if col.name is None:
-                continue
-            if col.name not in index:
-                if col.required:
-                    out.append(
-                        err(
-                            "EB120",
-                            f"required column {col.name!r} is missing from the input example",
-                            hint,
-                            loc,
-                        )
-                    )
-                continue
-            i = index[col.name]
-            bad = [r[i] for r in rows if i < len(r) and not _value_ok(col.type, r[i])]
-            if bad:
-                out.append(
-                    err(
-                        "EB120",
-                        f"column {col.name!r} is {col.type.kind.value} in the signature, but the example holds {bad[0]!r}",
-                        hint,
-                        loc,
-                    )
-                )
-            if col.required and any(i < len(r) and r[i] is None for r in rows):
-                out.append(
-                    err(
-                        "EB120",
-                        f"required column {col.name!r} has a null in the input example",
-                        hint,
-                        loc,
-                    )
-                )
+            )
         return out
-    # tensors
+    index = {n: i for i, n in enumerate(names)}
+    for col in inputs.columns:
+        if col.name is None:
+            continue
+        if col.name not in index:
+            if col.required:
+                out.append(
+                    err(
+                        "EB120",
+                        f"required column {col.name!r} is missing from the input example",
+                        _HINT,
+                        loc,
+                    )
+                )
+            continue
+        i = index[col.name]
+        bad = [r[i] for r in rows if i < len(r) and not _value_ok(col.type, r[i])]
+        if bad:
+            out.append(
+                err(
+                    "EB120",
+                    f"column {col.name!r} is {col.type.kind.value} in the signature, but the example holds {bad[0]!r}",
+                    _HINT,
+                    loc,
+                )
+            )
+        if col.required and any(i < len(r) and r[i] is None for r in rows):
+            out.append(
+                err(
+                    "EB120",
+                    f"required column {col.name!r} has a null in the input example",
+                    _HINT,
+                    loc,
+                )
+            )
+    return out
+
+
+def _check_tensors(
+    example: InputExample, inputs: Schema, loc: Location, out: list[Finding]
+) -> list[Finding]:
+    """``out`` holds the params' findings; tensors that cannot be paired replace them."""
     value = _tensor_of(example)
     if len(inputs.tensors) == 1:
         pairs = [(inputs.tensors[0], value)]
@@ -297,14 +315,14 @@ def check_example(example: InputExample, signature: Signature) -> list[Finding]:
             err(
                 "EB120",
                 "the signature has several named tensors, the input example is not a mapping",
-                hint,
+                _HINT,
                 loc,
             )
         ]
     for spec, tensor in pairs:
         label = f"tensor {spec.name!r}" if spec.name else "the input tensor"
         if tensor is None:
-            out.append(err("EB120", f"{label} is missing from the input example", hint, loc))
+            out.append(err("EB120", f"{label} is missing from the input example", _HINT, loc))
             continue
         shape = _shape(tensor)
         if len(shape) != len(spec.shape) or any(
@@ -314,7 +332,7 @@ def check_example(example: InputExample, signature: Signature) -> list[Finding]:
                 err(
                     "EB120",
                     f"{label} has shape {list(shape)}, the signature {list(spec.shape)}",
-                    hint,
+                    _HINT,
                     loc,
                 )
             )
@@ -327,7 +345,7 @@ def check_example(example: InputExample, signature: Signature) -> list[Finding]:
                 err(
                     "EB120",
                     f"{label} is {spec.dtype} in the signature, but the example holds non-integers",
-                    hint,
+                    _HINT,
                     loc,
                 )
             )
@@ -336,7 +354,7 @@ def check_example(example: InputExample, signature: Signature) -> list[Finding]:
                 err(
                     "EB120",
                     f"{label} is {spec.dtype} in the signature, but the example holds text",
-                    hint,
+                    _HINT,
                     loc,
                 )
             )
