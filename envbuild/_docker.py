@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from envbuild.errors import FailedError, ToolError
+from envbuild.errors import FailedError, InputError, ToolError
+from envbuild.findings import Location
 
 log = logging.getLogger("envbuild")
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -213,6 +214,12 @@ def status(r: Running) -> str:
     return str(r.container.status)
 
 
+def exit_code(r: Running) -> int | None:
+    """The main process's exit code as of the last ``status`` call."""
+    code = (r.container.attrs.get("State") or {}).get("ExitCode")
+    return int(code) if code is not None else None
+
+
 def logs_tail(r: Running, lines: int = 30) -> str:
     try:
         raw = r.container.logs(tail=lines)
@@ -239,9 +246,207 @@ def remove_image(c: Any, image: str) -> None:
         log.debug("removing image: %s", exc)
 
 
+def discard_untagged(c: Any, image_id: str, *, down_to: str = "") -> bool:
+    """Remove ``image_id`` only while no name points at it: a build whose layers all came
+    from the cache has the id of an image someone tagged before, and that one stays.
+    Never forced, so a container still using it keeps it too.
+
+    The classic builder's cache is the chain of parent images. With ``down_to`` (text in
+    a step's CreatedBy) the untagged parents go as well, up to and including that step:
+    what the failed model added leaves the engine, the layers below it stay as the next
+    build's cache. BuildKit images have no parent chain (its cache lives elsewhere)."""
+    from docker.errors import DockerException
+
+    try:
+        if c.api.inspect_image(image_id).get("RepoTags"):
+            return False
+        current = image_id
+        while current:
+            attrs = c.api.inspect_image(current)
+            if attrs.get("RepoTags") and current != image_id:
+                break
+            step = str((c.api.history(current) or [{}])[0].get("CreatedBy") or "")
+            # refused (kept) while another image builds on it: that image needs it
+            c.api.remove_image(current, force=False, noprune=True)
+            if not down_to or down_to in step:
+                break
+            current = str(attrs.get("Parent") or "")
+    except DockerException as exc:
+        log.debug("removing image %s: %s", image_id, exc)
+        return _gone(c, image_id)
+    return True
+
+
+def _gone(c: Any, image_id: str) -> bool:
+    from docker.errors import DockerException
+
+    try:
+        c.api.inspect_image(image_id)
+    except DockerException:
+        return True
+    return False
+
+
+# docker's reference grammar (distribution/reference) for NAME[:TAG], without a digest
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_DNS = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?"
+_HOST = rf"(?:{_DNS}(?:\.{_DNS})*(?::[0-9]+)?/)?"
+_REFERENCE = re.compile(
+    rf"{_HOST}{_COMPONENT}(?:/{_COMPONENT})*(?::[\w][\w.-]{{0,127}})?", re.ASCII
+)
+
+
+def check_tag(name: str) -> str:
+    """``name`` when the engine will accept it as NAME[:TAG], checked before any build
+    step so a typo does not surface after minutes of building."""
+    if len(name) > 255 or not _REFERENCE.fullmatch(name):
+        raise InputError(
+            f"-t {name!r} is not an image name (NAME[:TAG], lowercase name)",
+            hint="write e.g. -t registry.example.com/team/model:1",
+            location=Location(field="-t"),
+            code="EB100",
+        )
+    return name
+
+
+def _split(name: str) -> tuple[str, str]:
+    from docker.utils import parse_repository_tag
+
+    repository, tag = parse_repository_tag(name)
+    return repository, tag or "latest"
+
+
+def add_tag(c: Any, image_id: str, name: str) -> None:
+    from docker.errors import DockerException
+
+    repository, tag_ = _split(name)
+    try:
+        c.api.tag(image_id, repository, tag_, force=True)
+    except DockerException as exc:
+        raise FailedError(
+            f"tagging {image_id[:19]} as {name} failed: {exc}", code="EB800"
+        ) from None
+
+
+def failed_name(name: str | None, image_id: str) -> str:
+    """Where --keep-failed keeps an image whose proof failed: the requested name with
+    ``-failed`` after its tag, so nothing that pulls or pushes NAME:TAG picks it up."""
+    if name is None:
+        return f"envbuild-failed:{image_id.removeprefix('sha256:')[:12]}"
+    repository, tag_ = _split(name)
+    return f"{repository}:{tag_[:121]}-failed"
+
+
+# --------------------------------------------------------------------------------------
+# the sandboxed container
+
+
+@dataclass(frozen=True, kw_only=True)
+class Sandbox:
+    """How a container that runs a model not yet proven is confined: no network at all
+    (nothing published: it is reached through ``docker exec``), a read-only root with a
+    size-limited tmpfs for /tmp (HOME), no capabilities, no privilege gain through setuid
+    files, limits on processes and memory, and a non-root user in group 0 as OpenShift
+    assigns it. Nothing of the host is mounted, so it runs the same on a remote engine."""
+
+    user: str
+    memory: int
+    pids: int = 256
+    tmp_size: str = "512m"
+
+    def run_kwargs(self) -> dict[str, Any]:
+        return {
+            "user": self.user,
+            "network_mode": "none",
+            "read_only": True,
+            "tmpfs": {"/tmp": f"rw,nosuid,nodev,size={self.tmp_size},mode=1777"},
+            "cap_drop": ["ALL"],
+            "security_opt": ["no-new-privileges"],
+            "pids_limit": self.pids,
+            "mem_limit": self.memory,
+            "memswap_limit": self.memory,  # no swap beyond the limit
+        }
+
+
+def run_sandboxed(
+    c: Any, image: str, sandbox: Sandbox, *, labels: Mapping[str, str] | None = None
+) -> Running:
+    """Start ``image`` detached under ``sandbox``; ``port`` is 0: nothing is published."""
+    from docker.errors import DockerException
+
+    container = None
+    try:
+        container = c.containers.create(
+            image, auto_remove=False, labels=dict(labels or {}), **sandbox.run_kwargs()
+        )
+        container.start()
+    except DockerException as exc:
+        if container is not None:  # created, not started: it would pin the image
+            remove(Running(container=container, port=0))
+        raise FailedError(
+            f"the smoke container could not start: {getattr(exc, 'explanation', None) or exc}",
+            code="EB802",
+        ) from None
+    return Running(container=container, port=0)
+
+
+def confinement(r: Running) -> dict[str, Any]:
+    """The restrictions the engine applied, read back from the container's own
+    HostConfig (not what was asked for)."""
+    r.container.reload()
+    host = r.container.attrs.get("HostConfig") or {}
+    config = r.container.attrs.get("Config") or {}
+    return {
+        "user": config.get("User") or "",
+        "network": host.get("NetworkMode") or "",
+        "read_only": bool(host.get("ReadonlyRootfs")),
+        "tmpfs": dict(host.get("Tmpfs") or {}),
+        "cap_drop": list(host.get("CapDrop") or []),
+        "security_opt": list(host.get("SecurityOpt") or []),
+        "pids_limit": host.get("PidsLimit"),
+        "memory": host.get("Memory"),
+        "published_ports": sorted(host.get("PortBindings") or {}),
+        "mounts": [m.get("Destination") for m in r.container.attrs.get("Mounts") or []],
+    }
+
+
+@dataclass(frozen=True, kw_only=True)
+class Exec:
+    exit_code: int | None
+    stdout: bytes
+    stderr: bytes
+
+
+def exec_in(r: Running, argv: Sequence[str]) -> Exec:
+    """Run ``argv`` inside the running container (as its user, in its sandbox) and wait.
+    A container that stops meanwhile ends the process: exit_code is then what the engine
+    reports, or None when the container was not running at all."""
+    from docker.errors import DockerException
+
+    api = r.container.client.api
+    try:
+        exec_id = api.exec_create(r.container.id, list(argv), stdout=True, stderr=True)["Id"]
+        out, err = api.exec_start(exec_id, demux=True)
+        code = api.exec_inspect(exec_id).get("ExitCode")
+    except DockerException as exc:
+        log.debug("exec in %s: %s", r.container.id[:12], exc)
+        return Exec(exit_code=None, stdout=b"", stderr=str(exc).encode())
+    return Exec(exit_code=code, stdout=out or b"", stderr=err or b"")
+
+
 def to_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True)
 
 
 def tags(c: Any, image_id: str) -> Sequence[str]:
     return tuple(c.api.inspect_image(image_id).get("RepoTags") or ())
+
+
+def image_id(c: Any, name: str) -> str | None:
+    """The id ``name`` points at, or None when there is no such image."""
+    from docker.errors import DockerException
+
+    try:
+        return str(c.api.inspect_image(name)["Id"])
+    except DockerException:
+        return None

@@ -6,8 +6,8 @@ command's JSON envelope, with its ``findings`` and ``exit_code``. Problems that 
 command raise ``envbuild.errors.EnvbuildError`` (its ``exit_code`` says which kind). The
 library never prints; progress goes to the ``envbuild`` logger.
 
-    >>> import envbuild
-    >>> shown = envbuild.show("examples/sklearn-credit")
+    >>> from envbuild import api
+    >>> shown = api.show("examples/sklearn-credit")
     >>> shown.folder.mlmodel.flavors[0].name
     'python_function'
 """
@@ -15,7 +15,6 @@ library never prints; progress goes to the ``envbuild`` logger.
 from __future__ import annotations
 
 import os
-import shlex
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -27,11 +26,22 @@ from envbuild.errors import ExitCode, InputError
 from envbuild.findings import Finding, Location, Severity, exit_code_for
 from envbuild.infer import Inference
 from envbuild.installed import InstalledEnv, start_inspect
-from envbuild.output import header, write_atomic
+from envbuild.output import canonical_command, header, write_atomic
 from envbuild.read import ModelFolder, read_model, read_workspace_env
 from envbuild.resolve import LOCK_NAME, Lock, Target, parse_lock, resolve, target_for
 from envbuild.safety import Verdict, require_safe
 from envbuild.sources import ModelSource, materialize
+
+__all__ = [
+    "InferResult",
+    "LockResult",
+    "ModelLocation",
+    "ShowResult",
+    "check",
+    "infer",
+    "lock",
+    "show",
+]
 
 ModelLocation = str | os.PathLike[str] | ModelSource
 
@@ -199,12 +209,14 @@ def lock(
     )
     findings.extend(target_findings)
     # the header names the target and a canonical command, not the caller's spelling
-    canonical = (
-        f"envbuild lock {folder.path.resolve().name} --python-version {target.python} "
-        f"--platform {target.platform}"
-        + (f" --env-override {env_override.name}" if env_override else "")
-        + ("" if serving else " --no-serving")
-        + (f" --exclude-newer {exclude_newer}" if exclude_newer else "")
+    canonical = canonical_command(
+        "envbuild lock",
+        folder.path.resolve().name,
+        ("--python-version", str(target.python)),
+        ("--platform", target.platform),
+        ("--env-override", env_override.name if env_override else None),
+        ("--no-serving", not serving),
+        ("--exclude-newer", exclude_newer),
     )
     resolution = resolve(
         folder,
@@ -346,11 +358,12 @@ def infer(
         drift = tuple(check_drift(inf, folder))
         findings.extend(drift)
     elif explained is None:
-        invocation = " ".join(
-            ["envbuild infer", shlex.quote(source.uri)]
-            + (["--python", shlex.quote(python)] if python else [])
-            + ([] if prune else ["--no-prune"])
-            + (["--trace"] if trace else [])
+        invocation = canonical_command(
+            "envbuild infer",
+            source.uri,
+            ("--python", python),
+            ("--no-prune", not prune),
+            ("--trace", trace),
         )
         spec = inf.spec if force else merge_existing(inf.spec, folder)
         names = _env_targets(folder)
@@ -401,20 +414,22 @@ def check(
 ) -> Any:
     """The pre-deploy check of every model in ``models`` (in parallel): an
     ``envbuild.check.Report`` whose ``exit_code`` a pipeline can trust."""
-    from envbuild.check import CheckOptions, run_check
-    from envbuild.check_stages import STAGES
+    from envbuild.check import run_check
+    from envbuild.check.settings import options_from
+    from envbuild.check.stages import STAGES
 
-    options = CheckOptions(
-        ignore=frozenset(c.strip().upper() for c in ignore if c.strip()),
+    options = options_from(
+        {},
+        ignore=tuple(ignore),
         strict=strict,
         offline=offline,
         python_version=python_version,
         platform=platform,
         env_override=env_override,
         find_links=tuple(find_links),
-        tracking_uri=tracking_uri,
         exclude=tuple(exclude),
         allow_files=tuple(allow_files),
+        tracking_uri=tracking_uri,
     )
     locations = [m.uri if isinstance(m, ModelSource) else os.fspath(m) for m in models]
     return run_check(locations, options, STAGES, jobs=jobs)

@@ -6,6 +6,7 @@ The library never prints: build progress goes to the ``envbuild`` logger.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import json
@@ -18,7 +19,6 @@ import subprocess
 import sys
 import tarfile
 import time
-import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -34,7 +34,6 @@ from envbuild.output import write_atomic
 from envbuild.read import ModelFolder, WorkspaceEnv
 from envbuild.render import (
     HEALTH_PATH,
-    PORT,
     BuildPlan,
     LockView,
     server_files,
@@ -163,15 +162,18 @@ def download_wheelhouse(lock: LockView, directory: Path) -> list[Path]:
 @dataclass(frozen=True, kw_only=True)
 class BuiltImage:
     id: str
-    tag: str | None
+    tags: tuple[str, ...]  # applied only once the proof passed (or with --no-smoke)
     size: int
     layers: tuple[str, ...]
     seconds: float
+    smoke: SmokeResult | None  # None: built with --no-smoke, not proven
 
     def to_json(self) -> dict[str, Any]:
         return {
             "id": self.id,
-            "tag": self.tag,
+            "tag": self.tags[0] if self.tags else None,
+            "tags": list(self.tags),
+            "proven": self.smoke is not None and self.smoke.ok,
             "size": self.size,
             "layers": len(self.layers),
             "seconds": round(self.seconds, 2),
@@ -180,12 +182,21 @@ class BuiltImage:
 
 def build_image(
     plan: BuildPlan,
+    folder: ModelFolder,
     *,
-    tag: str | None,
+    tags: Sequence[str] = (),
+    smoke: bool = True,
+    keep_failed: bool = False,
     network_mode: str | None = None,
     client: Any = None,
 ) -> BuiltImage:
+    """Build ``plan`` untagged, prove it with ``smoke_image``, and only then give it
+    ``tags``. When the proof fails (or is interrupted) the image is removed, or with
+    ``keep_failed`` named ``NAME:TAG-failed``; a name that pointed at an older image keeps
+    pointing there. Without ``smoke`` the tags are applied right after the build."""
     c = client or _docker.client()
+    for name in tags:
+        _docker.check_tag(name)
     start = time.monotonic()
     if plan.buildkit:
         import tempfile
@@ -194,16 +205,49 @@ def build_image(
             write_context(plan, Path(tmp))
             image_id = _docker.build_cli(
                 Path(tmp),
-                tag=tag,
+                tag=None,
                 secrets={s.id: s.value for s in plan.secrets},
                 network_mode=network_mode,
             )
     else:
-        image_id = _docker.build(c, context_tar(plan), tag=tag, network_mode=network_mode)
+        image_id = _docker.build(c, context_tar(plan), tag=None, network_mode=network_mode)
+    seconds = time.monotonic() - start
     info = _docker.inspect(c, image_id)
+    smoked: SmokeResult | None = None
+    if smoke:
+        try:
+            smoked = smoke_image(info.id, folder, client=c)
+        except BaseException as exc:
+            where = _set_aside(c, info.id, tags[0] if tags else None, keep=keep_failed)
+            if isinstance(exc, FailedError):
+                raise FailedError(
+                    f"{exc.message}; {where}", hint=exc.hint, location=exc.location, code=exc.code
+                ) from None
+            raise
+    for name in tags:
+        _docker.add_tag(c, info.id, name)
     return BuiltImage(
-        id=info.id, tag=tag, size=info.size, layers=info.layers, seconds=time.monotonic() - start
-    )
+        id=info.id, tags=tuple(tags), size=info.size, layers=info.layers, seconds=seconds,
+        smoke=smoked,
+    )  # fmt: skip
+
+
+# The Dockerfile step that copies the model (block_runtime): a failed image is removed
+# down to it, and the dependency layers below stay cached for the next build.
+MODEL_STEP = " in /opt/envbuild/model"
+
+
+def _set_aside(c: Any, image_id: str, name: str | None, *, keep: bool) -> str:
+    """Dispose of an image whose proof failed; say what became of it."""
+    short = image_id.removeprefix("sha256:")[:12]
+    if keep:
+        failed = _docker.failed_name(name, image_id)
+        _docker.add_tag(c, image_id, failed)
+        log.warning("the image that failed its smoke test is kept as %s", failed)
+        return f"nothing was tagged; the image ({short}) is kept as {failed}"
+    if _docker.discard_untagged(c, image_id, down_to=MODEL_STEP):
+        return f"nothing was tagged; the image ({short}) was removed (--keep-failed keeps it)"
+    return f"nothing was tagged; the image ({short}) stays: another name or container uses it"
 
 
 # --------------------------------------------------------------------------------------
@@ -228,6 +272,8 @@ class SmokeResult:
     predictions: Any
     seconds_to_health: float | None
     message: str
+    # what confined the smoke container, as the engine reports it (image smoke only)
+    sandbox: Mapping[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -239,10 +285,17 @@ class SmokeResult:
             if self.seconds_to_health is not None
             else None,
             "message": self.message,
+            "sandbox": dict(self.sandbox) if self.sandbox is not None else None,
         }
 
     @classmethod
-    def no_example(cls, seconds_to_health: float | None, message: str) -> SmokeResult:
+    def no_example(
+        cls,
+        seconds_to_health: float | None,
+        message: str,
+        *,
+        sandbox: Mapping[str, Any] | None = None,
+    ) -> SmokeResult:
         """Passed without a prediction: the model has no input example."""
         return cls(
             ok=True,
@@ -252,6 +305,7 @@ class SmokeResult:
             predictions=None,
             seconds_to_health=seconds_to_health,
             message=message,
+            sandbox=sandbox,
         )
 
 
@@ -344,19 +398,6 @@ def compare(expected: Any, actual: Any, *, rel: float = 1e-5, abs_: float = 1e-6
     return walk(expected, actual, "predictions")
 
 
-def _http(
-    url: str, *, data: bytes | None = None, content_type: str = "", timeout: float = 30
-) -> tuple[int, bytes]:
-    req = urllib.request.Request(url, data=data, method="POST" if data is not None else "GET")
-    if content_type:
-        req.add_header("Content-Type", content_type)
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            return int(resp.status), bytes(resp.read())
-    except urllib.error.HTTPError as exc:
-        return int(exc.code), exc.read()
-
-
 def check_response(case: SmokeCase | None, status: int, body: bytes) -> tuple[bool, Any, str]:
     if status != 200:
         return False, None, f"/invocations answered HTTP {status}: {body[:300]!r}"
@@ -375,46 +416,95 @@ def check_response(case: SmokeCase | None, status: int, body: bytes) -> tuple[bo
     return True, predictions, "a valid response (no stored predictions to compare)"
 
 
+_SMOKE_CLIENT = Path(__file__).parent / "_scripts" / "smoke_client.py"
+_ARG_CHUNK = 96_000  # base64 characters per argv item (Linux: 128 KiB per item)
+_EXEC_ARGS = 8  # items per exec, well under ARG_MAX (2 MiB with the environment)
+_IMAGE_PYTHON = "/opt/envbuild/venv/bin/python"
+GIB = 1024**3
+_APPEND = (
+    "import base64, sys\n"
+    "with open(sys.argv[1], 'ab') as f: f.write(base64.b64decode(''.join(sys.argv[2:])))"
+)
+
+
+def sandbox_for(folder: ModelFolder) -> _docker.Sandbox:
+    """The smoke container's confinement: a random uid in 100000-199999 with group 0 (as
+    OpenShift assigns one: the image must not depend on its own user), and memory of
+    2 GiB or 1 GiB plus three times the model folder's size when that is more."""
+    import secrets
+
+    size = sum(p.stat().st_size for p in folder.path.rglob("*") if p.is_file())
+    return _docker.Sandbox(
+        user=f"{100000 + secrets.randbelow(100000)}:0", memory=max(2 * GIB, GIB + 3 * size)
+    )
+
+
 def smoke_image(
-    image: str, folder: ModelFolder, *, client: Any = None, timeout: float = 180
+    image: str,
+    folder: ModelFolder,
+    *,
+    client: Any = None,
+    timeout: float = 180,
+    sandbox: _docker.Sandbox | None = None,
 ) -> SmokeResult:
-    """Run ``image``, wait for /ping, POST the input example to /invocations, compare, and
-    always stop and remove the container. Failure raises FailedError with the log tail."""
+    """Run ``image`` in the sandbox (``sandbox_for``), wait for /ping, POST the input
+    example to /invocations, compare, and always remove the container. The client runs
+    inside the container through ``docker exec`` with the image's own interpreter: there is
+    no network to publish a port on, and no host path is involved. Failure raises
+    FailedError with the log tail."""
     c = client or _docker.client()
     case = smoke_case(folder)
+    box = sandbox or sandbox_for(folder)
     start = time.monotonic()
-    running = _docker.run(c, image, port=PORT)
+    running = _docker.run_sandboxed(c, image, box, labels={"io.envbuild.smoke": image})
     try:
-        base = f"http://127.0.0.1:{running.port}"
-        healthy_after: float | None = None
-        while time.monotonic() - start < timeout:
-            if running.port == 0 or _docker.status(running) in ("exited", "dead"):
-                break
-            try:
-                code, _ = _http(base + HEALTH_PATH, timeout=2)
-            except OSError:
-                code = 0
-            if code == 200:
-                healthy_after = time.monotonic() - start
-                break
-            time.sleep(0.1)
-        if healthy_after is None:
+        applied = _docker.confinement(running)
+        log.info(
+            "smoke: container as user %s, network %s, read-only, no capabilities",
+            applied["user"],
+            applied["network"],
+        )
+        payload_file = "-"
+        chunks: list[str] = []
+        if case is not None:
+            encoded = base64.b64encode(case.payload).decode("ascii")
+            chunks = [encoded[i : i + _ARG_CHUNK] for i in range(0, len(encoded), _ARG_CHUNK)]
+            if len(chunks) > _EXEC_ARGS:  # too long for one command line: stage it in /tmp
+                payload_file = "/tmp/.envbuild-smoke-payload"
+                staged, chunks = chunks[:-_EXEC_ARGS], chunks[-_EXEC_ARGS:]
+                for i in range(0, len(staged), _EXEC_ARGS):
+                    done = _docker.exec_in(
+                        running, [_IMAGE_PYTHON, "-I", "-c", _APPEND, payload_file,
+                                  *staged[i : i + _EXEC_ARGS]],
+                    )  # fmt: skip
+                    if done.exit_code != 0:
+                        raise _smoke_failure(running, _exec_problem(running, done), start)
+        exec_at = time.monotonic()
+        remaining = max(1.0, timeout - (exec_at - start))
+        done = _docker.exec_in(
+            running,
+            [_IMAGE_PYTHON, "-I", "-c", _SMOKE_CLIENT.read_text(encoding="utf-8"),
+             HEALTH_PATH, f"{remaining:.1f}", case.content_type if case else "", payload_file,
+             *chunks],
+        )  # fmt: skip
+        reply = _client_reply(done)
+        if reply is None:
+            raise _smoke_failure(running, _exec_problem(running, done), start)
+        if reply["healthy_after"] is None:
             raise _smoke_failure(running, "the container never answered /ping", start)
+        # from the container's start: until the client started, then what it measured
+        healthy_after = exec_at - start + float(reply["healthy_after"])
         log.info("smoke: /ping answered after %.1f s", healthy_after)
         if case is None:
             return SmokeResult.no_example(
-                healthy_after, "healthy; the model has no input example to predict on"
+                healthy_after,
+                "healthy; the model has no input example to predict on",
+                sandbox=applied,
             )
-        try:
-            status, body = _http(
-                base + "/invocations",
-                data=case.payload,
-                content_type=case.content_type,
-                timeout=120,
-            )
-        except OSError as exc:
-            raise _smoke_failure(running, f"/invocations failed: {exc}", start) from None
-        ok, predictions, message = check_response(case, status, body)
+        if reply["error"]:
+            raise _smoke_failure(running, str(reply["error"]), start)
+        body = base64.b64decode(str(reply["body"]))
+        ok, predictions, message = check_response(case, int(reply["status"]), body)
         if not ok:
             raise _smoke_failure(running, message, start)
         log.info("smoke: %s", message)
@@ -426,9 +516,35 @@ def smoke_image(
             predictions=predictions,
             seconds_to_health=healthy_after,
             message=message,
+            sandbox=applied,
         )
     finally:
         _docker.remove(running)
+
+
+def _client_reply(done: _docker.Exec) -> dict[str, Any] | None:
+    if done.exit_code != 0:
+        return None
+    try:
+        doc = json.loads(done.stdout.decode("utf-8", "replace").strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def _exec_problem(running: _docker.Running, done: _docker.Exec) -> str:
+    # a server that dies takes the client with it, a moment before the engine says so
+    deadline = time.monotonic() + 3
+    while (state := _docker.status(running)) not in ("exited", "dead"):
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    if state in ("exited", "dead"):
+        return f"the container {state} (exit code {_docker.exit_code(running)})"
+    err = done.stderr.decode("utf-8", "replace").strip().splitlines()[-3:]
+    return f"the smoke client in the container failed ({done.exit_code}): " + (
+        " | ".join(err) or "no output"
+    )
 
 
 def _smoke_failure(running: _docker.Running, message: str, start: float) -> FailedError:

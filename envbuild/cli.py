@@ -35,7 +35,7 @@ Exit codes:
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _color(ctx_stream: Any) -> bool:
+def use_color(ctx_stream: Any) -> bool:
     return "NO_COLOR" not in os.environ and hasattr(ctx_stream, "isatty") and ctx_stream.isatty()
 
 
@@ -109,20 +109,22 @@ def emit_error(exc: EnvbuildError, *, fmt: str, command: str) -> None:
             dumps(
                 envelope(
                     command,
-                    findings=problems,
+                    findings=[*exc.earlier, *problems],
                     error=problems[0] if problems else None,
                     exit_code=int(exc.exit_code),
                 )
             ),
             nl=False,
         )
-    color = _color(sys.stderr)
+    else:
+        emit_findings(exc.earlier)
+    color = use_color(sys.stderr)
     for problem in problems:
         click.echo(format_finding(problem, color), err=True)
 
 
 def emit_findings(findings: Iterable[Finding]) -> None:
-    color = _color(sys.stderr)
+    color = use_color(sys.stderr)
     for f in findings:
         if f.severity is Severity.INFO and not log.isEnabledFor(logging.INFO):
             continue  # -q: warnings and errors only

@@ -39,6 +39,13 @@ class EnvbuildError(Exception):
         self.location = location or Location()
         if code is not None:
             self.code = code
+        self.earlier: tuple[Finding, ...] = ()
+
+    def after(self, findings: Iterable[Finding]) -> EnvbuildError:
+        """This error, reported after ``findings`` the command had gathered before it
+        failed (a resolution's warnings, --trust-model's notice): the report keeps them."""
+        self.earlier = tuple(findings)
+        return self
 
     @property
     def problems(self) -> Sequence[Finding]:

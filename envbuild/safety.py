@@ -6,10 +6,11 @@ static scan (``envbuild.scan``, opcodes and syntax trees only) gives its verdict
 model it calls unsafe is refused unless the user passed ``--trust-model``.
 
 Unsafe means: a pickle references a callable that can run code or touch the system
-(EB501), or builds an import the scan cannot name (EB503), or carries code by value
-(EB502) that was compiled by another Python minor than the one that will load it:
-cloudpickle's code objects are bytecode of the saver's minor, and what the loader does with
-foreign bytecode is not something the scan can judge.
+(EB501), or imports or calls something the scan cannot name (EB503), or cannot be opened
+at all (EB211: what cannot be read cannot be judged), or carries code by value (EB502)
+that was compiled by another Python minor than the one that will load it: cloudpickle's
+code objects are bytecode of the saver's minor, and what the loader does with foreign
+bytecode is not something the scan can judge.
 """
 
 from __future__ import annotations
@@ -25,13 +26,13 @@ from envbuild.read import ModelFolder
 
 CODES: dict[str, str] = {
     "EB510": "a command that loads or runs the model refused: the static scan found it "
-    "unsafe (EB501, EB503, or EB502 across Python minors); --trust-model overrides",
+    "unsafe (EB501, EB503, EB211, or EB502 across Python minors); --trust-model overrides",
 }
 
 # What loads or runs the model, and so refuses an unsafe one (check's JSON lists them).
 LOADING_COMMANDS: tuple[str, ...] = ("image", "venv", "infer --trace")
 
-_ALWAYS_UNSAFE = frozenset({"EB501", "EB503"})
+_ALWAYS_UNSAFE = frozenset({"EB501", "EB503", "EB211"})
 
 
 def _minor(version: str | None) -> tuple[int, int] | None:
@@ -47,11 +48,14 @@ def _minor(version: str | None) -> tuple[int, int] | None:
 def grade(
     findings: Iterable[Finding], *, saved_python: str | None, target_python: str | None
 ) -> list[Finding]:
-    """The scan's findings with EB502 raised to ``unsafe`` where the Python that will load
-    the model is another minor than the one that saved it (both must be known)."""
+    """The scan's findings with EB211 (unreadable) raised to ``unsafe``, and EB502 where
+    the Python that will load the model is another minor than the one that saved it (both
+    must be known)."""
     saved, target = _minor(saved_python), _minor(target_python)
     out = []
     for f in findings:
+        if f.code == "EB211" and f.severity is not Severity.UNSAFE:
+            f = dataclasses.replace(f, severity=Severity.UNSAFE)
         if f.code == "EB502" and saved and target and saved != target:
             f = dataclasses.replace(
                 f,

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import click
 
-from envbuild.check import CheckOptions, load_settings, render_report, run_check
-from envbuild.check_stages import STAGES
-from envbuild.cli import EXIT_CODES_HELP, _color, main, make_common
+from envbuild.check import load_settings, render_report, run_check
+from envbuild.check.settings import options_from
+from envbuild.check.stages import STAGES
+from envbuild.cli import EXIT_CODES_HELP, main, make_common, use_color
 from envbuild.options import (
     allow_file_option,
     env_override_option,
@@ -93,26 +94,18 @@ def check(
     source = click.get_current_context().get_parameter_source("fmt")
     explicit = source is not None and source.name != "DEFAULT"
     chosen = fmt if explicit else settings.get("format", fmt)
-    codes = {
-        c.strip().upper()
-        for item in (*settings.get("ignore", []), *ignore)
-        for c in str(item).split(",")
-        if c.strip()
-    }
-    override = env_override or (
-        Path(settings["env-override"]) if settings.get("env-override") else None
-    )
-    options = CheckOptions(
-        ignore=frozenset(codes),
-        strict=bool(settings.get("strict", False) if strict is None else strict),
-        offline=bool(settings.get("offline", False) if offline is None else offline),
-        python_version=python_version or settings.get("python-version"),
-        platform=target_platform or settings.get("platform", "linux/amd64"),
-        env_override=override,
-        find_links=find_links or tuple(Path(p) for p in settings.get("find-links", [])),
+    options = options_from(
+        settings,
+        ignore=ignore,
+        strict=strict,
+        offline=offline,
+        python_version=python_version,
+        platform=target_platform,
+        env_override=env_override,
+        find_links=find_links,
+        exclude=exclude,
+        allow_files=allow_files,
         tracking_uri=tracking_uri,
-        exclude=(*(str(p) for p in settings.get("exclude", [])), *exclude),
-        allow_files=(*(str(p) for p in settings.get("allow-file", [])), *allow_files),
     )
     folders = _model_folders(models)
     if not folders:
@@ -129,5 +122,5 @@ def check(
             nl=False,
         )
     else:
-        click.echo(render_report(report, chosen, color=_color(sys.stdout)), nl=False)  # type: ignore[arg-type]
+        click.echo(render_report(report, chosen, color=use_color(sys.stdout)), nl=False)  # type: ignore[arg-type]
     sys.exit(code)

@@ -11,19 +11,17 @@ from typing import Any
 import click
 
 from envbuild import _docker
-from envbuild._redact import redact_uri
 from envbuild.build import (
     build_image,
     download_wheelhouse,
     host_platform,
     human_size,
     lock_for,
-    smoke_image,
     uv_requirement,
     write_context,
 )
 from envbuild.cli import EXIT_CODES_HELP, common, emit_findings, exit_for, main
-from envbuild.errors import ExitCode
+from envbuild.errors import EnvbuildError, ExitCode
 from envbuild.findings import Finding
 from envbuild.options import (
     allow_file_option,
@@ -35,7 +33,7 @@ from envbuild.options import (
     python_version_option,
     trust_model_option,
 )
-from envbuild.output import dumps, envelope
+from envbuild.output import canonical_command, dumps, envelope
 from envbuild.read import read_model, read_workspace_env
 from envbuild.render import render
 from envbuild.resolve import target_for
@@ -54,7 +52,13 @@ def _host_uv(target_platform: str) -> Path | None:
 
 
 @main.command(epilog=EXIT_CODES_HELP)
-@click.option("-t", "--tag", help="Image name[:tag] to build.")
+@click.option(
+    "-t",
+    "--tag",
+    "tags",
+    multiple=True,
+    help="Image name[:tag], applied once the smoke test passed; repeatable.",
+)
 @click.option(
     "--output",
     type=click.Path(file_okay=False, path_type=Path),
@@ -81,7 +85,12 @@ def _host_uv(target_platform: str) -> Path | None:
     "--smoke/--no-smoke",
     default=True,
     show_default=True,
-    help="Run the image and check a prediction on the input example.",
+    help="Run the image (sandboxed) and check a prediction on the input example, then tag it.",
+)
+@click.option(
+    "--keep-failed",
+    is_flag=True,
+    help="Keep an image whose smoke test fails, as NAME:TAG-failed (default: remove it).",
 )
 @trust_model_option
 @exclude_option
@@ -90,7 +99,7 @@ def _host_uv(target_platform: str) -> Path | None:
 @model_argument
 def image(
     model: ModelSource,
-    tag: str | None,
+    tags: tuple[str, ...],
     output: Path | None,
     no_build: bool,
     base_image: str | None,
@@ -101,6 +110,7 @@ def image(
     wheelhouse: bool,
     network_mode: str | None,
     smoke: bool,
+    keep_failed: bool,
     trust_model: bool,
     exclude: tuple[str, ...],
     allow_files: tuple[str, ...],
@@ -108,10 +118,13 @@ def image(
     command: str,
 ) -> None:
     """Build a Docker image that serves MODEL (MLflow scoring protocol on port 8080), from
-    its locked environment, and prove it with a prediction on the input example.
+    its locked environment, prove it with a prediction on the input example in a sandboxed
+    container (no network, read-only, any uid), and only then give it the -t names.
 
     Progress goes to stderr; stdout gets the image id and size (or the Dockerfile with
     --no-build)."""
+    for name in tags:
+        _docker.check_tag(name)
     building = output is None and not no_build
     client: Any = _docker.client() if building else None  # no engine: exit 3 before work
     folder = read_model(model.path)
@@ -148,14 +161,28 @@ def image(
     if lock is None:
         _finish(fmt, command, findings, None, int(ExitCode.FINDINGS))
         return
-    argv = redact_uri(" ".join(["envbuild image", *sys.argv[2:]]) if len(sys.argv) > 2 else command)
+    canonical = canonical_command(
+        command,
+        model.path.resolve().name if model.kind in ("local", "file") else model.uri,
+        ("-t", tags),
+        ("--python-version", lock.python_version),
+        ("--platform", lock.platform),
+        ("--base-image", base_image),
+        ("--env-override", env_override.name if env_override else None),
+        ("--find-links", [p.name for p in find_links]),
+        ("--wheelhouse", wheelhouse),
+        ("--network", network_mode),
+        ("--exclude", exclude),
+        ("--allow-file", allow_files),
+        ("--trust-model", trust_model),
+    )
     with tempfile.TemporaryDirectory(prefix="envbuild-wheels-") as tmp:
         wheels = download_wheelhouse(lock, Path(tmp)) if wheelhouse else []
         plan = render(
             folder,
             lock,
-            command=argv,
-            tag=tag,
+            command=canonical,
+            tag=tags[0] if tags else None,
             base_image=base_image,
             override=override,
             wheelhouse=wheels,
@@ -191,13 +218,26 @@ def image(
             return
         if not plan.buildable:
             emit_findings(plan.findings)
-        built = build_image(plan, tag=tag, client=client, network_mode=network_mode)
+        try:
+            built = build_image(
+                plan,
+                folder,
+                tags=tags,
+                smoke=smoke,
+                keep_failed=keep_failed,
+                client=client,
+                network_mode=network_mode,
+            )
+        except EnvbuildError as exc:
+            raise exc.after(findings) from None
     result["image"] = built.to_json()
-    text = f"image {built.id}{f' ({tag})' if tag else ''}  size {human_size(built.size)}\n"
-    if smoke:
-        smoked = smoke_image(built.id, folder, client=client)
-        result["smoke"] = smoked.to_json()
-        text += f"smoke ok: {smoked.message}\n"
+    named = f" ({', '.join(tags)})" if tags else ""
+    text = f"image {built.id}{named}  size {human_size(built.size)}\n"
+    if built.smoke is not None:
+        result["smoke"] = built.smoke.to_json()
+        text += f"smoke ok: {built.smoke.message}\n"
+    else:
+        text += "not proven: built with --no-smoke\n"
     _finish(fmt, command, findings, result, exit_for(findings), text=text)
 
 

@@ -132,8 +132,8 @@ class ModelScan:
         return frozenset(m for f in self.files for m in f.local_modules)
 
 
-# Files never worth sniffing: MLflow metadata and environment files, text, code (scanned
-# by AST instead), and well-known non-pickle model formats.
+# Files that are not pickles by name: MLflow metadata and environment files, text, code
+# (scanned by AST instead), and well-known non-pickle model formats.
 _SKIP_SUFFIXES = frozenset(
     {
         ".yaml",
@@ -156,6 +156,9 @@ _SKIP_SUFFIXES = frozenset(
         ".ini",
     }
 )
+
+
+_CODE_SUFFIXES = frozenset({".py", ".pyc"})
 
 
 def iter_files(root: Path) -> Iterable[tuple[str, Path]]:
@@ -186,9 +189,12 @@ def scan_model(
 
     files: list[FileScan] = []
     for rel, path in iter_files(root):
-        if rel == "MLmodel" or path.suffix.lower() in _SKIP_SUFFIXES:
+        suffix = path.suffix.lower()
+        if rel == "MLmodel" or suffix in _CODE_SUFFIXES:
             continue
-        scanned = scan_file(path, rel)
+        # other formats by name are still sniffed: a gzip'd pickle called notes.txt loads
+        # as well as model.pkl.gz; they only count if they show a pickle
+        scanned = scan_file(path, rel, sniff=suffix in _SKIP_SUFFIXES)
         if scanned is not None:
             files.append(scanned)
     files.extend(scan_code(root, code_dirs=code_dirs, code_files=code_files))

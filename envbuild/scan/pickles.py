@@ -5,30 +5,40 @@ A small symbolic pickle machine walks the opcodes (``pickletools.genops``) and k
 stack and memo as inert stand-ins (strings, numbers, tuples, dicts; ``_Global`` and
 ``_Call`` for what a real unpickler would import or call), enough to:
 
-* resolve ``STACK_GLOBAL`` operands pushed by ``SHORT_BINUNICODE``/``BINUNICODE`` or
-  fetched from the memo (``MEMOIZE``/``BINPUT``/``BINGET``);
+* resolve ``STACK_GLOBAL`` operands pushed by any string opcode or fetched from the memo
+  (``MEMOIZE``/``PUT``/``BINPUT``/``GET``/``BINGET``, in any mix), and flag the ones a
+  call computed (EB503);
+* see calls of what another call returned (``attrgetter('system')(os)``, a by-value
+  function called while loading) and ``BUILD`` on an imported object (EB503);
 * see cloudpickle's ``subimport('module')`` calls, whose module is a string argument;
 * step over the raw array bytes joblib writes after each ``NumpyArrayWrapper`` (their size
   follows from the wrapper's shape, dtype and alignment), and over the nested pickles of
-  object arrays;
-* continue after ``STOP`` when another pickle follows (legacy ``torch.save`` files);
+  object arrays; then read the same bytes again as plain ``pickle.load`` would;
+* continue after ``STOP`` when another pickle follows (legacy ``torch.save`` files, with
+  or without a ``PROTO`` header);
+* scan bytes a pickle hands to ``torch.storage._load_from_bytes`` as the nested file;
 * read ``_sklearn_version`` from estimator states (a version hint).
 
-Containers: joblib's zlib/gzip/bz2/xz/lzma (lz4 when the ``lz4`` package is present),
-PyTorch zip files (``*/data.pkl``, and zips nested in zips such as ``.pt2``) and skops
-files (``schema.json``).
+Containers: joblib's zlib/gzip/bz2/xz/lzma (lz4 and zstd when their packages are present),
+zip files (PyTorch, ``.pt2``, ``.npz``; read as leniently as PyTorch reads them), tar files,
+numpy ``.npy`` object arrays and skops files (``schema.json``). Files are judged by content,
+not by name.
 """
 
 from __future__ import annotations
 
+import _compat_pickle
 import bz2
 import contextlib
+import contextvars
 import gzip
 import io
 import json
 import lzma
 import math
 import re
+import struct
+import tarfile
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator
@@ -45,11 +55,13 @@ CODES: dict[str, str] = {
     "(os.system, subprocess.*, builtins.eval, ...): loading it is unsafe",
     "EB502": "a pickle carries Python code by value (cloudpickle functions or classes); "
     "loading it defines and may run that code",
-    "EB503": "a pickle builds its import from computed operands, or uses the copyreg "
-    "extension registry: the callable cannot be named statically",
+    "EB503": "a pickle imports or calls something the scan cannot name (a computed import, "
+    "a call of a computed callable, attributes set on an imported object, an EXT extension "
+    "code, dangerous names in bytes that did not parse)",
     "EB210": "a pickle could not be parsed past some offset; the rest was scanned by byte patterns",
-    "EB211": "a compressed artifact could not be decompressed (unknown codec, lz4 not "
-    "installed, corrupt data or too large)",
+    "EB211": "a pickle or container could not be opened (unknown codec, lz4/zstandard not "
+    "installed, corrupt data, too large or nested too deep): it cannot be verified, so "
+    "commands that load the model refuse it",
 }
 
 MAX_DECOMPRESSED = 2 << 30  # 2 GiB: beyond that we stop rather than exhaust memory
@@ -63,12 +75,17 @@ PICKLE_SUFFIXES = frozenset(
 # the unsafe-callable table: (module, name or "*") -> why
 
 _ANY = "*"
+_METHODS = "."  # any dotted name (a method reached through a class), e.g. pathlib Path.unlink
+# Python 2 module names that Python 3's unpickler maps (``fix_imports``)
+_PY2_MODULES: dict[str, str] = dict(_compat_pickle.IMPORT_MAPPING)
+
 _UNSAFE: dict[str, dict[str, str]] = {
     "os": {_ANY: "operating-system calls (os.system, os.exec*, os.remove, ...)"},
     "posix": {_ANY: "operating-system calls (posix.system is os.system on Unix)"},
     "nt": {_ANY: "operating-system calls (nt.system is os.system on Windows)"},
     "subprocess": {_ANY: "runs programs"},
     "_posixsubprocess": {_ANY: "runs programs"},
+    "_winapi": {_ANY: "runs programs (CreateProcess)"},
     "pty": {_ANY: "spawns programs on a terminal"},
     "runpy": {_ANY: "runs Python modules or files"},
     "code": {_ANY: "runs Python source"},
@@ -79,43 +96,136 @@ _UNSAFE: dict[str, dict[str, str]] = {
     "pdb": {_ANY: "runs Python source strings"},
     "bdb": {_ANY: "runs Python source strings"},
     "trace": {_ANY: "runs Python source strings"},
+    "doctest": {_ANY: "runs Python source strings"},
+    "idlelib": {_ANY: "runs Python source strings (IDLE's shell)"},
+    "lib2to3": {_ANY: "evaluates source or unpickles grammar files"},
+    "test.support": {_ANY: "CPython's test helpers run programs and code"},
     "importlib": {_ANY: "imports arbitrary modules"},
-    "pkgutil": {"resolve_name": "imports arbitrary modules"},
+    "_frozen_importlib": {_ANY: "imports arbitrary modules"},
+    "_frozen_importlib_external": {_ANY: "imports arbitrary modules"},
+    "_imp": {_ANY: "imports arbitrary modules"},
+    "imp": {_ANY: "imports arbitrary modules"},
+    "zipimport": {_ANY: "imports code from archives"},
+    "pkgutil": {_ANY: "resolves and imports arbitrary names (pkgutil.resolve_name)"},
+    "pydoc": {_ANY: "resolves arbitrary names (pydoc.locate) and runs pagers"},
+    "inspect": {
+        "getattr_static": "reaches arbitrary attributes",
+        "getmembers": "reaches arbitrary attributes",
+        "getmembers_static": "reaches arbitrary attributes",
+    },
+    "site": {_ANY: "runs .pth files of arbitrary folders"},
     "socket": {_ANY: "opens network connections"},
+    "_socket": {_ANY: "opens network connections"},
     "ssl": {_ANY: "opens network connections"},
     "http.client": {_ANY: "opens network connections"},
     "urllib.request": {_ANY: "opens network connections"},
-    "requests.api": {_ANY: "opens network connections"},
-    "webbrowser": {_ANY: "opens URLs in a browser"},
+    "requests": {_ANY: "opens network connections"},
+    "aiohttp": {_ANY: "opens network connections"},
+    "ftplib": {_ANY: "opens network connections"},
+    "smtplib": {_ANY: "opens network connections"},
+    "poplib": {_ANY: "opens network connections"},
+    "telnetlib": {_ANY: "opens network connections"},
+    "xmlrpc": {_ANY: "opens network connections"},
+    "imaplib": {_ANY: "opens network connections and runs commands (IMAP4_stream)"},
+    "webbrowser": {_ANY: "runs a browser program"},
+    "mailcap": {_ANY: "runs the commands of mailcap entries"},
+    "mlflow.projects": {_ANY: "runs project entry points"},
+    "mlflow.utils.process": {_ANY: "runs programs"},
+    "antigravity": {_ANY: "opens a browser when imported"},
+    "uuid": {
+        "_get_command_stdout": "runs programs",
+        "_find_mac_near_keyword": "runs programs",
+        "_find_mac_under_heading": "runs programs",
+    },
+    "_osx_support": {_ANY: "runs programs"},
+    "_aix_support": {_ANY: "runs programs"},
+    "_pyrepl": {_ANY: "runs pager programs"},
     "shutil": {_ANY: "copies, moves or deletes files (shutil.rmtree)"},
     "tempfile": {_ANY: "creates files"},
+    "logging": {
+        "FileHandler": "creates files",
+        "config": "builds arbitrary objects from names (dictConfig)",
+        "handlers": "creates files and opens connections",
+    },
+    "logging.config": {_ANY: "builds arbitrary objects from names (dictConfig)"},
+    "logging.handlers": {_ANY: "creates files and opens connections"},
+    "io": {"open": "opens files", "open_code": "opens files", "FileIO": "opens files"},
+    "_io": {"open": "opens files", "open_code": "opens files", "FileIO": "opens files"},
+    "codecs": {"open": "opens files"},
+    "pathlib": {_METHODS: "calls a Path method (write, unlink, touch, ...)"},
+    "distutils.file_util": {_ANY: "writes files"},
+    "distutils.spawn": {_ANY: "runs programs"},
+    "distutils.util": {"execute": "runs functions", "spawn": "runs programs"},
+    "setuptools.sandbox": {_ANY: "runs setup scripts"},
     "ctypes": {_ANY: "calls native code"},
     "_ctypes": {_ANY: "calls native code"},
+    "gc": {
+        "get_objects": "reaches every object",
+        "get_referrers": "reaches every object",
+        "get_referents": "reaches every object",
+    },
     "marshal": {"loads": "builds code objects from bytes", "load": "builds code objects"},
     "pickle": {_ANY: "unpickles nested, unscanned data"},
     "_pickle": {_ANY: "unpickles nested, unscanned data"},
-    "dill": {"loads": "unpickles nested, unscanned data", "load": "unpickles nested data"},
-    "cloudpickle": {"loads": "unpickles nested, unscanned data"},
+    "shelve": {_ANY: "unpickles nested, unscanned data"},
+    "dill": {
+        "loads": "unpickles nested, unscanned data",
+        "load": "unpickles nested data",
+    },
+    "dill._dill": {
+        "_get_attr": "reaches arbitrary attributes",
+        "_import_module": "imports arbitrary modules",
+        "_eval_repr": "evaluates Python source",
+        "loads": "unpickles nested, unscanned data",
+        "load": "unpickles nested data",
+    },
+    "cloudpickle": {"loads": "unpickles nested, unscanned data", "load": "unpickles nested data"},
     "joblib": {"load": "unpickles nested, unscanned data"},
+    "joblib.numpy_pickle": {"load": "unpickles nested, unscanned data"},
+    "numpy": {"load": "unpickles nested data (allow_pickle)"},
+    "numpy.lib.npyio": {"load": "unpickles nested data (allow_pickle)"},
+    "numpy.lib._npyio_impl": {"load": "unpickles nested data (allow_pickle)"},
+    "numpy.ctypeslib": {"load_library": "loads native code"},
+    "numpy.f2py": {_ANY: "evaluates Fortran/Python expressions (crackfortran)"},
+    "numpy.testing._private.utils": {"runstring": "executes Python source"},
+    "pandas": {
+        "read_pickle": "unpickles nested data",
+        "read_csv": "reads files and URLs",
+        "read_table": "reads files and URLs",
+        "read_json": "reads files and URLs",
+        "read_html": "reads files and URLs",
+    },
+    "pandas.io.pickle": {"read_pickle": "unpickles nested data"},
+    "pandas.io.parsers": {_ANY: "reads files and URLs"},
     "types": {
         "CodeType": "builds a code object",
         "FunctionType": "builds a function from a code object",
+        "LambdaType": "builds a function from a code object",
+    },
+    "copyreg": {
+        "add_extension": "registers callables for EXT opcodes",
+        "_extension_registry": "registers callables for EXT opcodes",
+        "_inverted_registry": "registers callables for EXT opcodes",
     },
     "builtins": {
         "eval": "evaluates Python source",
         "exec": "executes Python source",
+        "execfile": "executes Python files",
         "compile": "compiles Python source",
         "__import__": "imports arbitrary modules",
         "getattr": "reaches arbitrary attributes (e.g. os.system)",
         "setattr": "modifies arbitrary objects",
         "delattr": "modifies arbitrary objects",
         "open": "opens files",
+        "file": "opens files",
         "breakpoint": "starts a debugger",
         "input": "reads the terminal",
         "globals": "reaches interpreter globals",
         "locals": "reaches interpreter locals",
         "vars": "reaches object namespaces",
         "memoryview": "reaches raw memory",
+        "apply": "calls arbitrary callables",
+        "help": "runs a pager program",
     },
     "operator": {
         "attrgetter": "reaches arbitrary attributes",
@@ -133,52 +243,152 @@ _UNSAFE: dict[str, dict[str, str]] = {
     "ensurepip": {_ANY: "runs pip"},
     "pip": {_ANY: "installs packages"},
     "platform": {"popen": "runs programs"},
-    "pydoc": {"pipepager": "runs programs", "tempfilepager": "runs programs"},
-    "numpy.testing._private.utils": {"runstring": "executes Python source"},
+    "torch": {
+        "load": "unpickles nested, unscanned data",
+        "hub": "downloads and runs code",
+        "ops": "loads native libraries",
+        "classes": "loads native libraries",
+    },
     "torch.serialization": {"load": "unpickles nested, unscanned data"},
-    "torch._inductor.codecache": {_ANY: "compiles and loads code"},
+    "torch.hub": {_ANY: "downloads and runs code"},
+    "torch.package": {_ANY: "imports code from archives"},
+    "torch.jit": {"load": "loads TorchScript archives"},
+    "torch.jit.unsupported_tensor_ops": {_ANY: "executes Python source"},
+    "torch._inductor": {_ANY: "compiles and loads code"},
+    "torch._dynamo": {_ANY: "evaluates guard expressions"},
+    "torch.fx.experimental.symbolic_shapes": {"ShapeEnv": "evaluates guard expressions"},
     "torch.utils.cpp_extension": {_ANY: "compiles and loads native code"},
+    "torch.utils.bottleneck": {_ANY: "runs Python source strings"},
+    "torch.utils.collect_env": {_ANY: "runs programs"},
+    "torch.utils._config_module": {_ANY: "unpickles nested data"},
+    "torch.utils.data.datapipes.utils.decoder": {_ANY: "unpickles nested data"},
 }
 
-# Pickles written by Python 2 (and protocol < 3 with fix_imports) use old module names.
-_PY2_MODULES = {
-    "__builtin__": "builtins",
-    "copy_reg": "copyreg",
-    "exceptions": "builtins",
-    "cPickle": "pickle",
-    "cStringIO": "io",
-    "StringIO": "io",
-    "Queue": "queue",
-    "UserDict": "collections",
-    "UserList": "collections",
-    "commands": "subprocess",
-    "urllib2": "urllib.request",
-    "httplib": "http.client",
-}
-
-
-# Packages where every submodule is as dangerous as the package (subprocess internals,
-# ctypes.util, importlib.util, multiprocessing.popen_fork, ...); elsewhere a listed module
-# matches exactly, so e.g. a pickled ``http.cookiejar`` object is not flagged by ``http``.
-_UNSAFE_PACKAGES = frozenset(
-    {"os", "subprocess", "ctypes", "importlib", "multiprocessing", "asyncio", "pip", "venv"}
+# Attribute names that reach past the object a pickle names: a protocol-4 dotted name
+# ``logging`` ``os.system`` is logging's own ``os`` module, ``__main__``
+# ``__builtins__.exec`` is exec. Any of these as a component of a dotted name is unsafe.
+_REACH = frozenset(
+    {
+        "__builtins__",
+        "__dict__",
+        "__globals__",
+        "__subclasses__",
+        "__getattribute__",
+        "__getattr__",
+        "__import__",
+        "__loader__",
+        "__spec__",
+        "__code__",
+        "__closure__",
+        "__func__",
+        "__self__",
+        "__mro__",
+        "__bases__",
+        "__base__",
+        "__init_subclass__",
+        "__reduce__",
+        "__reduce_ex__",
+        "__class__",
+    }
 )
+
+# Final names that run code wherever a module defines them (``from os import system``
+# makes ``somemodule.system`` os.system).
+_RUNNERS = frozenset(
+    {
+        "system",
+        "popen",
+        "popen2",
+        "popen3",
+        "popen4",
+        "getoutput",
+        "getstatusoutput",
+        "check_output",
+        "check_call",
+        "execv",
+        "execve",
+        "execvp",
+        "execvpe",
+        "execl",
+        "execle",
+        "execlp",
+        "execlpe",
+        "spawnv",
+        "spawnve",
+        "spawnvp",
+        "spawnvpe",
+        "spawnl",
+        "spawnle",
+        "spawnlp",
+        "spawnlpe",
+        "posix_spawn",
+        "posix_spawnp",
+        "startfile",
+        "eval",
+        "exec",
+        "execfile",
+        "__import__",
+        "import_module",
+        "runcode",
+        "runsource",
+        "runctx",
+        "runcall",
+        "runstring",
+        "run_path",
+        "run_module",
+        "_run_code",
+        "_run_module_code",
+        "resolve_name",
+        "load_library",
+    }
+)
+
+
+def _py2_names(module: str, name: str | None) -> tuple[str, str | None]:
+    """The names Python 3's unpickler imports for a protocol 0-2 pickle written by
+    Python 2 (``fix_imports``): __builtin__ -> builtins, copy_reg -> copyreg, ..."""
+    if name is not None and (module, name) in _compat_pickle.NAME_MAPPING:
+        return _compat_pickle.NAME_MAPPING[(module, name)]
+    return _compat_pickle.IMPORT_MAPPING.get(module, module), name
 
 
 def unsafe_reason(module: str, name: str | None) -> str | None:
     """Why calling ``module.name`` from a pickle is unsafe, or None if it is not listed."""
-    module = _PY2_MODULES.get(module, module)
-    entry = _UNSAFE.get(module)
-    if entry is None:
-        top = module.split(".")[0]
-        if top in _UNSAFE_PACKAGES:
-            entry = _UNSAFE[top]
-    if entry is None:
-        return None
-    if _ANY in entry:
-        return entry[_ANY]
-    if name is not None and name.split(".")[0] in entry:
-        return entry[name.split(".")[0]]
+    for mod, attr in {(module, name), _py2_names(module, name)}:
+        reason = _listed(mod, attr)
+        if reason is not None:
+            return reason
+    return None
+
+
+def _listed(module: str, name: str | None) -> str | None:
+    parts = name.split(".") if name else []
+    # a dotted name reaches attributes of attributes: every prefix of module + name path
+    # that is a listed module is what really gets imported or reached
+    full = module.split(".") + parts
+    for i in range(1, len(full) + 1):
+        mod = ".".join(full[:i])
+        entry = _UNSAFE.get(mod)
+        if entry is None:
+            continue
+        rest = full[i:]
+        if _ANY in entry:
+            return entry[_ANY]
+        if rest and rest[0] in entry:
+            return entry[rest[0]]
+        if len(rest) > 1 and _METHODS in entry:
+            return entry[_METHODS]
+    for part in parts[:-1] if len(parts) > 1 else []:
+        top = _UNSAFE.get(part)
+        if top is not None and _ANY in top:
+            return f"reaches the {part} module: " + top[_ANY]
+    for part in parts:
+        if part in _REACH:
+            return f"reaches past the named object through {part}"
+    if parts and parts[-1] in _RUNNERS:
+        return f"{parts[-1]} runs code or programs"
+    if "__main__" in full[1:]:
+        return "importing a package's __main__ runs it"
     return None
 
 
@@ -210,6 +420,11 @@ class _Call:
     state: Any = None
 
 
+@dataclass(eq=False)
+class _Bytes:
+    data: bytes
+
+
 class _ParseError(Exception):
     def __init__(self, offset: int, reason: str) -> None:
         super().__init__(reason)
@@ -227,6 +442,14 @@ class _Out:
     by_value_code: int | None = None  # offset of the first by-value code object
     cloudpickle: bool = False
     joblib: bool = False
+    # a second reading of bytes that may not be pickle opcodes at all (what a plain
+    # unpickler would see where joblib reads array bytes, or the data after a STOP): only
+    # unsafe findings with named evidence count, refs are dropped
+    quiet: bool = False
+    failed: bool = False  # a parse error was recorded
+    failed_at: int = 0
+    skipped_at: int | None = None  # where the first joblib array bytes were stepped over
+    unsafe_found: list[tuple[int, Finding]] = field(default_factory=list)  # EB501/EB503
 
     @property
     def where(self) -> str:
@@ -235,7 +458,31 @@ class _Out:
     def loc(self) -> Location:
         return Location(file=self.file, field=self.member)
 
+    def unsafe(self, code: str, offset: int, message: str, hint: str) -> None:
+        finding = Finding(
+            code=code,
+            severity=Severity.UNSAFE,
+            message=message,
+            hint=hint,
+            location=self.loc(),
+        )
+        self.findings.append(finding)
+        self.unsafe_found.append((offset, finding))
+
+    def take_unsafe(self, other: _Out, since: int = 0) -> None:
+        """Adopt the unsafe findings of a second reading (from offset ``since`` on)."""
+        known = {f.message for f in self.findings}
+        for offset, finding in other.unsafe_found:
+            if offset >= since and finding.message not in known:
+                known.add(finding.message)
+                self.findings.append(finding)
+                self.unsafe_found.append((offset, finding))
+
     def ref(self, module: str, name: str | None, kind: RefKind, offset: int) -> None:
+        reason = unsafe_reason(module, name)
+        if kind is RefKind.SUBIMPORT and reason is not None and name is None:
+            # a module object alone runs nothing: see _reduce for when it is passed on
+            reason = None
         module = _PY2_MODULES.get(module, module)
         self.refs.append(
             Ref(
@@ -251,19 +498,20 @@ class _Out:
             self.cloudpickle = True
         if module.startswith(("joblib.", "sklearn.externals.joblib")):
             self.joblib = True
-        reason = unsafe_reason(module, name) if kind is not RefKind.SUBIMPORT else None
         if reason is not None:
             what = f"{module}.{name}" if name else module
-            self.findings.append(
-                Finding(
-                    code="EB501",
-                    severity=Severity.UNSAFE,
-                    message=f"pickle references {what} at byte {offset}: {reason}",
-                    hint="do not load this file; re-save the model from trusted code, or "
-                    "inspect it with `python -m pickletools` first",
-                    location=self.loc(),
-                )
+            self.unsafe(
+                "EB501",
+                offset,
+                f"pickle references {what} at byte {offset}: {reason}",
+                _HINT,
             )
+
+
+_HINT = (
+    "do not load this file; re-save the model from trusted code, or inspect it with "
+    "`python -m pickletools` first"
+)
 
 
 _DTYPE = re.compile(r"^[<>|=]?(?P<kind>[a-zA-Z?])(?P<size>\d*)$")
@@ -286,8 +534,9 @@ def _itemsize(dtype: Any) -> int | None:
     kind, size = match.group("kind"), match.group("size")
     if kind == "O":
         return 0
-    # dtype state: (version, byteorder, subdescr, names, fields, elsize, alignment, flags)
-    if len(state) >= 6 and isinstance(state[5], int) and state[5] > 0:
+    # dtype state: (version, byteorder, subdescr, names, fields, elsize, alignment, flags);
+    # numpy takes elsize from it only for flexible kinds (void, bytes, str)
+    if kind in "VSUa" and len(state) >= 6 and isinstance(state[5], int) and state[5] > 0:
         return state[5]
     if size:
         n = int(size)
@@ -304,8 +553,9 @@ def _is_wrapper(obj: Any) -> bool:
     )
 
 
-def _walk(stream: IO[bytes], out: _Out, size: int) -> None:
-    """Walk one pickle from the stream's position to its STOP."""
+def _walk(stream: IO[bytes], out: _Out, size: int, *, arrays: bool = True) -> None:
+    """Walk one pickle from the stream's position to its STOP. With ``arrays``, the raw
+    bytes joblib writes after each NumpyArrayWrapper are stepped over, as joblib does."""
     import pickletools
 
     stack: list[Any] = []
@@ -365,7 +615,7 @@ def _walk(stream: IO[bytes], out: _Out, size: int) -> None:
                     stack.append(g)
                 else:
                     args = tuple(pop_mark())
-                    stack.append(_Call(func=g, args=args, offset=pos))
+                    stack.append(_reduce(out, g, args, pos))
             elif name == "STACK_GLOBAL":
                 attr_v = pop()
                 module_v = pop()
@@ -373,10 +623,12 @@ def _walk(stream: IO[bytes], out: _Out, size: int) -> None:
                     out.ref(module_v, attr_v, RefKind.STACK_GLOBAL, pos)
                     stack.append(_Global(module=module_v, name=attr_v, offset=pos))
                 else:
-                    out.findings.append(_computed(out, pos, "STACK_GLOBAL"))
+                    if not out.quiet or _rooted(module_v) or _rooted(attr_v):
+                        _computed(out, pos, "STACK_GLOBAL")
                     stack.append(_UNKNOWN)
             elif name in ("EXT1", "EXT2", "EXT4"):
-                out.findings.append(_computed(out, pos, name))
+                if not out.quiet:
+                    _computed(out, pos, name)
                 stack.append(_UNKNOWN)
             elif name == "REDUCE":
                 args = pop()
@@ -385,7 +637,7 @@ def _walk(stream: IO[bytes], out: _Out, size: int) -> None:
             elif name == "OBJ":
                 items = pop_mark()
                 func = items[0] if items else _UNKNOWN
-                stack.append(_Call(func=func, args=tuple(items[1:]), offset=pos))
+                stack.append(_reduce(out, func, tuple(items[1:]), pos))
             elif name == "NEWOBJ":
                 args = pop()
                 cls = pop()
@@ -398,10 +650,20 @@ def _walk(stream: IO[bytes], out: _Out, size: int) -> None:
             elif name == "BUILD":
                 state = pop()
                 obj = stack[-1] if stack else _UNKNOWN
-                if isinstance(obj, _Call):
+                if isinstance(obj, _Global):
+                    # setattr on a function or module the pickle imported: later dotted
+                    # names then resolve to whatever it stored (os, __builtins__, ...)
+                    out.unsafe(
+                        "EB503",
+                        pos,
+                        f"pickle sets attributes of {obj.module}.{obj.name} (BUILD at byte "
+                        f"{pos}); names looked up through it cannot be known statically",
+                        _HINT,
+                    )
+                elif isinstance(obj, _Call):
                     obj.state = state
                     _look_at_state(out, state, pos)
-                    if _is_wrapper(obj):
+                    if arrays and _is_wrapper(obj):
                         _skip_array(stream, out, obj, pos, size)
             elif name == "PERSID":
                 stack.append(_UNKNOWN)
@@ -490,10 +752,8 @@ _HANDLERS: dict[str, Callable[[list[Any], Any, int], None]] = {
             "BINUNICODE8",
         )
     },
-    **{
-        n: _push(lambda a: _UNKNOWN)
-        for n in ("BINBYTES", "SHORT_BINBYTES", "BINBYTES8", "BYTEARRAY8", "NEXT_BUFFER")
-    },
+    **{n: _push(_Bytes) for n in ("BINBYTES", "SHORT_BINBYTES", "BINBYTES8", "BYTEARRAY8")},
+    "NEXT_BUFFER": _push(lambda a: _UNKNOWN),
     "FLOAT": _push(lambda a: a),
     "BINFLOAT": _push(lambda a: a),
     "NONE": _push(lambda a: None),
@@ -560,8 +820,9 @@ _BY_VALUE = frozenset(
 
 
 def _reduce(out: _Out, func: Any, args: Any, pos: int) -> Any:
+    """A call (REDUCE, OBJ, INST): what it returns, and whether it reveals code running."""
+    first = args[0] if isinstance(args, tuple) and args else None
     if isinstance(func, _Global) and func.module.split(".")[0] in ("cloudpickle", "srsly"):
-        first = args[0] if isinstance(args, tuple) and args else None
         if func.name in _SUBIMPORT and isinstance(first, str):
             out.ref(first, None, RefKind.SUBIMPORT, pos)
         elif out.by_value_code is None and (
@@ -571,27 +832,138 @@ def _reduce(out: _Out, func: Any, args: Any, pos: int) -> Any:
             out.by_value_code = pos
     if (
         isinstance(func, _Global)
-        and (func.module, func.name) in (("importlib", "import_module"), ("builtins", "__import__"))
-        and isinstance(args, tuple)
-        and args
-        and isinstance(args[0], str)
+        and (func.module, func.name)
+        in (
+            ("importlib", "import_module"),
+            ("builtins", "__import__"),
+            ("dill._dill", "_import_module"),
+        )
+        and isinstance(first, str)
     ):
-        out.ref(args[0], None, RefKind.SUBIMPORT, pos)
+        out.ref(first, None, RefKind.SUBIMPORT, pos)
+    if isinstance(func, _Global) and (func.module, func.name) in _NESTED_LOADS:
+        if isinstance(first, _Bytes):
+            _scan_nested(out, first.data, pos)
+        else:
+            out.unsafe(
+                "EB503",
+                pos,
+                f"pickle unpickles bytes it does not carry literally ({func.module}."
+                f"{func.name} at byte {pos}); they cannot be scanned",
+                _HINT,
+            )
+    elif isinstance(func, _Call) and _rooted(func) and not _builds_code(func):
+        # calling what another call returned: attrgetter(...)(obj), a by-value function,
+        # itemgetter('exec')(namespace), ...: the callable has no name to check
+        root = _root(func)
+        out.unsafe(
+            "EB503",
+            pos,
+            f"pickle calls a callable computed at load time (from {root.module}.{root.name} "
+            f"at byte {root.offset}) at byte {pos}; the callable cannot be named statically",
+            _HINT,
+        )
+    own = isinstance(func, _Global) and func.module.split(".")[0] in _PICKLERS
+    for value in args if isinstance(args, tuple) and not own else ():
+        # (cloudpickle's own helpers, e.g. _make_cell for a closure over a module, are not
+        # a use of the module: only its code, flagged as by value, is)
+        module = _module_object(value)
+        if module is not None:
+            reason = unsafe_reason(module, None)
+            if reason is not None:
+                out.unsafe(
+                    "EB501",
+                    pos,
+                    f"pickle passes the {module} module (imported at byte {value.offset}) "
+                    f"to a call at byte {pos}: {reason}",
+                    _HINT,
+                )
     return _Call(func=func, args=args, offset=pos)
 
 
-def _computed(out: _Out, pos: int, opcode: str) -> Finding:
+_PICKLERS = frozenset({"cloudpickle", "srsly", "dill"})
+
+# calls that unpickle bytes given in the pickle itself: scanned, not flagged
+_NESTED_LOADS = frozenset({("torch.storage", "_load_from_bytes")})
+
+# cloudpickle and dill build code objects through calls of returned types, and call
+# by-value classes (instantiation, like NEWOBJ; their code is EB502's)
+_CODE_BUILDERS = frozenset(
+    (module, name)
+    for module in ("cloudpickle", "cloudpickle.cloudpickle", "cloudpickle.cloudpickle_fast")
+    for name in ("_builtin_type", "_make_skeleton_class", "_make_skeleton_enum")
+) | {("dill._dill", "_load_type"), ("dill._dill", "_create_type")}
+
+
+def _root(value: _Call) -> _Global:
+    func: Any = value
+    while isinstance(func, _Call):
+        func = func.func
+    assert isinstance(func, _Global)
+    return func
+
+
+def _rooted(value: Any) -> bool:
+    """A call result whose chain of callables starts at a named global (so not a stand-in
+    for bytes that are not opcodes)."""
+    func = value
+    while isinstance(func, _Call):
+        func = func.func
+    return isinstance(func, _Global) and value is not func
+
+
+def _builds_code(value: _Call) -> bool:
+    root = _root(value)
+    return value.func is root and (root.module, root.name) in _CODE_BUILDERS
+
+
+def _module_object(value: Any) -> str | None:
+    """The module a subimport/import call returned, if ``value`` is one."""
+    if not (isinstance(value, _Call) and isinstance(value.func, _Global)):
+        return None
+    func = value.func
+    first = value.args[0] if isinstance(value.args, tuple) and value.args else None
+    if not isinstance(first, str):
+        return None
+    if func.module.split(".")[0] in ("cloudpickle", "srsly") and func.name in _SUBIMPORT:
+        return first
+    if (func.module, func.name) == ("dill._dill", "_import_module"):
+        return first
+    return None
+
+
+def _scan_nested(out: _Out, data: bytes, pos: int) -> None:
+    with _deeper() as ok:
+        if not ok:
+            out.unsafe("EB503", pos, f"pickle nests pickles too deep to scan at byte {pos}", _HINT)
+            return
+        _scan_nested_bytes(out, data, pos)
+
+
+def _scan_nested_bytes(out: _Out, data: bytes, pos: int) -> None:
+    if data[:4] == b"PK\x03\x04":
+        scans = _scan_zip(io.BytesIO(data), out.file, 1, f"{out.member or ''}@{pos}!")
+    else:
+        scans = [scan_pickle_bytes(data, out.file, member=f"{out.member or ''}@{pos}")]
+    for scan in scans:
+        out.refs.extend(scan.refs)
+        for finding in scan.findings:
+            out.findings.append(finding)
+            if finding.code in ("EB501", "EB503"):
+                out.unsafe_found.append((pos, finding))
+
+
+def _computed(out: _Out, pos: int, opcode: str) -> None:
     what = (
         "an import whose module or name is computed"
         if opcode == "STACK_GLOBAL"
         else f"the copyreg extension registry ({opcode})"
     )
-    return Finding(
-        code="EB503",
-        severity=Severity.UNSAFE,
-        message=f"pickle uses {what} at byte {pos}; the callable cannot be named statically",
-        hint="treat the file as untrusted; re-save it with a standard pickler",
-        location=out.loc(),
+    out.unsafe(
+        "EB503",
+        pos,
+        f"pickle uses {what} at byte {pos}; the callable cannot be named statically",
+        "treat the file as untrusted; re-save it with a standard pickler",
     )
 
 
@@ -610,6 +982,8 @@ def _skip_array(stream: IO[bytes], out: _Out, wrapper: _Call, pos: int, size: in
         or not all(isinstance(d, int) and d >= 0 for d in shape)
     ):
         raise _ParseError(pos, "joblib array of unknown size")
+    if out.skipped_at is None:
+        out.skipped_at = stream.tell()
     alignment = state.get("numpy_array_alignment_bytes")
     if isinstance(alignment, int) and alignment > 0:
         pad = stream.read(1)
@@ -642,44 +1016,142 @@ def _heuristic(data: bytes, start: int, out: _Out) -> None:
             if (module, name) in seen:
                 continue
             seen.add((module, name))
+            if out.quiet and unsafe_reason(module, name) is None:
+                continue
             out.ref(module, name, RefKind.HEURISTIC, match.start())
+    _string_pairs(data, start, out)
+
+
+_STRING_OP = re.compile(rb"\x8c|X|V|S'|S\"|U")
+_IDENT_TEXT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*(?::[\w.]+)?\Z")
+
+
+def _strings(data: bytes, start: int) -> Iterator[tuple[int, str]]:
+    """Identifier-like string literals (any string opcode) in bytes that did not parse."""
+    for match in _STRING_OP.finditer(data, start):
+        at, op = match.start(), match.group()
+        if op in (b"\x8c", b"U"):
+            n = data[at + 1] if at + 1 < len(data) else 0
+            raw = data[at + 2 : at + 2 + n]
+        elif op == b"X":
+            n = int.from_bytes(data[at + 1 : at + 5], "little")
+            raw = data[at + 5 : at + 5 + n] if n < 256 else b""
+        else:
+            end = data.find(b"\n", at, at + 300)
+            raw = data[at + len(op) : end] if end > 0 else b""
+            if op != b"V":
+                raw = raw[:-1] if raw[-1:] == op[1:] else b""
+        if not raw or len(raw) > 255:
+            continue
+        text = raw.decode("latin-1")
+        if _IDENT_TEXT.match(text):
+            yield at, text
+
+
+def _string_pairs(data: bytes, start: int, out: _Out) -> None:
+    """Where parsing failed, a module name and one of its callables as two string
+    literals (in that order, a few strings apart) are what a memo-built STACK_GLOBAL or
+    an import call after the failure point would use."""
+    strings = list(_strings(data, start))
+    reported: set[tuple[str, str]] = set()
+    for i, (at, module) in enumerate(strings):
+        if _listed(module.split(":")[0], None) is None and module.split(".")[0] not in _UNSAFE:
+            continue
+        for _, name in strings[i + 1 : i + 5]:
+            reason = unsafe_reason(module, name)
+            if reason is None or (module, name) in reported:
+                continue
+            reported.add((module, name))
+            out.unsafe(
+                "EB503",
+                at,
+                f"pickle could not be parsed, and its strings name {module}.{name} "
+                f"(from byte {at}): {reason}",
+                _HINT,
+            )
 
 
 # --------------------------------------------------------------------------------------
 # files
 
 
+def _failed(out: _Out, exc: _ParseError, fallback: bytes | None) -> None:
+    out.failed = True
+    out.failed_at = exc.offset
+    if not out.quiet:
+        out.findings.append(
+            Finding(
+                code="EB210",
+                severity=Severity.WARNING,
+                message=f"could not parse the pickle past byte {exc.offset} ({exc.reason}); "
+                "the rest was scanned by byte patterns",
+                hint="the requirements from this file may be incomplete; check them "
+                "with `envbuild infer --trace`",
+                location=out.loc(),
+            )
+        )
+    if fallback is not None:
+        # the whole file: a bad byte can make the parser fail late or early
+        _heuristic(fallback, 0, out)
+
+
 def _scan_stream(stream: IO[bytes], size: int, out: _Out, fallback: bytes | None) -> None:
     """Walk every pickle in the stream; on a parse error, fall back to byte patterns."""
-    first = True
-    while True:
-        start = stream.tell()
-        if not first:
-            head = stream.read(2)
-            stream.seek(start)
-            if len(head) < 2 or head[0] != 0x80 or not 2 <= head[1] <= 5:
-                return  # raw data (legacy torch storages) or trailing bytes
-        first = False
+    start = stream.tell()
+    try:
+        _walk(stream, out, size)
+    except _ParseError as exc:
+        _failed(out, exc, fallback)
+        return
+    finally:
+        end = stream.tell()
+        if out.skipped_at is not None:
+            _plain(stream, start, size, out)
+            stream.seek(end)
+    # what follows a STOP: legacy torch.save files hold more pickles, then raw storage bytes
+    while stream.tell() < size:
+        at = stream.tell()
+        head = stream.read(2)
+        stream.seek(at)
+        if looks_like_pickle(head):
+            nxt = _Out(file=out.file, member=out.member, quiet=out.quiet)
+        else:  # no PROTO: a pickle all the same for a loader that calls load() again
+            nxt = _Out(file=out.file, member=out.member, quiet=True)
         try:
-            _walk(stream, out, size)
+            _walk(stream, nxt, size)
         except _ParseError as exc:
-            out.findings.append(
-                Finding(
-                    code="EB210",
-                    severity=Severity.WARNING,
-                    message=f"could not parse the pickle past byte {exc.offset} ({exc.reason}); "
-                    "the rest was scanned by byte patterns",
-                    hint="the requirements from this file may be incomplete; check them "
-                    "with `envbuild infer --trace`",
-                    location=out.loc(),
-                )
-            )
-            if fallback is not None:
-                # the whole file: a bad byte can make the parser fail late or early
-                _heuristic(fallback, 0, out)
+            if nxt.quiet:
+                out.take_unsafe(nxt)
+            else:
+                _absorb(out, nxt)
+                _failed(out, exc, fallback)
             return
-        if stream.tell() >= size:
-            return
+        _absorb(out, nxt)
+        if nxt.skipped_at is not None:
+            end = stream.tell()
+            _plain(stream, at, size, out)
+            stream.seek(end)
+
+
+def _absorb(out: _Out, other: _Out) -> None:
+    out.refs.extend(other.refs)
+    out.hints.extend(h for h in other.hints if h not in out.hints)
+    out.take_unsafe(other)
+    out.findings.extend(f for f in other.findings if f.code not in ("EB501", "EB503"))
+    out.cloudpickle |= other.cloudpickle
+    out.joblib |= other.joblib
+    if out.by_value_code is None:
+        out.by_value_code = other.by_value_code
+
+
+def _plain(stream: IO[bytes], start: int, size: int, out: _Out) -> None:
+    """Read the pickle again as plain ``pickle.load`` would, which does not skip joblib's
+    array bytes: opcodes hidden there run for any loader but joblib's."""
+    plain = _Out(file=out.file, member=out.member, quiet=True)
+    stream.seek(start)
+    with contextlib.suppress(_ParseError):
+        _walk(stream, plain, size, arrays=False)
+    out.take_unsafe(plain, since=out.skipped_at or 0)
 
 
 def looks_like_pickle(head: bytes) -> bool:
@@ -692,6 +1164,8 @@ _CODECS: tuple[tuple[bytes, str], ...] = (
     (b"\xfd7zXZ\x00", "xz"),
     (b"\x04\x22\x4d\x18", "lz4"),
     (b"\x5d\x00\x00", "lzma"),
+    (b"\x28\xb5\x2f\xfd", "zstd"),
+    (b"7z\xbc\xaf\x27\x1c", "7z"),
 )
 
 
@@ -716,6 +1190,14 @@ def _decompress(data: bytes, codec: str) -> bytes:
     elif codec in ("xz", "lzma"):
         fmt = lzma.FORMAT_XZ if codec == "xz" else lzma.FORMAT_ALONE
         raw = lzma.LZMADecompressor(format=fmt).decompress(data, MAX_DECOMPRESSED + 1)
+    elif codec == "zstd":
+        try:
+            import zstandard  # type: ignore[import-not-found]
+        except ImportError:
+            raise OSError("zstandard is not installed (pip install zstandard to scan it)") from None
+        raw = zstandard.ZstdDecompressor().decompress(data, max_output_size=MAX_DECOMPRESSED)
+    elif codec == "7z":
+        raise OSError("7z archives are not scanned; no model loader opens them unpacked")
     elif codec == "lz4":
         try:
             import lz4.frame  # type: ignore[import-not-found]
@@ -767,7 +1249,7 @@ def _scan_zip(handle: IO[bytes], file: str, depth: int, prefix: str = "") -> lis
     results: list[FileScan] = []
     try:
         archive = zipfile.ZipFile(handle)
-    except (zipfile.BadZipFile, OSError):
+    except (zipfile.BadZipFile, OSError, ValueError):
         return results
     with archive:
         names = archive.namelist()
@@ -777,17 +1259,101 @@ def _scan_zip(handle: IO[bytes], file: str, depth: int, prefix: str = "") -> lis
         for info in archive.infolist():
             if info.is_dir():
                 continue
-            name = info.filename
-            member = prefix + name
-            if Path(name.lower()).suffix not in PICKLE_SUFFIXES:
+            member = prefix + info.filename
+            named = _pickle_named(info.filename)
+            if not named and info.file_size > MAX_SNIFF_MEMBER:
+                head = _member_head(archive, handle, info)
+                if not (looks_like_pickle(head) or _codec(head) or head[:4] == b"PK\x03\x04"):
+                    continue
+            data = _read_member(archive, handle, info)
+            if data is None:
+                if named:
+                    results.append(_unreadable(file, member, "zip member could not be read"))
                 continue
-            data = archive.read(info)
             if data[:4] == b"PK\x03\x04":
                 if depth < MAX_ZIP_DEPTH:
                     results.extend(_scan_zip(io.BytesIO(data), file, depth + 1, member + "!"))
-            elif looks_like_pickle(data[:2]) or name.lower().endswith(".pkl"):
-                results.append(scan_pickle_bytes(data, file, member=member, fmt="torch-zip"))
+                continue
+            scanned = _scan_bytes(data, file, member, named=named, fmt="torch-zip")
+            if scanned is not None:
+                results.append(scanned)
     return results
+
+
+MAX_SNIFF_MEMBER = 1 << 20  # members without a pickle name: read whole only if they look like one
+
+
+def _member_head(archive: zipfile.ZipFile, handle: IO[bytes], info: zipfile.ZipInfo) -> bytes:
+    try:
+        with archive.open(info) as f:
+            return f.read(8)
+    except (zipfile.BadZipFile, RuntimeError, NotImplementedError, OSError, ValueError, EOFError):
+        data = _raw_member(handle, info, limit=64)
+        return data[:8] if data else b""
+
+
+def _read_member(
+    archive: zipfile.ZipFile, handle: IO[bytes], info: zipfile.ZipInfo
+) -> bytes | None:
+    """A member's bytes as a lenient reader (PyTorch's) gets them: a wrong CRC, an
+    "encrypted" flag on clear data, or a local header naming another file do not stop it."""
+    if info.file_size > MAX_DECOMPRESSED:
+        return None
+    try:
+        with archive.open(info) as f:
+            data = f.read(MAX_DECOMPRESSED + 1)  # the declared size may lie (zip bombs)
+        return data if len(data) <= MAX_DECOMPRESSED else None
+    except (zipfile.BadZipFile, RuntimeError, NotImplementedError, OSError, ValueError, EOFError):
+        return _raw_member(handle, info)
+
+
+def _raw_member(handle: IO[bytes], info: zipfile.ZipInfo, limit: int | None = None) -> bytes | None:
+    try:
+        handle.seek(info.header_offset)
+        local = handle.read(30)
+        if len(local) < 30 or local[:4] != b"PK\x03\x04":
+            return None
+        name_len, extra_len = struct.unpack("<HH", local[26:30])
+        handle.seek(info.header_offset + 30 + name_len + extra_len)
+        raw = handle.read(info.compress_size)
+        if info.compress_type == zipfile.ZIP_STORED:
+            return raw[:limit] if limit else raw
+        if info.compress_type == zipfile.ZIP_DEFLATED:
+            d = zlib.decompressobj(-15)
+            return d.decompress(raw, limit or MAX_DECOMPRESSED)
+        if info.compress_type == zipfile.ZIP_BZIP2:
+            return bz2.BZ2Decompressor().decompress(raw, limit or MAX_DECOMPRESSED)
+        if info.compress_type == zipfile.ZIP_LZMA:
+            return _zip_lzma(raw, limit)
+    except (OSError, ValueError, EOFError, zlib.error, lzma.LZMAError, struct.error):
+        return None
+    return None
+
+
+def _zip_lzma(raw: bytes, limit: int | None) -> bytes:
+    # zip's lzma members: 2 version bytes, 2 bytes of properties size, the properties
+    props_len = int.from_bytes(raw[2:4], "little")
+    props = raw[4 : 4 + props_len]
+    filt = lzma._decode_filter_properties(lzma.FILTER_LZMA1, props)  # type: ignore[attr-defined]
+    d = lzma.LZMADecompressor(lzma.FORMAT_RAW, filters=[filt])
+    return d.decompress(raw[4 + props_len :], limit or MAX_DECOMPRESSED)
+
+
+def _unreadable(file: str, member: str | None, why: str) -> FileScan:
+    return FileScan(
+        file=file,
+        format="unreadable",
+        findings=(
+            Finding(
+                code="EB211",
+                severity=Severity.WARNING,
+                message=f"{file}" + (f"[{member}]" if member else "") + f": {why}",
+                hint="its requirements and safety are unknown: install what opens it (lz4, "
+                "zstandard) so the scan can read it, or pass --trust-model",
+                location=Location(file=file, field=member),
+            ),
+        ),
+    )
 
 
 _SKOPS_MODULE = re.compile(rb'"__module__":\s*"([^"\\]+)"')
@@ -847,64 +1413,215 @@ def _walk_json(doc: Any) -> Iterator[dict[str, Any]]:
             todo.extend(node)
 
 
-def scan_file(path: Path, rel: str) -> FileScan | None:
+def _pickle_named(name: str) -> bool:
+    """A pickle by its name, also under a compression suffix (model.pkl.gz)."""
+    suffixes = [s.lower() for s in Path(name).suffixes[-2:]]
+    return bool(suffixes) and (
+        suffixes[-1] in PICKLE_SUFFIXES
+        or (
+            len(suffixes) == 2
+            and suffixes[-1] in _COMPRESSED_SUFFIXES
+            and suffixes[0] in PICKLE_SUFFIXES
+        )
+    )
+
+
+_COMPRESSED_SUFFIXES = frozenset(
+    {".gz", ".bz2", ".xz", ".lzma", ".z", ".zst", ".lz4", ".zip", ".tar"}
+)
+_NPY_MAGIC = b"\x93NUMPY"
+_EXPLICIT_P0 = (b"(", b"c", b"]", b"}")
+
+
+def scan_file(path: Path, rel: str, *, sniff: bool = False) -> FileScan | None:
     """Scan one file if it is a pickle, a compressed pickle (joblib), a torch/zip archive
-    holding pickles, or a skops file; None for anything else."""
+    holding pickles, a tar, a numpy object array or a skops file; None for anything else.
+
+    Any file is sniffed by its content, whatever its name. With ``sniff`` (names that are
+    not model files: text, JSON, other model formats) or where the content does not start
+    like a pickle, the result is kept only if it shows an unsafe finding or a pickle that
+    parsed cleanly, so other formats do not produce parse warnings."""
     try:
         handle = path.open("rb")
+        size = path.stat().st_size
     except OSError:
         return None
     with handle:
-        head = handle.read(8)
+        head = handle.read(512)
         handle.seek(0)
         if head.startswith(b"PK\x03\x04"):
             scans = _scan_zip(handle, rel, 0)
-            if not scans:
-                return None
-            return _merge(rel, scans)
-        if looks_like_pickle(head):
-            size = path.stat().st_size
+            return _merge(rel, scans) if scans else None
+        named = _pickle_named(path.name) and not sniff
+        if looks_like_pickle(head) and not sniff:
             out = _Out(file=rel, member=None)
-            fallback = handle.read() if size <= 64 << 20 else None
+            fallback = handle.read() if size <= MAX_FALLBACK else None
             handle.seek(0)
             _scan_stream(handle, size, out, fallback)
             return _finish(out, "pickle")
-        codec = _codec(head)
-        if codec is None:
-            if path.suffix.lower() in PICKLE_SUFFIXES and head[:1] in (b"(", b"c", b"]", b"}"):
-                data = handle.read()
-                return scan_pickle_bytes(data, rel)  # protocol 0/1
-            return None
-        data = handle.read()
+        if head.startswith(_NPY_MAGIC) or _is_tar(head) or _codec(head[:16]) is not None:
+            if size > MAX_DECOMPRESSED:
+                return None
+            return _scan_bytes(handle.read(), rel, None, named=named, fmt="pickle")
+        full = named and head[:1] in _EXPLICIT_P0
+        return _sniff(handle, size, rel, None, full=full, fmt="pickle")
+
+
+MAX_FALLBACK = 64 << 20  # byte-pattern fallback only for files up to this size
+
+
+def _sniff(
+    stream: IO[bytes], size: int, file: str, member: str | None, *, full: bool, fmt: str
+) -> FileScan | None:
+    """Parse content that may or may not be a pickle. Unless ``full``, keep the result only
+    if it is unsafe or a clean pickle; the byte patterns run only where parsing got past
+    the first opcodes (other formats fail at once)."""
+    start = stream.tell()
+    out = _Out(file=file, member=member, quiet=not full)
+    fallback = None
+    if full and size <= MAX_FALLBACK:
+        fallback = stream.read()
+        stream.seek(start)
+    _scan_stream(stream, size, out, fallback)
+    if not full and out.failed_at > 16 and size <= MAX_FALLBACK:
+        stream.seek(start)
+        _heuristic(stream.read(), 0, out)
+    scanned = _finish(out, fmt)
+    if full:
+        return scanned
+    if out.unsafe_found or (not out.failed and out.refs and all(_ident(r) for r in out.refs)):
+        return scanned
+    return None
+
+
+# containers inside containers (gzip in zip in tar, torch bytes in a pickle, ...): a quine
+# archive must not recurse forever
+_NESTING: contextvars.ContextVar[int] = contextvars.ContextVar("envbuild_nesting", default=0)
+MAX_NESTING = 8
+
+
+@contextlib.contextmanager
+def _deeper() -> Iterator[bool]:
+    token = _NESTING.set(_NESTING.get() + 1)
     try:
-        raw = _decompress(data, codec)
-    except (OSError, EOFError, ValueError, zlib.error, lzma.LZMAError) as exc:
-        if path.suffix.lower() not in PICKLE_SUFFIXES:
-            return None  # some other compressed file, not ours to judge
-        return FileScan(
-            file=rel,
-            format=f"{codec}?",
-            findings=(
-                Finding(
-                    code="EB211",
-                    severity=Severity.WARNING,
-                    message=f"{codec}-compressed file could not be scanned: {exc}",
-                    hint="its requirements are unknown; check them with `envbuild infer --trace`",
-                    location=Location(file=rel),
+        yield _NESTING.get() <= MAX_NESTING
+    finally:
+        _NESTING.reset(token)
+
+
+def _scan_bytes(
+    data: bytes, file: str, member: str | None, *, named: bool, fmt: str
+) -> FileScan | None:
+    """Bytes of any kind, as scan_file judges a file's content."""
+    with _deeper() as ok:
+        if not ok:
+            return _unreadable(file, member, "containers nested too deep") if named else None
+        return _scan_content(data, file, member, named=named, fmt=fmt)
+
+
+def _scan_content(
+    data: bytes, file: str, member: str | None, *, named: bool, fmt: str
+) -> FileScan | None:
+    if data[:4] == b"PK\x03\x04":
+        scans = _scan_zip(io.BytesIO(data), file, 1, (member + "!") if member else "")
+        return _merge(file, scans) if scans else None
+    if data.startswith(_NPY_MAGIC):
+        return _scan_npy(data, file, member)
+    if _is_tar(data):
+        scans = _scan_tar(data, file, member)
+        return _merge(file, scans) if scans else None
+    codec = _codec(data[:16])
+    if codec is not None:
+        try:
+            raw = _decompress(data, codec)
+        except (OSError, EOFError, ValueError, zlib.error, lzma.LZMAError) as exc:
+            if not named:
+                return None  # some other compressed file, not ours to judge
+            return FileScan(
+                file=file,
+                format=f"{codec}?",
+                findings=(
+                    Finding(
+                        code="EB211",
+                        severity=Severity.WARNING,
+                        message=f"{codec}-compressed file could not be scanned: {exc}",
+                        hint="its requirements and safety are unknown: re-save it, or "
+                        "pass --trust-model",
+                        location=Location(file=file, field=member),
+                    ),
                 ),
-            ),
+            )
+        scanned = _scan_bytes(raw, file, member, named=named, fmt=fmt)
+        if scanned is None:
+            return None
+        return FileScan(
+            file=file,
+            format=f"{scanned.format}+{codec}",
+            refs=scanned.refs,
+            hints=scanned.hints,
+            findings=scanned.findings,
         )
-    if not (looks_like_pickle(raw[:2]) or raw[:1] in (b"(", b"c", b"]", b"}")):
-        return None
-    scanned = scan_pickle_bytes(raw, rel, fmt="pickle")
-    fmt = scanned.format if scanned.format != "pickle" else "pickle"
-    return FileScan(
-        file=rel,
-        format=f"{fmt}+{codec}",
-        refs=scanned.refs,
-        hints=scanned.hints,
-        findings=scanned.findings,
+    full = named and (looks_like_pickle(data[:2]) or data[:1] in _EXPLICIT_P0)
+    return _sniff(io.BytesIO(data), len(data), file, member, full=full, fmt=fmt)
+
+
+def _ident(ref: Ref) -> bool:
+    return bool(_IDENT_TEXT.match(ref.module)) and (
+        ref.name is None or bool(_IDENT_TEXT.match(ref.name))
     )
+
+
+def _scan_npy(data: bytes, file: str, member: str | None) -> FileScan | None:
+    """A .npy file: an object array's data is a pickle (numpy.load(allow_pickle=True))."""
+    import ast
+
+    major = data[6] if len(data) > 6 else 0
+    if major == 1:
+        hlen, start = int.from_bytes(data[8:10], "little"), 10
+    else:
+        hlen, start = int.from_bytes(data[8:12], "little"), 12
+    body = data[start + hlen :]
+    try:
+        header = ast.literal_eval(data[start : start + hlen].decode("latin-1"))
+        descr = header.get("descr") if isinstance(header, dict) else None
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        descr = None
+    if isinstance(descr, str) and not _OBJECT_DESCR.match(descr):
+        return None  # raw array data
+    if isinstance(descr, str):
+        out = _Out(file=file, member=member)
+        _scan_stream(io.BytesIO(body), len(body), out, body)
+        return _finish(out, "npy-object")
+    # a structured or unreadable dtype may hold objects: keep what looks unsafe
+    return _sniff(io.BytesIO(body), len(body), file, member, full=False, fmt="npy")
+
+
+_OBJECT_DESCR = re.compile(r"^[|<>=]?O\d*$|^object$")
+
+
+def _is_tar(data: bytes) -> bool:
+    return len(data) > 262 and data[257:262] == b"ustar"
+
+
+def _scan_tar(data: bytes, file: str, member: str | None) -> list[FileScan]:
+    """A tar (legacy torch.save, pandas' .tar pickles): every regular member by content."""
+    results: list[FileScan] = []
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
+            for info in tar.getmembers():
+                if not info.isfile():
+                    continue
+                f = tar.extractfile(info)
+                if f is None:
+                    continue
+                content = f.read(MAX_DECOMPRESSED)
+                name = (member + "!" if member else "") + info.name
+                scanned = _scan_bytes(content, file, name, named=True, fmt="tar")
+                if scanned is not None:
+                    results.append(scanned)
+    except (tarfile.TarError, OSError, ValueError, EOFError):
+        return results
+    return results
 
 
 def _merge(rel: str, scans: list[FileScan]) -> FileScan:

@@ -1,6 +1,7 @@
 """`envbuild image` for real: build the scikit-learn and pyfunc examples, run them, and
 get their stored predictions back through /invocations in every payload format; a
-weights-only change reuses the dependency layer; a --wheelhouse build needs no network.
+weights-only change reuses the dependency layer; a --wheelhouse build needs no network;
+the proof runs sandboxed and the tags are applied only after it passed.
 
 Builds are shared per module. The credit model is built from the environment its
 manifest measured (`truth`, with mlflow-skinny for mlflow): as declared it pins torch,
@@ -25,7 +26,9 @@ from typing import Any
 import pytest
 
 from envbuild import _docker
-from envbuild.build import compare
+from envbuild.build import compare, smoke_image
+from envbuild.errors import FailedError
+from envbuild.read import read_model
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -263,6 +266,9 @@ def test_weights_only_change_reuses_the_dependency_layer(
     second = build(changed, "envbuild-test-credit:2", "--no-smoke")
     seconds = time.monotonic() - start
     c = _docker.client()
+    # --no-smoke: tagged at once, and the result says the image was not proven
+    assert second["image"]["proven"] is False and "smoke" not in second
+    assert _docker.image_id(c, "envbuild-test-credit:2") == second["image"]["id"]
 
     def install_step(image: str) -> str:
         history = _docker.history(c, image)
@@ -318,3 +324,179 @@ def test_no_docker_daemon_exits_3() -> None:
     assert "EB901" in done.stderr and "no Docker engine" in done.stderr
     assert "Traceback" not in done.stderr
     assert done.stdout == ""
+
+
+SANDBOX_FLAGS = (
+    "--read-only", "--cap-drop", "ALL", "--network", "none", "--user", "12345:0",
+    "--security-opt", "no-new-privileges",
+)  # fmt: skip
+
+
+def smoke_containers() -> list[str]:
+    """Every container (running or not) that envbuild's smoke test started."""
+    done = subprocess.run(
+        ["docker", "ps", "-aq", "--filter", "label=io.envbuild.smoke"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return done.stdout.split()
+
+
+@pytest.mark.docker
+@pytest.mark.network
+@pytest.mark.slow
+@pytest.mark.parametrize("which", ["credit", "pyfunc"])
+def test_built_image_answers_read_only_without_network_as_any_uid(
+    which: str, request: pytest.FixtureRequest
+) -> None:
+    """The built image, run by the test itself read-only, with no capabilities, no
+    network, no privilege gain, no writable path at all (not even a tmpfs) and a uid it
+    has never heard of in group 0, answers the stored predictions (asked through docker
+    exec: there is no network to publish a port on)."""
+    model, result = request.getfixturevalue(which)
+    name = f"envbuild-test-h3-ro-{which}"
+    subprocess.run(["docker", "rm", "-f", name], capture_output=True, check=False)
+    subprocess.run(
+        ["docker", "run", "-d", "--name", name, *SANDBOX_FLAGS, result["image"]["id"]],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    client = (
+        "import sys, time, urllib.request\n"
+        "body = sys.stdin.buffer.read()\n"
+        "for _ in range(600):\n"
+        "    try: urllib.request.urlopen('http://127.0.0.1:8080/ping', timeout=2); break\n"
+        "    except OSError: time.sleep(0.1)\n"
+        "req = urllib.request.Request('http://127.0.0.1:8080/invocations', data=body,"
+        " headers={'Content-Type': 'application/json'})\n"
+        "sys.stdout.write(urllib.request.urlopen(req, timeout=60).read().decode())\n"
+    )
+    try:
+        done = subprocess.run(
+            ["docker", "exec", "-i", name, "/opt/envbuild/venv/bin/python", "-I", "-c", client],
+            input=(model / "serving_input_example.json").read_bytes(),
+            capture_output=True, check=False, timeout=120,
+        )  # fmt: skip
+        logs = subprocess.run(["docker", "logs", name], capture_output=True, text=True).stderr
+        assert done.returncode == 0, (done.stderr.decode()[-2000:], logs[-2000:])
+        expected = json.loads((model / "expected_predictions.json").read_text())["predictions"]
+        assert compare(expected, json.loads(done.stdout)["predictions"]) is None
+        attrs = json.loads(
+            subprocess.run(["docker", "inspect", name], capture_output=True, check=True).stdout
+        )[0]
+        assert attrs["State"]["Running"] and attrs["HostConfig"]["ReadonlyRootfs"]
+        assert attrs["Config"]["User"] == "12345:0" and attrs["HostConfig"]["CapDrop"] == ["ALL"]
+    finally:
+        subprocess.run(["docker", "rm", "-f", name], capture_output=True, check=False)
+
+
+@pytest.mark.docker
+@pytest.mark.network
+@pytest.mark.slow
+def test_the_smoke_container_was_sandboxed(credit: tuple[Path, dict[str, Any]]) -> None:
+    """What confined the module's own smoke run, as the engine's HostConfig reported it
+    while the container ran (the result records it, not what was asked for)."""
+    smoke = credit[1]["smoke"]
+    box = smoke["sandbox"]
+    uid, gid = box["user"].split(":")
+    assert 100000 <= int(uid) <= 199999 and gid == "0"
+    assert box["network"] == "none" and box["published_ports"] == [] and box["mounts"] == []
+    assert box["read_only"] is True and list(box["tmpfs"]) == ["/tmp"]
+    assert "size=" in box["tmpfs"]["/tmp"]
+    assert box["cap_drop"] == ["ALL"] and box["security_opt"] == ["no-new-privileges"]
+    assert box["pids_limit"] == 256 and box["memory"] >= 2 * 1024**3
+    assert credit[1]["image"]["tags"] == ["envbuild-test-credit:1"]
+    assert credit[1]["image"]["proven"] is True
+    assert smoke["seconds_to_health"] > 0
+
+
+@pytest.mark.docker
+def test_a_container_that_exits_fails_the_smoke_test(tmp_path: Path) -> None:
+    """No build needed: python:3.11-slim's REPL exits at once without a terminal, so the
+    proof sees a crash, names it, and removes the container."""
+    folder = read_model(EXAMPLES / "pyfunc-custom")
+    before = set(smoke_containers())
+    with pytest.raises(FailedError) as err:
+        smoke_image("python:3.11-slim", folder, timeout=30)
+    assert err.value.code == "EB802"
+    assert "the container exited" in err.value.message
+    assert set(smoke_containers()) <= before
+
+
+def _image_named(name: str) -> str | None:
+    return _docker.image_id(_docker.client(), name)
+
+
+@pytest.mark.docker
+@pytest.mark.network
+@pytest.mark.slow
+def test_a_failed_proof_leaves_no_tag(
+    pyfunc: tuple[Path, dict[str, Any]],
+    credit: tuple[Path, dict[str, Any]],
+    tmp_path: Path,
+) -> None:
+    """The pyfunc model with a wrong stored prediction (its dependency layers come from
+    the module's build): exit 1 with EB802; the new name is never created, a name that
+    already pointed at an image still points at it, the failed image and its container
+    are gone; with --keep-failed it stays only as NAME:TAG-failed."""
+    import shutil
+
+    bad = tmp_path / "pyfunc-custom"
+    shutil.copytree(pyfunc[0], bad)
+    expected = json.loads((bad / "expected_predictions.json").read_text())
+    expected["predictions"][0]["label"] = "no_default"  # the model says "default"
+    (bad / "expected_predictions.json").write_text(json.dumps(expected))
+    fresh, previous = "envbuild-test-h3-fresh:1", "envbuild-test-h3-previous:1"
+    old_id = credit[1]["image"]["id"]
+    c = _docker.client()
+    _docker.add_tag(c, old_id, previous)
+    before = set(smoke_containers())
+    try:
+        done = envbuild("image", str(bad), "-t", fresh, "-t", previous, "--format", "json")
+        assert done.returncode == 1, done.stderr[-3000:]
+        error = json.loads(done.stdout)["error"]
+        assert error["code"] == "EB802" and "predictions differ" in error["message"]
+        assert "was removed" in error["message"], error["message"]
+        short = error["message"].split("the image (")[1].split(")")[0]
+        assert _image_named(short) is None  # the unproven image is gone
+        assert _image_named(fresh) is None
+        assert _image_named(previous) == old_id
+        assert set(smoke_containers()) <= before
+
+        done = envbuild("image", str(bad), "-t", fresh, "--keep-failed")
+        assert done.returncode == 1 and "EB802" in done.stderr
+        kept = "envbuild-test-h3-fresh:1-failed"
+        assert f"kept as {kept}" in done.stderr
+        assert _image_named(fresh) is None
+        kept_id = _image_named(kept)
+        assert kept_id is not None
+        labels = _docker.inspect(c, kept_id).labels
+        assert labels["io.envbuild.model.uuid"] in (bad / "MLmodel").read_text()
+        assert set(smoke_containers()) <= before
+    finally:
+        for name in ("envbuild-test-h3-fresh:1-failed", previous):
+            subprocess.run(["docker", "rmi", name], capture_output=True, check=False)
+    assert _image_named(old_id) == old_id  # untagging "previous" left the module's image
+
+
+@pytest.mark.network
+def test_the_command_line_in_the_dockerfile_is_canonical() -> None:
+    """The header and the io.envbuild.command label name the parameters in one order and
+    spelling, so reordered flags give the same bytes (no Docker needed: --no-build)."""
+    model = str(EXAMPLES / "pyfunc-custom")
+    env = {"DOCKER_HOST": "unix:///nonexistent.sock"}
+    first = envbuild(
+        "image", model, "--no-build", "-t", "envbuild-test-h3-x:1", "--network", "none",
+        "--base-image", "python:3.11-slim", "--platform", "linux/amd64", env=env,
+    )  # fmt: skip
+    second = envbuild(
+        "image", "--platform=linux/amd64", "--base-image", "python:3.11-slim", model,
+        "--network=none", "--tag", "envbuild-test-h3-x:1", "--no-build", env=env,
+    )  # fmt: skip
+    assert first.returncode == 0, first.stderr
+    assert second.returncode == 0, second.stderr
+    assert first.stdout == second.stdout
+    canonical = (
+        "envbuild image pyfunc-custom -t envbuild-test-h3-x:1 --python-version 3.11 "
+        "--platform linux/amd64 --base-image python:3.11-slim --network none"
+    )
+    assert first.stdout.splitlines()[0] == f"# Generated by envbuild 0.1.0: {canonical}"
+    assert f'io.envbuild.command="{canonical}"' in first.stdout

@@ -8,19 +8,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-import envbuild
 from envbuild import api
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_top_level_names_are_the_api() -> None:
-    assert envbuild.show is api.show and envbuild.check is api.check
-    assert set(envbuild.__all__) == {"__version__", "check", "infer", "lock", "show"}
-    with pytest.raises(AttributeError):
-        envbuild.nothing_here  # noqa: B018
+def test_api_names() -> None:
+    assert set(api.__all__) >= {"check", "infer", "lock", "show"}
+    assert all(callable(getattr(api, n)) for n in ("check", "infer", "lock", "show"))
 
 
 def test_show_result_is_the_json_envelope_result(tmp_path: Path) -> None:

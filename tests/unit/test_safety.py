@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from envbuild.check import CheckOptions, check_model
-from envbuild.check_stages import STAGES
+from envbuild.check.stages import STAGES
 from envbuild.findings import Finding, Location, Severity
 from envbuild.read import read_model
 from envbuild.safety import LOADING_COMMANDS, UnsafeModelError, grade, require_safe, verdict
@@ -130,3 +130,16 @@ def test_trust_model_renders_and_labels_the_image(hostile: tuple[Path, Path]) ->
     assert [f["code"] for f in doc["findings"] if f["code"] == "EB510"] == ["EB510"]
     assert 'io.envbuild.trust-model="true"' in doc["result"]["dockerfile"]
     assert not marker.exists()
+
+
+def test_a_pickle_that_cannot_be_opened_is_refused(copy_model: Callable[[str], Path]) -> None:
+    model = copy_model("sklearn-credit")
+    (model / "extra.pkl").write_bytes(b"\x1f\x8b\x08\x00" + b"not gzip data" * 4)
+    judged = verdict(read_model(model), target_python="3.11", trusted=False)
+    assert judged.refuses
+    (finding,) = judged.unsafe
+    assert finding.code == "EB211" and finding.severity is Severity.UNSAFE
+    assert finding.location.file == "extra.pkl"
+    report = check_model(str(model), CheckOptions(offline=True), STAGES)
+    assert report.refuses == LOADING_COMMANDS
+    assert any(f.code == "EB211" for f in report.failing(strict=False))

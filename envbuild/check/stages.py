@@ -8,7 +8,7 @@ from collections.abc import Iterable
 
 from packaging.utils import canonicalize_name
 
-from envbuild.check import CheckOptions, Stage
+from envbuild.check.report import CheckOptions, Stage
 from envbuild.contents import select
 from envbuild.findings import Finding, Location, Severity
 from envbuild.infer import code_paths, main_ref_findings
