@@ -26,12 +26,11 @@ from envbuild.errors import ExitCode, InputError
 from envbuild.findings import Finding, Location, Severity, exit_code_for
 from envbuild.infer import Inference
 from envbuild.installed import InstalledEnv, start_inspect
-from envbuild.model import ModelFolder, read_model
 from envbuild.output import canonical_command, header, write_atomic
+from envbuild.read import ModelFolder, read_model, read_workspace_env
 from envbuild.resolve import LOCK_NAME, Lock, Target, parse_lock, resolve, target_for
 from envbuild.safety import Verdict, require_safe
 from envbuild.sources import ModelSource, materialize
-from envbuild.spec import read_workspace_env
 
 __all__ = [
     "InferResult",
@@ -322,7 +321,7 @@ def infer(
     from envbuild._paths import inside
     from envbuild.infer import check_drift, merge_existing, run_trace
     from envbuild.infer import infer as infer_env
-    from envbuild.spec import render_conda_yaml, render_python_env, render_requirements
+    from envbuild.write import render_conda_yaml, render_python_env, render_requirements
 
     source = _source(
         model, tracking_uri=tracking_uri, registry_uri=registry_uri, cache_dir=cache_dir

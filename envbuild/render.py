@@ -30,8 +30,7 @@ from envbuild._redact import has_credentials, redact
 from envbuild.contents import Contents, RefusedFiles, select
 from envbuild.errors import InputError
 from envbuild.findings import Finding, Location, Severity
-from envbuild.model import ModelFolder
-from envbuild.spec import CondaDep, WorkspaceEnv
+from envbuild.read import CondaDep, ModelFolder, WorkspaceEnv
 
 # Finding codes of the builder (render.py and build.py); the README table gathers them.
 CODES: dict[str, str] = {

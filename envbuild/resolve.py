@@ -29,10 +29,9 @@ from envbuild._adapters import uv as _uv
 from envbuild._redact import redact, strip_credentials
 from envbuild.errors import InputError
 from envbuild.findings import Finding, Location, Severity
-from envbuild.model import ModelFolder
 from envbuild.output import header
+from envbuild.read import EnvSpec, ModelFolder, PipOption, ReqKind, Requirement, WorkspaceEnv
 from envbuild.serving import SERVING_SOURCE, serving_requirements
-from envbuild.spec import EnvSpec, PipOption, ReqKind, Requirement, WorkspaceEnv
 
 log = logging.getLogger("envbuild")
 

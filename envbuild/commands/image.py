@@ -23,7 +23,6 @@ from envbuild.build import (
 from envbuild.cli import EXIT_CODES_HELP, common, emit_findings, exit_for, main
 from envbuild.errors import EnvbuildError, ExitCode
 from envbuild.findings import Finding
-from envbuild.model import read_model
 from envbuild.options import (
     allow_file_option,
     env_override_option,
@@ -35,11 +34,11 @@ from envbuild.options import (
     trust_model_option,
 )
 from envbuild.output import canonical_command, dumps, envelope
+from envbuild.read import read_model, read_workspace_env
 from envbuild.render import render
 from envbuild.resolve import target_for
 from envbuild.safety import require_safe
 from envbuild.sources import ModelSource
-from envbuild.spec import read_workspace_env
 
 
 def _host_uv(target_platform: str) -> Path | None:

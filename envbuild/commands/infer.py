@@ -9,8 +9,8 @@ import click
 from envbuild import api
 from envbuild.cli import EXIT_CODES_HELP, common, main, present
 from envbuild.infer import Inference
-from envbuild.model import ModelFolder
 from envbuild.options import model_argument, trust_model_option
+from envbuild.read import ModelFolder
 from envbuild.sources import ModelSource
 
 

@@ -26,9 +26,9 @@ from envbuild.build import (
 from envbuild.cli import EXIT_CODES_HELP, common, emit_findings, exit_for, main
 from envbuild.errors import ExitCode
 from envbuild.findings import Finding
-from envbuild.model import ModelFolder, read_model
 from envbuild.options import find_links_option, model_argument, trust_model_option
 from envbuild.output import dumps, envelope
+from envbuild.read import ModelFolder, read_model
 from envbuild.render import server_files, server_sha256
 from envbuild.resolve import DEFAULT_PYTHON
 from envbuild.safety import require_safe
