@@ -9,7 +9,6 @@ the resolved versions and those the model was trained with. A successful resolut
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 from collections.abc import Iterable, Sequence
@@ -25,10 +24,11 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from envbuild._adapters import uv as _uv
-from envbuild._redact import redact, strip_credentials
+from envbuild._redact import redact
 from envbuild.findings import Finding, Location, Severity
 from envbuild.model import ModelFolder
-from envbuild.output import header
+from envbuild.resolve.lock import CODES as _lock_codes
+from envbuild.resolve.lock import LOCK_NAME, Lock, Pin, parse_lock, render_lock
 from envbuild.resolve.target import CODES as _target_codes
 from envbuild.resolve.target import (
     DEFAULT_PYTHON,
@@ -66,11 +66,11 @@ __all__ = [
 
 log = logging.getLogger("envbuild")
 
-LOCK_NAME = "requirements.lock"
 
 # the resolver's codes, each declared in the module that emits it (codes.py reads this)
 CODES: dict[str, str] = {
     **_target_codes,
+    **_lock_codes,
     "EB301": "a requirement line that cannot be locked with hashes (editable, VCS, local path)",
     "EB302": "the same package is required twice with specifiers no version satisfies",
     "EB303": "the same package is required twice (compatible specifiers)",
@@ -90,52 +90,11 @@ CODES: dict[str, str] = {
     "EB332": "the override drops a package the server needs (mlflow)",
     "EB333": "the override drops or changes another of the model's requirements",
     "EB334": "the override names a different Python than the model",
-    "EB340": "the lock file is stale: resolving again gives a different lock",
 }
 
 
 # --------------------------------------------------------------------------------------
 # results
-
-
-@dataclass(frozen=True, kw_only=True)
-class Pin:
-    name: str  # canonical name
-    version: Version
-    hashes: tuple[str, ...]
-    requested_by: tuple[str, ...]  # "requirements.txt:3", "envbuild serving stack", "pandas"
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "version": str(self.version),
-            "hashes": list(self.hashes),
-            "requested_by": list(self.requested_by),
-        }
-
-
-@dataclass(frozen=True, kw_only=True)
-class Lock:
-    target: Target
-    pins: tuple[Pin, ...]
-    text: str  # the requirements.lock content
-    options: tuple[PipOption, ...]  # index/find-links lines needed (values unredacted)
-
-    @property
-    def sha256(self) -> str:
-        return hashlib.sha256(self.text.encode("utf-8")).hexdigest()
-
-    def pin(self, name: str) -> Pin | None:
-        key = canonicalize_name(name)
-        return next((p for p in self.pins if p.name == key), None)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "target": self.target.to_json(),
-            "sha256": self.sha256,
-            "pins": [p.to_json() for p in self.pins],
-            "options": [o.to_json() for o in self.options],
-        }
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -743,52 +702,6 @@ def _pins(compiled: Iterable[_uv.CompiledPin], inputs: _Inputs) -> tuple[Pin, ..
             )
         )
     return tuple(sorted(pins, key=lambda p: p.name))
-
-
-def render_lock(
-    pins: Sequence[Pin],
-    *,
-    target: Target,
-    options: Sequence[PipOption],
-    command: str,
-    sources: str,
-    exclude_newer: str | None = None,
-) -> str:
-    """The requirements.lock text: header, option lines, one pin per package with every
-    hash, and where each came from. Sorted and free of timestamps: the same inputs give
-    the same bytes."""
-    out = [
-        header(command),
-        f"# target: {target.describe()} ({target.uv_platform})\n",
-        f"# from: {sources}\n",
-        "# install: pip install --require-hashes -r requirements.lock\n",
-    ]
-    if exclude_newer:
-        out.insert(3, f"# index as of: {exclude_newer} (files uploaded later are ignored)\n")
-    seen: set[str] = set()
-    for opt in options:
-        line = f"{opt.option} {strip_credentials(opt.value)}" if opt.value else opt.option
-        if line not in seen:
-            seen.add(line)
-            out.append(line + "\n")
-    for pin in pins:
-        hashes = list(pin.hashes)
-        out.append(f"{pin.name}=={pin.version}" + (" \\\n" if hashes else "\n"))
-        for i, h in enumerate(hashes):
-            out.append(f"    --hash={h}" + (" \\\n" if i < len(hashes) - 1 else "\n"))
-        if pin.requested_by:
-            out.append(f"    # via {', '.join(pin.requested_by)}\n")
-    return "".join(out)
-
-
-def parse_lock(text: str) -> dict[str, str]:
-    """name -> version of a requirements.lock (for --check diffs)."""
-    out: dict[str, str] = {}
-    for line in text.splitlines():
-        match = re.match(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)", line)
-        if match:
-            out[canonicalize_name(match.group(1))] = match.group(2)
-    return out
 
 
 # --------------------------------------------------------------------------------------
