@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from packaging.requirements import InvalidRequirement
 from packaging.requirements import Requirement as PkgRequirement
@@ -29,6 +29,14 @@ from envbuild.findings import Finding, Location, Severity
 from envbuild.model import ModelFolder
 from envbuild.resolve.lock import CODES as _lock_codes
 from envbuild.resolve.lock import LOCK_NAME, Lock, Pin, parse_lock, render_lock
+from envbuild.resolve.static import CODES as _static_codes
+from envbuild.resolve.static import (
+    CONDA_TO_PYPI,
+    active_constraints,
+    req_ref,
+    specifiers_disjoint,
+    static_findings,
+)
 from envbuild.resolve.target import CODES as _target_codes
 from envbuild.resolve.target import (
     DEFAULT_PYTHON,
@@ -39,7 +47,7 @@ from envbuild.resolve.target import (
     same_python,
     target_for,
 )
-from envbuild.serving import SERVING_SOURCE, serving_requirements
+from envbuild.serving import serving_requirements
 from envbuild.spec import EnvSpec, PipOption, ReqKind, Requirement, WorkspaceEnv
 
 __all__ = [
@@ -71,12 +79,7 @@ log = logging.getLogger("envbuild")
 CODES: dict[str, str] = {
     **_target_codes,
     **_lock_codes,
-    "EB301": "a requirement line that cannot be locked with hashes (editable, VCS, local path)",
-    "EB302": "the same package is required twice with specifiers no version satisfies",
-    "EB303": "the same package is required twice (compatible specifiers)",
-    "EB304": "a requirement's environment marker excludes it on the target",
-    "EB305": "a conda-only dependency, which the pip-only path ignores",
-    "EB306": "an unpinned requirement: builds will drift",
+    **_static_codes,
     "EB310": "requirements that cannot be installed together (the lines on each side)",
     "EB311": "a requirement that needs another Python than the target",
     "EB312": "a package or version the index does not have",
@@ -116,223 +119,8 @@ class Resolution:
         }
 
 
-# --------------------------------------------------------------------------------------
-# specifier reasoning (no index): does any version satisfy both?
-
-
 def _public(v: Version) -> Version:
     return Version(v.public)
-
-
-def specifiers_disjoint(a: SpecifierSet, b: SpecifierSet) -> bool:
-    """True only when no version can satisfy both ``a`` and ``b`` (packaging's version
-    ranges); ``===`` (arbitrary string equality) is not reasoned about."""
-    try:
-        return a.is_disjoint(b)
-    except ValueError:  # === on either side, or sets made with different prereleases
-        return False
-
-
-# --------------------------------------------------------------------------------------
-# static pass
-
-# conda packages that are native libraries or tools, not Python distributions
-_CONDA_NATIVE = re.compile(
-    r"^(cudatoolkit|cudnn|cuda(-.*)?|nccl|mkl(-.*)?|intel-openmp|openblas|libblas|liblapack"
-    r"|blas|libgcc(-ng)?|libstdcxx(-ng)?|libgomp|_libgcc_mutex|_openmp_mutex|openssl"
-    r"|ca-certificates|certifi|libffi|zlib|xz|bzip2|ncurses|readline|sqlite|tk|tzdata"
-    r"|ld_impl_linux-64|libuuid|libzlib|libsqlite|libnsl|libxcrypt|gcc|gxx|cmake|make"
-    r"|libjpeg-turbo|libpng|freetype|ffmpeg|graphviz|git|curl|setuptools|wheel)$"
-)
-# conda names whose PyPI distribution is called differently
-_CONDA_TO_PYPI = {
-    "pytorch": "torch",
-    "pytorch-cpu": "torch",
-    "py-xgboost": "xgboost",
-    "py-xgboost-cpu": "xgboost",
-    "tensorflow-base": "tensorflow",
-    "pytorch-lightning": "lightning",
-    "python-dateutil": "python-dateutil",
-}
-
-
-def _req_ref(req: Requirement) -> str:
-    return str(req.location) or SERVING_SOURCE
-
-
-def static_findings(
-    folder: ModelFolder, target: Target, env: EnvSpec | None = None
-) -> tuple[Finding, ...]:
-    """Problems visible without an index: lines that cannot be locked, the same package
-    twice with disjoint specifiers, markers that exclude a requirement on the target,
-    conda-only entries, unpinned requirements."""
-    spec = env or folder.env.spec
-    out: list[Finding] = []
-    marker_env = target.marker_env()
-    active: list[Requirement] = []
-    for req in spec.requirements:
-        if req.kind in (ReqKind.EDITABLE, ReqKind.VCS):
-            out.append(
-                Finding(
-                    code="EB301",
-                    severity=Severity.ERROR,
-                    message=f"{redact(req.raw)!r} cannot be locked with hashes "
-                    f"({req.kind.value} requirement)",
-                    hint="publish the package to an index or build a wheel into a wheelhouse "
-                    "(--find-links DIR) and require it by name and version",
-                    location=req.location,
-                )
-            )
-            continue
-        if req.kind is ReqKind.PATH or (req.kind is ReqKind.URL and req.requirement is None):
-            out.append(
-                Finding(
-                    code="EB301",
-                    severity=Severity.WARNING,
-                    message=f"{redact(req.raw)!r} is a {req.kind.value} requirement; "
-                    "it is left out of the lock",
-                    hint="put the file in a wheelhouse and require it by name: "
-                    "envbuild lock --find-links DIR",
-                    location=req.location,
-                )
-            )
-            continue
-        pkg = req.requirement
-        if pkg is None:
-            continue
-        if pkg.marker is not None:
-            try:
-                applies = pkg.marker.evaluate(marker_env)
-            except Exception:  # an undefined marker variable: let the resolver decide
-                applies = True
-            if not applies:
-                out.append(
-                    Finding(
-                        code="EB304",
-                        severity=Severity.WARNING,
-                        message=f"{req.raw!r} is not installed on {target.describe()}: "
-                        f"its marker '{pkg.marker}' is false there",
-                        hint="drop the marker if the model needs the package on the target",
-                        location=req.location,
-                    )
-                )
-                continue
-        active.append(req)
-        if req.kind is ReqKind.NAMED and req.pinned_version is None:
-            out.append(
-                Finding(
-                    code="EB306",
-                    severity=Severity.WARNING,
-                    message=f"{req.raw!r} is not pinned: builds will drift as new releases appear",
-                    hint="pin the version the model was trained with (name==X.Y.Z), or "
-                    "commit the lock (envbuild lock)",
-                    location=req.location,
-                )
-            )
-    out.extend(_duplicates([*active, *_active_constraints(spec, marker_env)]))
-    out.extend(_conda_only(spec))
-    return tuple(out)
-
-
-def _active_constraints(spec: EnvSpec, marker_env: dict[str, str]) -> list[Requirement]:
-    out = []
-    for c in spec.constraints:
-        pkg = c.requirement
-        if pkg is None:
-            continue
-        try:
-            if pkg.marker is not None and not pkg.marker.evaluate(marker_env):
-                continue
-        except Exception:
-            pass
-        out.append(c)
-    return out
-
-
-def _duplicates(reqs: Sequence[Requirement]) -> list[Finding]:
-    by_name: dict[str, list[Requirement]] = {}
-    for req in reqs:
-        if req.name and req.requirement is not None:
-            by_name.setdefault(req.name, []).append(req)
-    out: list[Finding] = []
-    for name, group in by_name.items():
-        if len(group) < 2:
-            continue
-        reported = False
-        for i, first in enumerate(group):
-            for second in group[i + 1 :]:
-                a = cast(PkgRequirement, first.requirement).specifier
-                b = cast(PkgRequirement, second.requirement).specifier
-                if specifiers_disjoint(a, b):
-                    reported = True
-                    out.append(
-                        Finding(
-                            code="EB302",
-                            severity=Severity.ERROR,
-                            message=f"{first.raw!r} ({_req_ref(first)}) and {second.raw!r} "
-                            f"({_req_ref(second)}) cannot both hold: no version of {name} "
-                            "satisfies both",
-                            hint=f"keep one requirement for {name}: the version the model was "
-                            "trained with",
-                            location=second.location,
-                        )
-                    )
-        if not reported:
-            where = ", ".join(f"{r.raw!r} ({_req_ref(r)})" for r in group)
-            out.append(
-                Finding(
-                    code="EB303",
-                    severity=Severity.INFO,
-                    message=f"{name} is required {len(group)} times: {where}",
-                    hint="keep one line per package so the files cannot drift apart",
-                    location=group[-1].location,
-                )
-            )
-    return out
-
-
-def _conda_only(spec: EnvSpec) -> list[Finding]:
-    pip_names = {r.name for r in spec.requirements if r.name}
-    out = []
-    for dep in spec.conda:
-        pypi = canonicalize_name(_CONDA_TO_PYPI.get(dep.name, dep.name))
-        if pypi in pip_names:
-            out.append(
-                Finding(
-                    code="EB305",
-                    severity=Severity.INFO,
-                    message=f"conda dependency {dep.raw!r} is ignored by the pip-only path; "
-                    f"{pypi} comes from the pip requirements instead",
-                    hint="remove the conda entry, or keep both at the same version",
-                    location=dep.location,
-                )
-            )
-        elif _CONDA_NATIVE.match(dep.name):
-            out.append(
-                Finding(
-                    code="EB305",
-                    severity=Severity.WARNING,
-                    message=f"conda dependency {dep.raw!r} is a native package; the pip-only "
-                    "path does not install it",
-                    hint="wheels bundle their native libraries; if the model needs this one, "
-                    "use a base image that has it (--base-image)",
-                    location=dep.location,
-                )
-            )
-        else:
-            version = dep.version.lstrip("=") if dep.version else None
-            pin = f"{pypi}=={version}" if version and re.fullmatch(r"[\w.]+", version) else pypi
-            out.append(
-                Finding(
-                    code="EB305",
-                    severity=Severity.WARNING,
-                    message=f"conda dependency {dep.raw!r} is conda-only: the pip-only path "
-                    f"leaves it out, so {pypi} will not be installed",
-                    hint=f"add '{pin}' to the pip requirements if the model needs it",
-                    location=dep.location,
-                )
-            )
-    return out
 
 
 # --------------------------------------------------------------------------------------
@@ -346,7 +134,7 @@ def override_findings(folder: ModelFolder, override: WorkspaceEnv) -> tuple[Find
     file = override.file
     where = _pip_section(override)
     mine = {r.name: r for r in spec.requirements if r.name}
-    conda_names = {canonicalize_name(_CONDA_TO_PYPI.get(d.name, d.name)) for d in spec.conda}
+    conda_names = {canonicalize_name(CONDA_TO_PYPI.get(d.name, d.name)) for d in spec.conda}
     out: list[Finding] = []
     flavor_libs: dict[str, tuple[str, str | None]] = {}
     for flavor in folder.mlmodel.flavors:
@@ -528,7 +316,7 @@ def _inputs(
                 also.setdefault(s.name, []).append(s)
     constraint_of: dict[str, list[Requirement]] = {}
     cons: list[str] = []
-    for c in _active_constraints(spec, marker_env):
+    for c in active_constraints(spec, marker_env):
         if c.name and c.requirement is not None:
             constraint_of.setdefault(c.name, []).append(c)
             cons.append(str(c.requirement))
@@ -679,15 +467,15 @@ def _pins(compiled: Iterable[_uv.CompiledPin], inputs: _Inputs) -> tuple[Pin, ..
         parents: list[str] = []
         for via in c.via:
             if via.startswith("-r"):
-                requested.extend(_req_ref(r) for r in inputs.direct.get(name, []))
+                requested.extend(req_ref(r) for r in inputs.direct.get(name, []))
             elif via.startswith("-c"):
-                requested.extend(_req_ref(r) for r in inputs.constraint_of.get(name, []))
+                requested.extend(req_ref(r) for r in inputs.constraint_of.get(name, []))
             else:
                 parents.append(canonicalize_name(via))
         if name in inputs.direct and not any(v.startswith("-r") for v in c.via):
-            requested.extend(_req_ref(r) for r in inputs.direct[name])
+            requested.extend(req_ref(r) for r in inputs.direct[name])
         if requested:
-            requested.extend(_req_ref(r) for r in inputs.also.get(name, []))
+            requested.extend(req_ref(r) for r in inputs.also.get(name, []))
         seen: list[str] = []
         for item in [*requested, *sorted(set(parents))]:
             if item not in seen:
@@ -922,7 +710,7 @@ def _chain(edges: Sequence[_Edge], start: str, goal: str) -> list[_Edge] | None:
 
 
 def _line_refs(reqs: Sequence[Requirement]) -> str:
-    return " and ".join(f"{r.raw!r} ({_req_ref(r)})" for r in reqs)
+    return " and ".join(f"{r.raw!r} ({req_ref(r)})" for r in reqs)
 
 
 def explain_failure(
