@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, cast
 
 from packaging.markers import default_environment
-from packaging.version import Version
+from packaging.version import InvalidVersion, Version
 
 from envbuild._adapters import uv as _uv
 from envbuild.errors import InputError
@@ -146,3 +146,13 @@ def target_for(
             )
         )
     return Target(python=python, platform=platform), tuple(findings)
+
+
+def version_of(text: str | None) -> Version | None:
+    """``text`` as a Version; None when there is none or it is not PEP 440."""
+    if text is None:
+        return None
+    try:
+        return Version(text)
+    except InvalidVersion:
+        return None
