@@ -20,12 +20,13 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from envbuild._adapters import uv as _uv
+from envbuild._adapters.uv import parse_failure
 from envbuild.findings import Finding, Location, Severity
 from envbuild.model import ModelFolder
 from envbuild.resolve.drift import CODES as _drift_codes
 from envbuild.resolve.drift import drift_findings
 from envbuild.resolve.explain import CODES as _explain_codes
-from envbuild.resolve.explain import explain_failure, parse_failure
+from envbuild.resolve.explain import explain_failure
 from envbuild.resolve.lock import CODES as _lock_codes
 from envbuild.resolve.lock import LOCK_NAME, Lock, Pin, parse_lock, render_lock
 from envbuild.resolve.override import CODES as _override_codes

@@ -3,10 +3,9 @@ on each side, with the nearest versions that do resolve when ``suggest`` is on."
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from packaging.requirements import InvalidRequirement
@@ -33,119 +32,10 @@ CODES: dict[str, str] = {
     "EB315": "the resolver failed for another reason (index unreachable, bad option)",
 }
 
-_NAME = r"[A-Za-z0-9][A-Za-z0-9._-]*"
-_OPS = r"(?:===|==|!=|<=|>=|~=|<|>)"
-_TOKEN = re.compile(
-    rf"(?P<name>{_NAME})(?:\[[^\]]*\])?(?:\{{[^}}]*\}})?"
-    rf"(?P<spec>{_OPS}[^\s,]+(?:,{_OPS}[^\s,]+)*)?"
-)
 
-
-@dataclass(frozen=True)
-class _Edge:
-    src: str  # canonical name
-    src_text: str
-    dst: str  # canonical name, or "python"
-    dst_text: str
-
-
-@dataclass(frozen=True)
-class _Explained:
-    text: str  # one line, whitespace collapsed
-    required: tuple[tuple[str, str], ...]  # (name, text) the user requires
-    edges: tuple[_Edge, ...]
-    python_needs: tuple[tuple[str, str, str], ...]  # (pkg name, pkg text, "Python>=3.11")
-    missing: tuple[tuple[str, str], ...]  # (name, text) not found / no such version
-    no_wheels: tuple[tuple[str, str], ...]
-    yanked: tuple[tuple[str, str], ...]
-
-
-def _tokens_text(m: re.Match[str]) -> tuple[str, str]:
-    return canonicalize_name(m.group("name")), m.group(0)
-
-
-def parse_failure(stderr: str) -> _Explained:
-    """Pull the facts out of uv's derivation text."""
-    body = _uv.error_text(stderr)
-    lines = [
-        re.sub("^\\s*(?:cause:|hint:|error:|\u2570\u2500\u25b6|\u00d7)\\s*", "", ln)
-        for ln in body.splitlines()
-    ]
-    text = re.sub(r"\s+", " ", " ".join(lines)).strip()
-    text = re.sub(
-        r"\{[^}]*\}", "", text
-    )  # uv's marker annotations: numpy{python_full_version < '3.12'}
-    required: list[tuple[str, str]] = []
-    for m in re.finditer(r"you require ", text):
-        pos = m.end()
-        while True:
-            tm = _TOKEN.match(text, pos)
-            if tm is None:
-                break
-            name, token = _tokens_text(tm)
-            required.append((name, token.rstrip(".")))
-            sep = re.compile(r",? and |, (?!we )").match(text, tm.end())
-            if sep is None:
-                break
-            pos = sep.end()
-    edges: list[_Edge] = []
-    python_needs: list[tuple[str, str, str]] = []
-    for m in re.finditer(
-        rf"depends? on (?P<dst>Python{_OPS}[^\s,]+(?:,{_OPS}[^\s,]+)*|{_TOKEN.pattern})", text
-    ):
-        before = text[: m.start()]
-        srcs = list(_TOKEN.finditer(before))
-        src = next(
-            (s for s in reversed(srcs) if s.group("name") not in ("all", "of", "versions")),
-            None,
-        )
-        if src is None:
-            continue
-        src_name, src_text = _tokens_text(src)
-        dst_text = m.group("dst").rstrip(".,")
-        if dst_text.startswith("Python"):
-            python_needs.append((src_name, src_text, dst_text))
-            continue
-        dm = _TOKEN.match(dst_text)
-        if dm:
-            edges.append(_Edge(src_name, src_text, canonicalize_name(dm.group("name")), dst_text))
-    missing: list[tuple[str, str]] = []
-    for m in re.finditer(
-        rf"({_NAME}) was not found in the (?:package registry|cache|provided package locations)",
-        text,
-    ):
-        missing.append((canonicalize_name(m.group(1)), m.group(1)))
-    for m in re.finditer(r"there is no version of (\S+?)(?= and|,|$)", text):
-        tm = _TOKEN.match(m.group(1))
-        if tm:
-            missing.append(_tokens_text(tm))
-    no_wheels = []
-    for m in re.finditer(
-        r"(\S+) has no (?:usable wheels|wheels with a matching (?:platform|Python ABI|Python implementation) tag|wheels are available)",
-        text,
-    ):
-        tm = _TOKEN.match(m.group(1))
-        if tm:
-            no_wheels.append(_tokens_text(tm))
-    yanked = []
-    for m in re.finditer(r"(\S+) was yanked", text):
-        tm = _TOKEN.match(m.group(1))
-        if tm:
-            yanked.append(_tokens_text(tm))
-    return _Explained(
-        text=text,
-        required=tuple(dict.fromkeys(required)),
-        edges=tuple(dict.fromkeys(edges)),
-        python_needs=tuple(dict.fromkeys(python_needs)),
-        missing=tuple(dict.fromkeys(missing)),
-        no_wheels=tuple(dict.fromkeys(no_wheels)),
-        yanked=tuple(dict.fromkeys(yanked)),
-    )
-
-
-def _chain(edges: Sequence[_Edge], start: str, goal: str) -> list[_Edge] | None:
+def _chain(edges: Sequence[_uv.Edge], start: str, goal: str) -> list[_uv.Edge] | None:
     """Shortest path of dependency edges from ``start`` to ``goal``."""
-    frontier: list[tuple[str, list[_Edge]]] = [(start, [])]
+    frontier: list[tuple[str, list[_uv.Edge]]] = [(start, [])]
     seen = {start}
     while frontier:
         node, path = frontier.pop(0)
@@ -170,7 +60,7 @@ def explain_failure(
     *,
     suggest: bool = True,
 ) -> list[Finding]:
-    facts = parse_failure(stderr)
+    facts = _uv.parse_failure(stderr)
     direct = inputs.direct
     out: list[Finding] = []
     involved = [name for name, _ in facts.required if name in direct]
