@@ -1,10 +1,13 @@
 """Resolve a model's environment for the Python and platform it will run on.
 
-Stages: a static pass over the requirements (packaging only, no network), then the
-resolution itself with uv as the engine (``envbuild/_adapters/uv.py``), then the explanation of a
-failure as findings that point at the requirement lines on each side, and drift between
-the resolved versions and those the model was trained with. A successful resolution is a
-:class:`Lock`: every package pinned with its hashes, rendered as a pip requirements file.
+One module per stage: the target (``target.py``), a static pass over the requirements
+(``static.py``; packaging only, no network), what a workspace override drops or changes
+(``override.py``), the resolution itself with uv as the engine (here, through
+``envbuild/_adapters/uv.py``), the explanation of a failure as findings that point at the
+requirement lines on each side (``explain.py``), and drift between the resolved versions
+and those the model was trained with (``drift.py``). A successful resolution is a
+:class:`Lock` (``lock.py``): every package pinned with its hashes, rendered as a pip
+requirements file.
 """
 
 from __future__ import annotations
@@ -83,10 +86,6 @@ CODES: dict[str, str] = {
     **_drift_codes,
     **_explain_codes,
 }
-
-
-# --------------------------------------------------------------------------------------
-# results
 
 
 @dataclass(frozen=True, kw_only=True)
