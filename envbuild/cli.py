@@ -19,7 +19,7 @@ import click
 
 from envbuild import __version__
 from envbuild.errors import EnvbuildError
-from envbuild.findings import Finding, Severity, exit_code_for
+from envbuild.findings import Finding, Severity
 from envbuild.output import dumps, envelope
 
 log = logging.getLogger("envbuild")
@@ -155,10 +155,6 @@ def present(result: Presentable, *, fmt: str, command: str, text: str) -> NoRetu
             click.echo(text, nl=False)
         emit_findings(result.findings)
     sys.exit(code)
-
-
-def exit_for(findings: Iterable[Finding], strict: bool = False) -> int:
-    return exit_code_for(findings, strict=strict)
 
 
 # One module per command under envbuild/commands/; each registers itself on `main` when
