@@ -89,14 +89,20 @@ def crash(r: Run) -> str:
     return f"crash (exit {r.code}): {r.tail}" if r.code is not None else f"crash: {r.tail}"
 
 
-def error_codes(envelope: dict[str, Any]) -> list[str]:
-    """Codes of the findings that fail (error/unsafe), and of the envelope's error."""
-    codes: list[str] = []
+def all_findings(envelope: dict[str, Any]) -> list[dict[str, Any]]:
+    """The envelope's findings and, for `check`, each model's."""
     found: list[dict[str, Any]] = list(envelope.get("findings") or [])
     result = envelope.get("result")
     if isinstance(result, dict):
         for model in result.get("models") or []:
             found.extend(model.get("findings") or [])
+    return found
+
+
+def error_codes(envelope: dict[str, Any]) -> list[str]:
+    """Codes of the findings that fail (error/unsafe), and of the envelope's error."""
+    codes: list[str] = []
+    found = all_findings(envelope)
     for f in found:
         if f.get("severity") in ("error", "unsafe") and f.get("code") not in codes:
             codes.append(str(f.get("code")))
@@ -109,8 +115,13 @@ def error_codes(envelope: dict[str, Any]) -> list[str]:
 def first_error(envelope: dict[str, Any]) -> str:
     err = envelope.get("error")
     if isinstance(err, dict) and err.get("message"):
-        return str(err["message"]).splitlines()[0][:160]
-    for f in envelope.get("findings") or []:
+        first = str(err["message"]).splitlines()[0][:160]
+        # a failed smoke test carries the container's log tail in the hint: its last
+        # line is the cause
+        hint = [ln.strip() for ln in str(err.get("hint") or "").splitlines() if ln.strip()]
+        return f"{first} | {hint[-1][:240]}" if len(hint) > 1 else first
+    found = all_findings(envelope)
+    for f in found:
         if f.get("severity") in ("error", "unsafe"):
             return f"{f.get('code')} {str(f.get('message', '')).splitlines()[0]}"[:160]
     return ""
@@ -145,7 +156,7 @@ def proof_of(smoke: dict[str, Any] | None) -> str:
         return "matched"
     if smoke.get("input"):
         return "predicted"
-    return "health-only"
+    return "no-prediction"
 
 
 def verdict(r: Run) -> str:
@@ -175,6 +186,8 @@ def bench(folder: Path, args: argparse.Namespace, build: bool) -> Row:
         from_mlmodel(folder, row)
     checked = run([*ENVBUILD, "check", "--format", "json", str(folder)], args.timeout)
     row.check = verdict(checked)
+    if checked.envelope and not checked.envelope.get("ok"):
+        row.notes.append(f"check: {first_error(checked.envelope) or checked.tail}")
     if build:
         tag = f"{args.tag_prefix}{folder.name.lower()}"
         image = run([*ENVBUILD, "image", "--format", "json", "-t", tag, str(folder)], 3600)
@@ -190,6 +203,12 @@ def bench(folder: Path, args: argparse.Namespace, build: bool) -> Row:
                 row.notes.append(f"image: {first_error(image.envelope) or image.tail}")
         elif image.crashed:
             row.notes.append(f"image: {image.tail}")
+        inspected = subprocess.run(
+            ["docker", "image", "inspect", "-f", "{{.Size}}", tag], capture_output=True, text=True
+        )
+        if inspected.returncode == 0 and row.size == "-":
+            # a smoke failure leaves the built image but no size in the envelope
+            row.size = f"{int(inspected.stdout.strip()) / 1e6:.0f}MB"
         if not args.keep:
             subprocess.run(["docker", "rmi", "-f", tag], capture_output=True)
         with tempfile.TemporaryDirectory(prefix="envbuild-bench-venv-") as tmp:
