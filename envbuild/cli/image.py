@@ -8,14 +8,17 @@ import click
 
 from envbuild import api
 from envbuild.build import human_size
-from envbuild.cli import EXIT_CODES_HELP, common, main, present
-from envbuild.options import (
+from envbuild.cli import main
+from envbuild.cli.common import (
+    EXIT_CODES_HELP,
     allow_file_option,
+    common,
     env_override_option,
     exclude_option,
     find_links_option,
     model_argument,
     platform_option,
+    present,
     python_version_option,
     trust_model_option,
 )

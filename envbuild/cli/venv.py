@@ -7,8 +7,15 @@ from pathlib import Path
 import click
 
 from envbuild import api
-from envbuild.cli import EXIT_CODES_HELP, common, main, present
-from envbuild.options import find_links_option, model_argument, trust_model_option
+from envbuild.cli import main
+from envbuild.cli.common import (
+    EXIT_CODES_HELP,
+    common,
+    find_links_option,
+    model_argument,
+    present,
+    trust_model_option,
+)
 from envbuild.sources import ModelSource
 
 
