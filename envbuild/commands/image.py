@@ -11,13 +11,13 @@ from typing import Any
 import click
 
 from envbuild import _docker
+from envbuild._adapters.uv import uv_requirement
 from envbuild.build import (
     build_image,
     download_wheelhouse,
     host_platform,
     human_size,
     lock_for,
-    uv_requirement,
     write_context,
 )
 from envbuild.cli import EXIT_CODES_HELP, common, emit_findings, exit_for, main
