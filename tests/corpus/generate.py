@@ -482,6 +482,17 @@ def variant_torch_unpinned(src: Path, dst: Path) -> str:
     return "servable on the CPU; PyPI's torch is a CUDA build of several GB"
 
 
+def variant_no_env_files(src: Path, dst: Path) -> str:
+    """conda.yaml, python_env.yaml and requirements.txt all gone (copied out of a run's
+    artifacts by hand); MLmodel still names them."""
+    for name in ("conda.yaml", "python_env.yaml", "requirements.txt"):
+        (dst / name).unlink()
+    return (
+        "no environment files: servable from the flavors (xgboost 2.0.3, sklearn API) and "
+        "mlflow_version, with a finding"
+    )
+
+
 @dataclasses.dataclass(frozen=True)
 class Variant:
     slug: str
@@ -499,6 +510,7 @@ VARIANTS: tuple[Variant, ...] = (
         "lfs-pointer", "mlflow1.30.1-py3.8-sklearn-pickle", variant_lfs_pointer, servable=False
     ),
     Variant("repo-root", "mlflow3.17.2-py3.12-sklearn-skops", variant_repo_root, "outputs/model"),
+    Variant("no-env-files", "mlflow2.9.2-py3.9-xgboost-sklearn", variant_no_env_files),
     Variant("torch-unpinned", "mlflow3.17.2-py3.11-pytorch", variant_torch_unpinned),
 )
 

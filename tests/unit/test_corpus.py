@@ -30,6 +30,7 @@ VARIANTS = {
     "lfs-pointer",
     "repo-root",
     "torch-unpinned",
+    "no-env-files",
 }
 FIELDS = {
     "name",
