@@ -332,6 +332,14 @@ def generate_group(group: Group, only: set[str] | None) -> list[str]:
             _replace_dir(out, MODELS / name)
         print(f"{name}: {time.monotonic() - t0:.0f}s", flush=True)
         version = group.mlflow
+        why = "written by MLflow with its own environment files; MLflow loads it"
+        reqs = (MODELS / name / "requirements.txt").read_text(encoding="utf-8")
+        if spec.flavor != "pytorch" and re.search(r"^torch==\S+\+cpu$", reqs, re.MULTILINE):
+            why = (
+                "MLflow's requirement inference pinned the training venv's torch (+cpu, a "
+                "local build, not on PyPI) although the model does not use it: servable with "
+                "the CPU wheel (--find-links) or once torch is dropped"
+            )
         entries[name] = _entry(
             name,
             spec.flavor,
@@ -341,7 +349,7 @@ def generate_group(group: Group, only: set[str] | None) -> list[str]:
             variant="none",
             has_input_example=True,
             servable=True,
-            why="written by MLflow with its own environment files; MLflow loads it",
+            why=why,
         )
         bare = f"{name}-noexample"
         without_example(MODELS / name, MODELS / bare)
@@ -355,7 +363,7 @@ def generate_group(group: Group, only: set[str] | None) -> list[str]:
             has_input_example=False,
             servable=True,
             why="same model without its input example: only load (or a synthesized "
-            "payload) can prove it",
+            f"payload) can prove it; {why}",
             derived_from=name,
         )
         done += [name, bare]
