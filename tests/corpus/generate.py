@@ -60,10 +60,17 @@ class Group:
     pins: tuple[str, ...]
     models: tuple[Spec, ...]
     pip_pins: tuple[str, ...] = ()
+    # a second venv for the same (MLflow, Python): heavy flavors kept out of the main one,
+    # so that MLflow's requirement inference does not see them beside the other models
+    extra: str = ""
+
+    @property
+    def prefix(self) -> str:
+        return f"mlflow{self.mlflow}-py{self.python}"
 
     @property
     def name(self) -> str:
-        return f"mlflow{self.mlflow}-py{self.python}"
+        return f"{self.prefix}-{self.extra}" if self.extra else self.prefix
 
 
 SK_PICKLE = Spec("sklearn-pickle", "sklearn", "sklearn_model.py", ("--serialization", "pickle"))
@@ -81,6 +88,10 @@ STATS = Spec("statsmodels", "statsmodels", "statsmodels_model.py")
 CATBOOST = Spec("catboost", "catboost", "catboost_model.py")
 ONNX = Spec("onnx", "onnx", "onnx_model.py")
 TORCH = Spec("pytorch", "pytorch", "pytorch_model.py")
+HF = Spec("transformers", "transformers", "transformers_model.py")
+LANGCHAIN = Spec("langchain-models-from-code", "langchain", "langchain_from_code.py")
+PROPHET = Spec("prophet", "prophet", "prophet_model.py")
+KERAS = Spec("tensorflow-keras", "tensorflow", "tensorflow_model.py")
 
 # Pins: the model's own libraries are pinned; MLflow's other dependencies are left to the
 # resolver (as an author's `pip install mlflow==X` leaves them). Each set was checked with
@@ -146,11 +157,46 @@ GROUPS: tuple[Group, ...] = (
     Group("3.17.2", "3.11", _MLFLOW3, (*_MLFLOW3_MODELS, TORCH), pip_pins=tuple(TORCH_PIP)),
     Group("3.17.2", "3.12", _MLFLOW3, _MLFLOW3_MODELS),
     Group("3.17.2", "3.13", _MLFLOW3, _MLFLOW3_MODELS),
+    # the heavier flavors, one venv each
+    Group(
+        "3.17.2",
+        "3.11",
+        ("mlflow==3.17.2", "numpy==2.4.6", "pandas==3.1.1", "transformers==5.24.0"),
+        (HF,),
+        pip_pins=tuple(TORCH_PIP),
+        extra="transformers",
+    ),
+    Group(
+        "3.17.2",
+        "3.12",
+        (
+            "mlflow==3.17.2",
+            "langchain==1.5.2",
+            "langchain-core==1.8.3",
+            "langchain-community==0.4.2",
+        ),
+        (LANGCHAIN,),
+        extra="langchain",
+    ),
+    Group(
+        "3.17.2",
+        "3.12",
+        ("mlflow==3.17.2", "prophet==1.5.0", "cmdstanpy==1.3.2"),
+        (PROPHET,),
+        extra="prophet",
+    ),
+    Group(
+        "3.17.2",
+        "3.12",
+        ("mlflow==3.17.2", "tensorflow-cpu==2.21.0", "keras==3.15.1"),
+        (KERAS,),
+        extra="tensorflow",
+    ),
 )
 
 
 def model_name(group: Group, spec: Spec) -> str:
-    return f"{group.name}-{spec.slug}"
+    return f"{group.prefix}-{spec.slug}"
 
 
 # ----------------------------------------------------------------------------------------
