@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import pathspec
 
-from envbuild.errors import EnvbuildError, ExitCode
+from envbuild.errors import FindingsError
 from envbuild.findings import Finding, Location, Severity
 
 if TYPE_CHECKING:
@@ -265,19 +265,8 @@ class Contents:
         }
 
 
-class RefusedFiles(EnvbuildError):
+class RefusedFiles(FindingsError):
     """The folder holds files an image must not carry as they are (exit 1)."""
-
-    exit_code = ExitCode.FINDINGS
-
-    def __init__(self, problems: Sequence[Finding]) -> None:
-        self._problems = tuple(problems)
-        first = self._problems[0]
-        super().__init__(first.message, hint=first.hint, location=first.location, code=first.code)
-
-    @property
-    def problems(self) -> Sequence[Finding]:
-        return self._problems
 
 
 # --------------------------------------------------------------------------------------

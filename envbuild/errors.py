@@ -90,8 +90,8 @@ class FailedError(EnvbuildError):
     code = "EB800"
 
 
-class ProblemsError(InputError):
-    """Several input problems gathered at once (all problems in a folder, not the first)."""
+class _Gathered(EnvbuildError):
+    """An error that reports several problems at once (every one, not the first)."""
 
     def __init__(self, problems: Iterable[Finding]) -> None:
         self._problems = tuple(problems)
@@ -104,3 +104,11 @@ class ProblemsError(InputError):
 
     def __str__(self) -> str:
         return "; ".join(p.one_line() for p in self._problems)
+
+
+class ProblemsError(_Gathered, InputError):
+    """Several input problems gathered at once (all problems in a folder, not the first)."""
+
+
+class FindingsError(_Gathered, FailedError):
+    """Several findings that stop a command before it does its work (exit 1)."""

@@ -94,6 +94,28 @@ class SmokeResult:
             sandbox=sandbox,
         )
 
+    @classmethod
+    def answered(
+        cls,
+        case: SmokeCase,
+        predictions: Any,
+        message: str,
+        *,
+        seconds: float | None,
+        sandbox: Mapping[str, Any] | None,
+    ) -> SmokeResult:
+        """Passed on a prediction for ``case`` (compared when it stores predictions)."""
+        return cls(
+            ok=True,
+            source=case.source,
+            expected_file=case.expected_file,
+            compared=case.expected is not None,
+            predictions=predictions,
+            seconds_to_health=seconds,
+            message=message,
+            sandbox=sandbox,
+        )
+
 
 _SERVING_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 
@@ -294,15 +316,8 @@ def smoke_image(
         if not ok:
             raise _smoke_failure(running, message, start)
         log.info("smoke: %s", message)
-        return SmokeResult(
-            ok=True,
-            source=case.source,
-            expected_file=case.expected_file,
-            compared=case.expected is not None,
-            predictions=predictions,
-            seconds_to_health=healthy_after,
-            message=message,
-            sandbox=applied,
+        return SmokeResult.answered(
+            case, predictions, message, seconds=healthy_after, sandbox=applied
         )
     finally:
         _docker.remove(running)
@@ -404,13 +419,6 @@ def smoke_venv(path: Path, folder: ModelFolder, *, timeout: float = 600) -> Smok
     ok, predictions, message = check_response(case, 200, lines[-1] if lines else b"")
     if not ok:
         raise FailedError(f"smoke prediction in the venv: {message}", code="EB802")
-    return SmokeResult(
-        ok=True,
-        source=case.source,
-        expected_file=case.expected_file,
-        compared=case.expected is not None,
-        predictions=predictions,
-        seconds_to_health=ran.seconds,
-        message=message,
-        sandbox={"kind": ran.sandbox},
+    return SmokeResult.answered(
+        case, predictions, message, seconds=ran.seconds, sandbox={"kind": ran.sandbox}
     )
