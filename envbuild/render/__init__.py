@@ -130,9 +130,8 @@ def templates_dir() -> Path:
     package's own templates/ when it has one (installed), else the one beside the package
     (a source checkout, editable installs included)."""
     package = Path(__file__).resolve().parents[1]
-    found = (
-        package / "templates" if (package / "templates").is_dir() else package.parent / "templates"
-    )
+    installed = package / "templates"
+    found = installed if installed.is_dir() else package.parent / "templates"
     if not (found / "Dockerfile.pip.j2").is_file():
         raise InputError(
             "envbuild's Dockerfile templates are missing",
