@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from envbuild._adapters import uv as _uv  # noqa: E402
-from envbuild.model import read_model  # noqa: E402
+from envbuild.read import read_model  # noqa: E402
 from envbuild.resolve import _inputs, target_for  # noqa: E402
 
 CPU_WHEELS = Path("/opt/wheels")  # torch 2.13.0+cpu: keeps pip and uv off the CUDA wheels

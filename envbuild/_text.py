@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from envbuild.contents import Contents, human_size
-from envbuild.model import DataType, ModelFolder, Schema
+from envbuild.read import DataType, ModelFolder, Schema
 
 
 def _type(t: DataType) -> str:

@@ -14,34 +14,54 @@ library never prints; progress goes to the ``envbuild`` logger.
 
 from __future__ import annotations
 
+import logging
 import os
+import platform as _platform
 import sys
+import tempfile
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from envbuild._adapters import uv as _uv
+from envbuild.build import BuiltImage, VenvResult, host_platform, lock_for
 from envbuild.contents import Contents, select
-from envbuild.errors import ExitCode, InputError
+from envbuild.errors import EnvbuildError, ExitCode, InputError
 from envbuild.findings import Finding, Location, Severity, exit_code_for
 from envbuild.infer import Inference
 from envbuild.installed import InstalledEnv, start_inspect
-from envbuild.model import ModelFolder, read_model
 from envbuild.output import canonical_command, header, write_atomic
-from envbuild.resolve import LOCK_NAME, Lock, Target, parse_lock, resolve, target_for
+from envbuild.read import ModelFolder, read_model, read_workspace_env
+from envbuild.render import BuildPlan, LockView
+from envbuild.resolve import (
+    DEFAULT_PYTHON,
+    LOCK_NAME,
+    Lock,
+    Target,
+    parse_lock,
+    resolve,
+    target_for,
+)
 from envbuild.safety import Verdict, require_safe
 from envbuild.sources import ModelSource, materialize
-from envbuild.spec import read_workspace_env
+
+log = logging.getLogger("envbuild")
 
 __all__ = [
+    "ImageResult",
     "InferResult",
     "LockResult",
     "ModelLocation",
     "ShowResult",
+    "VenvBuildResult",
     "check",
+    "image",
     "infer",
     "lock",
     "show",
+    "venv",
 ]
 
 ModelLocation = str | os.PathLike[str] | ModelSource
@@ -322,7 +342,7 @@ def infer(
     from envbuild._paths import inside
     from envbuild.infer import check_drift, merge_existing, run_trace
     from envbuild.infer import infer as infer_env
-    from envbuild.spec import render_conda_yaml, render_python_env, render_requirements
+    from envbuild.write import render_conda_yaml, render_python_env, render_requirements
 
     source = _source(
         model, tracking_uri=tracking_uri, registry_uri=registry_uri, cache_dir=cache_dir
@@ -434,3 +454,321 @@ def check(
     )
     locations = [m.uri if isinstance(m, ModelSource) else os.fspath(m) for m in models]
     return run_check(locations, options, STAGES, jobs=jobs)
+
+
+# --------------------------------------------------------------------------------------
+# image
+
+
+@dataclass(frozen=True, kw_only=True)
+class ImageResult:
+    source: ModelSource
+    folder: ModelFolder
+    safety: Verdict
+    lock: LockView | None  # None when resolution failed (the findings say why)
+    plan: BuildPlan | None
+    output: Path | None  # with output=: where the build context was written
+    image: BuiltImage | None  # None unless built
+    findings: tuple[Finding, ...]
+
+    @property
+    def exit_code(self) -> int:
+        return int(ExitCode.FINDINGS) if self.lock is None else exit_code_for(self.findings)
+
+    def to_json(self) -> dict[str, Any] | None:
+        if self.plan is None:
+            return None
+        doc: dict[str, Any] = {
+            "plan": self.plan.to_json(),
+            "source": self.source.provenance(),
+            "safety": self.safety.to_json(),
+        }
+        if self.output is not None:
+            doc["output"] = str(self.output)
+        elif self.image is None:
+            doc["dockerfile"] = self.plan.dockerfile
+        else:
+            doc["image"] = self.image.to_json()
+            if self.image.smoke is not None:
+                doc["smoke"] = self.image.smoke.to_json()
+        return doc
+
+
+def _host_uv(target_platform: str) -> Path | None:
+    """The host's uv binary goes into the context when it runs on the target platform;
+    otherwise the build installs uv with pip."""
+    if target_platform != host_platform() or _platform.system() != "Linux":
+        return None
+    return Path(_uv.uv_bin())
+
+
+def image(
+    model: ModelLocation,
+    *,
+    tags: Sequence[str] = (),
+    output: Path | None = None,
+    build: bool = True,
+    base_image: str | None = None,
+    python_version: str | None = None,
+    platform: str | None = None,
+    env_override: Path | None = None,
+    find_links: Sequence[Path] = (),
+    wheelhouse: bool = False,
+    network_mode: str | None = None,
+    smoke: bool = True,
+    keep_failed: bool = False,
+    trust_model: bool = False,
+    exclude: Sequence[str] = (),
+    allow_files: Sequence[str] = (),
+    tracking_uri: str | None = None,
+    registry_uri: str | None = None,
+    cache_dir: Path | None = None,
+) -> ImageResult:
+    """Lock ``model``'s environment, render its Dockerfile and (unless ``output`` is given
+    or ``build`` is false) build the image, prove it in a sandboxed container and only then
+    apply ``tags``. A model the static scan calls unsafe is refused first (EB510)."""
+    from envbuild import _docker
+    from envbuild.build import build_image, download_wheelhouse, uv_requirement, write_context
+    from envbuild.render import render
+
+    for name in tags:
+        _docker.check_tag(name)
+    building = output is None and build
+    client: Any = _docker.client() if building else None  # no engine: exit 3 before work
+    source = _source(
+        model, tracking_uri=tracking_uri, registry_uri=registry_uri, cache_dir=cache_dir
+    )
+    folder = read_model(source.path)
+    findings: list[Finding] = list(folder.findings)
+    override = read_workspace_env(env_override) if env_override else None
+    target_platform = platform or host_platform()
+    # Before anything is resolved, rendered or built: an image exists to load the model.
+    target, _ = target_for(
+        folder,
+        python_version=python_version,
+        platform=target_platform,
+        env=override.spec if override is not None else None,
+    )
+    verdict = require_safe(
+        folder,
+        command="envbuild image",
+        target_python=f"{target.python.major}.{target.python.minor}",
+        trusted=trust_model,
+    )
+    trusted = verdict.trusted_finding()
+    if trusted is not None:
+        findings.append(trusted)
+    labels = source.labels()
+    if trust_model:
+        labels["io.envbuild.trust-model"] = "true"
+    resolution_findings, locked = lock_for(
+        folder,
+        python_version=python_version,
+        platform=target_platform,
+        override=override,
+        find_links=find_links,
+    )
+    findings.extend(resolution_findings)
+    if locked is None:
+        return ImageResult(
+            source=source,
+            folder=folder,
+            safety=verdict,
+            lock=None,
+            plan=None,
+            output=None,
+            image=None,
+            findings=tuple(findings),
+        )
+    canonical = canonical_command(
+        "envbuild image",
+        source.path.resolve().name if source.kind in ("local", "file") else source.uri,
+        ("-t", list(tags)),
+        ("--python-version", locked.python_version),
+        ("--platform", locked.platform),
+        ("--base-image", base_image),
+        ("--env-override", env_override.name if env_override else None),
+        ("--find-links", [p.name for p in find_links]),
+        ("--wheelhouse", wheelhouse),
+        ("--network", network_mode),
+        ("--exclude", list(exclude)),
+        ("--allow-file", list(allow_files)),
+        ("--trust-model", trust_model),
+    )
+    built: BuiltImage | None = None
+    with tempfile.TemporaryDirectory(prefix="envbuild-wheels-") as tmp:
+        wheels = download_wheelhouse(locked, Path(tmp)) if wheelhouse else []
+        plan = render(
+            folder,
+            locked,
+            command=canonical,
+            tag=tags[0] if tags else None,
+            base_image=base_image,
+            override=override,
+            wheelhouse=wheels,
+            buildkit=building and _docker.buildkit_available(),
+            uv_binary=_host_uv(target_platform),
+            uv_requirement=uv_requirement(),
+            source=None,
+            model_labels=labels,
+            exclude=exclude,
+            allow_files=allow_files,
+        )
+        findings.extend(plan.findings)
+        if output is not None:
+            write_context(plan, output)
+        elif building:
+            if not plan.buildable:  # said before a build that may take minutes
+                for finding in plan.findings:
+                    log.warning("%s %s", finding.code, finding.one_line())
+            try:
+                built = build_image(
+                    plan,
+                    folder,
+                    tags=tuple(tags),
+                    smoke=smoke,
+                    keep_failed=keep_failed,
+                    client=client,
+                    network_mode=network_mode,
+                )
+            except EnvbuildError as exc:
+                raise exc.after(findings) from None
+    return ImageResult(
+        source=source,
+        folder=folder,
+        safety=verdict,
+        lock=locked,
+        plan=plan,
+        output=output,
+        image=built,
+        findings=tuple(findings),
+    )
+
+
+# --------------------------------------------------------------------------------------
+# venv
+
+
+@dataclass(frozen=True, kw_only=True)
+class VenvBuildResult:
+    source: ModelSource
+    folder: ModelFolder
+    safety: Verdict
+    venv: VenvResult | None  # None when resolution failed (the findings say why)
+    findings: tuple[Finding, ...]
+
+    @property
+    def exit_code(self) -> int:
+        return int(ExitCode.FINDINGS) if self.venv is None else exit_code_for(self.findings)
+
+    def to_json(self) -> dict[str, Any] | None:
+        if self.venv is None:
+            return None
+        return {**self.venv.to_json(), "source": self.source.provenance()}
+
+
+def _inputs_digest(folder: ModelFolder, python: Path, xy: str, find_links: Sequence[Path]) -> str:
+    """What the lock depends on: the model's environment files, the interpreter and
+    envbuild itself. Unchanged inputs let a re-run skip the resolver and the install."""
+    import hashlib
+
+    from envbuild import __version__
+    from envbuild.render import server_files, server_sha256
+
+    h = hashlib.sha256(f"{__version__}\0{python.resolve()}\0{xy}\0{host_platform()}\n".encode())
+    for link in find_links:
+        h.update(f"{link.resolve()}\n".encode())
+    for name in sorted({*folder.env.spec.files, "MLmodel"}):
+        path = folder.path / name
+        if path.is_file():
+            h.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
+    h.update(server_sha256(server_files()).encode())
+    return h.hexdigest()
+
+
+def venv(
+    model: ModelLocation,
+    *,
+    path: Path,
+    python: str | None = None,
+    find_links: Sequence[Path] = (),
+    smoke: bool = True,
+    trust_model: bool = False,
+    tracking_uri: str | None = None,
+    registry_uri: str | None = None,
+    cache_dir: Path | None = None,
+) -> VenvBuildResult:
+    """Create a virtualenv at ``path`` with ``model``'s locked environment, the serving
+    stack and envbuild's server, and prove it in a sandbox; an unchanged model only checks
+    the stamp file. A model the static scan calls unsafe is refused first (EB510)."""
+    from envbuild.build import (
+        find_python,
+        install_venv,
+        model_fingerprint,
+        read_stamp,
+        smoke_venv,
+        stamp_matches,
+        write_stamp,
+    )
+
+    start = time.monotonic()
+    source = _source(
+        model, tracking_uri=tracking_uri, registry_uri=registry_uri, cache_dir=cache_dir
+    )
+    folder = read_model(source.path)
+    findings: list[Finding] = list(folder.findings)
+    model_xy = ".".join((folder.python_version or DEFAULT_PYTHON).split(".")[:2])
+    exe, xy = find_python(python, model_xy)
+    # Before the venv is created: a venv exists to load the model, and its proof does.
+    verdict = require_safe(folder, command="envbuild venv", target_python=xy, trusted=trust_model)
+    trusted = verdict.trusted_finding()
+    if trusted is not None:
+        findings.append(trusted)
+
+    def done(result: VenvResult | None) -> VenvBuildResult:
+        return VenvBuildResult(
+            source=source, folder=folder, safety=verdict, venv=result, findings=tuple(findings)
+        )
+
+    inputs = _inputs_digest(folder, exe, xy, find_links)
+    want = {"inputs": inputs, "model": model_fingerprint(folder.path), "smoke": smoke}
+    if stamp_matches(path, want):
+        stamp = read_stamp(path) or {}
+        return done(
+            VenvResult(
+                path=path,
+                python=xy,
+                lock_sha256=str(stamp.get("lock_sha256")),
+                reused=True,
+                seconds=time.monotonic() - start,
+                smoke=None,
+            )
+        )
+    stamp = read_stamp(path) or {}
+    if stamp.get("inputs") == inputs and (path / "bin" / "python").exists():
+        lock_sha = str(stamp.get("lock_sha256"))  # same environment: only the model changed
+    else:
+        resolved, locked = lock_for(
+            folder,
+            python_version=xy,
+            platform=host_platform(),
+            find_links=find_links,
+            command="envbuild venv",
+        )
+        findings.extend(resolved)
+        if locked is None:
+            return done(None)
+        install_venv(locked, path, python=exe)
+        lock_sha = locked.sha256
+    smoked = smoke_venv(path, folder) if smoke else None
+    write_stamp(path, {**want, "lock_sha256": lock_sha, "python": xy})
+    return done(
+        VenvResult(
+            path=path,
+            python=xy,
+            lock_sha256=lock_sha,
+            reused=False,
+            seconds=time.monotonic() - start,
+            smoke=smoked,
+        )
+    )

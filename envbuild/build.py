@@ -31,8 +31,8 @@ from envbuild._adapters import uv as _uv
 from envbuild._paths import inside
 from envbuild.errors import FailedError, InputError, ToolError
 from envbuild.findings import Finding, Location
-from envbuild.model import ModelFolder
 from envbuild.output import write_atomic
+from envbuild.read import ModelFolder, WorkspaceEnv
 from envbuild.render import (
     HEALTH_PATH,
     BuildPlan,
@@ -41,7 +41,6 @@ from envbuild.render import (
     server_package,
     server_sha256,
 )
-from envbuild.spec import WorkspaceEnv
 
 log = logging.getLogger("envbuild")
 

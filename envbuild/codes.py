@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import importlib
 
-# The reader's codes (model.py, spec.py, _yaml.py, _paths.py) and check's own.
+# The reader's codes (read/, _yaml.py, _paths.py) and check's own.
 READER: dict[str, str] = {
     "EB100": "the model folder, its MLmodel, or a command-line value is missing or wrong",
     "EB101": "a file is not valid YAML (or not UTF-8 text)",

@@ -26,7 +26,7 @@ from envbuild.errors import EnvbuildError, ExitCode
 from envbuild.findings import Finding, Location, Severity
 
 if TYPE_CHECKING:
-    from envbuild.model import ModelFolder
+    from envbuild.read import ModelFolder
 
 CODES: dict[str, str] = {
     "EB107": "a file the model needs is a Git LFS pointer, not the file (run git lfs pull)",

@@ -55,9 +55,8 @@ from envbuild._redact import redact
 from envbuild.errors import FailedError
 from envbuild.findings import Finding, Location, Severity
 from envbuild.installed import Distribution, InstalledEnv
-from envbuild.model import ModelFolder
+from envbuild.read import EnvSpec, ModelFolder, PipOption, PythonPin, ReqKind, Requirement
 from envbuild.scan import PICKLE_KINDS, ModelScan, Ref, RefKind, scan_model
-from envbuild.spec import EnvSpec, PipOption, PythonPin, ReqKind, Requirement
 
 log = logging.getLogger("envbuild")
 

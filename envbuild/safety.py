@@ -22,7 +22,7 @@ from typing import Any
 
 from envbuild.errors import FailedError
 from envbuild.findings import Finding, Severity
-from envbuild.model import ModelFolder
+from envbuild.read import ModelFolder
 
 CODES: dict[str, str] = {
     "EB510": "a command that loads or runs the model refused: the static scan found it "

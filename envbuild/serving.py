@@ -53,7 +53,7 @@ from packaging.requirements import Requirement as PkgRequirement
 from packaging.version import InvalidVersion, Version
 
 from envbuild.findings import Location
-from envbuild.spec import ReqKind, Requirement
+from envbuild.read import ReqKind, Requirement
 
 SERVING_SOURCE = "envbuild serving stack"
 

@@ -1,7 +1,8 @@
 """The small adapter around the uv binary (the ``uv`` package's ``find_uv_bin``).
 
 Only this module knows uv's command line, its environment variables and the shape of its
-``pip compile`` output; the resolver sees :class:`CompileResult` and parsed pins.
+``pip compile`` output and failure messages; the resolver sees :class:`CompileResult`,
+parsed pins and the facts of a failure (:func:`parse_failure`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from packaging.utils import canonicalize_name
 
 from envbuild.errors import ToolError
 
@@ -264,6 +267,118 @@ def error_text(stderr: str) -> str:
         if bare.startswith("cause:"):
             out.append(line)
     return "\n".join(out).strip()
+
+
+_NAME = r"[A-Za-z0-9][A-Za-z0-9._-]*"
+_OPS = r"(?:===|==|!=|<=|>=|~=|<|>)"
+_TOKEN = re.compile(
+    rf"(?P<name>{_NAME})(?:\[[^\]]*\])?(?:\{{[^}}]*\}})?"
+    rf"(?P<spec>{_OPS}[^\s,]+(?:,{_OPS}[^\s,]+)*)?"
+)
+
+
+@dataclass(frozen=True)
+class Edge:
+    src: str  # canonical name
+    src_text: str
+    dst: str  # canonical name, or "python"
+    dst_text: str
+
+
+@dataclass(frozen=True)
+class Explained:
+    """What uv's derivation of a failed resolution states, as names and requirement text."""
+
+    text: str  # one line, whitespace collapsed
+    required: tuple[tuple[str, str], ...]  # (name, text) the user requires
+    edges: tuple[Edge, ...]
+    python_needs: tuple[tuple[str, str, str], ...]  # (pkg name, pkg text, "Python>=3.11")
+    missing: tuple[tuple[str, str], ...]  # (name, text) not found / no such version
+    no_wheels: tuple[tuple[str, str], ...]
+    yanked: tuple[tuple[str, str], ...]
+
+
+def _tokens_text(m: re.Match[str]) -> tuple[str, str]:
+    return canonicalize_name(m.group("name")), m.group(0)
+
+
+def parse_failure(stderr: str) -> Explained:
+    """Pull the facts out of uv's derivation text."""
+    body = error_text(stderr)
+    lines = [
+        re.sub("^\\s*(?:cause:|hint:|error:|\u2570\u2500\u25b6|\u00d7)\\s*", "", ln)
+        for ln in body.splitlines()
+    ]
+    text = re.sub(r"\s+", " ", " ".join(lines)).strip()
+    text = re.sub(
+        r"\{[^}]*\}", "", text
+    )  # uv's marker annotations: numpy{python_full_version < '3.12'}
+    required: list[tuple[str, str]] = []
+    for m in re.finditer(r"you require ", text):
+        pos = m.end()
+        while True:
+            tm = _TOKEN.match(text, pos)
+            if tm is None:
+                break
+            name, token = _tokens_text(tm)
+            required.append((name, token.rstrip(".")))
+            sep = re.compile(r",? and |, (?!we )").match(text, tm.end())
+            if sep is None:
+                break
+            pos = sep.end()
+    edges: list[Edge] = []
+    python_needs: list[tuple[str, str, str]] = []
+    for m in re.finditer(
+        rf"depends? on (?P<dst>Python{_OPS}[^\s,]+(?:,{_OPS}[^\s,]+)*|{_TOKEN.pattern})", text
+    ):
+        before = text[: m.start()]
+        srcs = list(_TOKEN.finditer(before))
+        src = next(
+            (s for s in reversed(srcs) if s.group("name") not in ("all", "of", "versions")),
+            None,
+        )
+        if src is None:
+            continue
+        src_name, src_text = _tokens_text(src)
+        dst_text = m.group("dst").rstrip(".,")
+        if dst_text.startswith("Python"):
+            python_needs.append((src_name, src_text, dst_text))
+            continue
+        dm = _TOKEN.match(dst_text)
+        if dm:
+            edges.append(Edge(src_name, src_text, canonicalize_name(dm.group("name")), dst_text))
+    missing: list[tuple[str, str]] = []
+    for m in re.finditer(
+        rf"({_NAME}) was not found in the (?:package registry|cache|provided package locations)",
+        text,
+    ):
+        missing.append((canonicalize_name(m.group(1)), m.group(1)))
+    for m in re.finditer(r"there is no version of (\S+?)(?= and|,|$)", text):
+        tm = _TOKEN.match(m.group(1))
+        if tm:
+            missing.append(_tokens_text(tm))
+    no_wheels = []
+    for m in re.finditer(
+        r"(\S+) has no (?:usable wheels|wheels with a matching (?:platform|Python ABI|Python implementation) tag|wheels are available)",
+        text,
+    ):
+        tm = _TOKEN.match(m.group(1))
+        if tm:
+            no_wheels.append(_tokens_text(tm))
+    yanked = []
+    for m in re.finditer(r"(\S+) was yanked", text):
+        tm = _TOKEN.match(m.group(1))
+        if tm:
+            yanked.append(_tokens_text(tm))
+    return Explained(
+        text=text,
+        required=tuple(dict.fromkeys(required)),
+        edges=tuple(dict.fromkeys(edges)),
+        python_needs=tuple(dict.fromkeys(python_needs)),
+        missing=tuple(dict.fromkeys(missing)),
+        no_wheels=tuple(dict.fromkeys(no_wheels)),
+        yanked=tuple(dict.fromkeys(yanked)),
+    )
 
 
 def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:

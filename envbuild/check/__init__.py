@@ -49,7 +49,7 @@ def check_model(location: str, options: CheckOptions, stages: Sequence[Stage]) -
     ``input_error`` set, so other models in the same run are still checked."""
     import time
 
-    from envbuild.model import read_model
+    from envbuild.read import read_model
 
     started = time.perf_counter()
     source: dict[str, Any] = {}

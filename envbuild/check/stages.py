@@ -12,12 +12,11 @@ from envbuild.check.report import CheckOptions, Stage
 from envbuild.contents import select
 from envbuild.findings import Finding, Location, Severity
 from envbuild.infer import code_paths, main_ref_findings
-from envbuild.model import ModelFolder
+from envbuild.read import ModelFolder, read_workspace_env
 from envbuild.resolve import Lock, override_findings, resolve, static_findings, target_for
 from envbuild.safety import grade
 from envbuild.scan import PICKLE_KINDS, Ref, RefKind, scan_model
 from envbuild.serving import serving_requirements
-from envbuild.spec import read_workspace_env
 
 # Import names whose distribution is named differently. Without the training environment
 # (check runs in CI) this table, then the module name itself, maps a module to what must

@@ -23,7 +23,7 @@ from envbuild import __version__
 from envbuild.contents import RefusedFiles, select
 from envbuild.errors import InputError
 from envbuild.findings import Finding, Location, Severity
-from envbuild.model import ModelFolder
+from envbuild.read import CondaDep, EnvSpec, ModelFolder, WorkspaceEnv
 from envbuild.render.context import (
     IndexPlan,
     bytecode_script,
@@ -47,7 +47,6 @@ from envbuild.render.detect import (
 from envbuild.render.lock import MLFLOW_DISTS, Pin, parse_lock, serving_runtime_only
 from envbuild.render.plan import BuildKind, BuildPlan, ContextFile, LockView, Secret
 from envbuild.render.safety import FILTERS, check_image, check_requirement, check_text, unsafe
-from envbuild.spec import CondaDep, EnvSpec, WorkspaceEnv
 
 __all__ = [
     "CODES",

@@ -18,10 +18,10 @@ from envbuild._redact import has_credentials
 from envbuild.contents import Contents
 from envbuild.errors import InputError
 from envbuild.findings import Finding, Location, Severity
+from envbuild.read import CondaDep
 from envbuild.render.lock import Pin
 from envbuild.render.plan import BuildKind, ContextFile, Secret
 from envbuild.render.safety import check_requirement, check_text, unsafe
-from envbuild.spec import CondaDep
 
 # envbuild/, whose serve/ and _scripts/ are copied into the context
 _PACKAGE = Path(__file__).resolve().parents[1]

@@ -8,10 +8,9 @@ from collections.abc import Iterable, Sequence
 
 from packaging.version import InvalidVersion, Version
 
-from envbuild.model import ModelFolder
+from envbuild.read import CondaDep, ModelFolder
 from envbuild.render.lock import Pin
 from envbuild.render.safety import unsafe
-from envbuild.spec import CondaDep
 
 # Python distributions whose wheels need a shared library the slim base lacks.
 SYSTEM_PACKAGES: dict[str, tuple[str, ...]] = {

@@ -245,9 +245,9 @@ CASES: dict[str, tuple[Mutation, int, str | None, int | None]] = {
         "artifacts/truncated.pkl",
         None,
     ),
-    "EB211": (
+    "EB211": (  # what cannot be opened cannot be verified: unsafe, fails the check
         _write_artifact("model.joblib", b"\x78\x9c" + b"\x00" * 64),
-        0,
+        1,
         "artifacts/model.joblib",
         None,
     ),

@@ -28,7 +28,7 @@ import pytest
 from envbuild import _docker
 from envbuild.build import compare, smoke_image
 from envbuild.errors import FailedError
-from envbuild.model import read_model
+from envbuild.read import read_model
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"

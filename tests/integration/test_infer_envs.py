@@ -21,7 +21,7 @@ import pytest
 from envbuild.findings import Severity
 from envbuild.infer import infer
 from envbuild.installed import InstalledEnv, inspect_env
-from envbuild.model import read_model
+from envbuild.read import read_model
 
 ROOT = Path(__file__).resolve().parents[2]
 PICKLES = ROOT / "tests" / "data" / "pickles"

@@ -15,9 +15,8 @@ from click.testing import CliRunner
 
 from envbuild.cli import main
 from envbuild.findings import Finding
-from envbuild.model import read_model
+from envbuild.read import read_model, read_workspace_env
 from envbuild.resolve import resolve, target_for
-from envbuild.spec import read_workspace_env
 
 ROOT = Path(__file__).resolve().parents[2]
 CASES = ROOT / "tests" / "data" / "resolve"

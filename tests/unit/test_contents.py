@@ -25,7 +25,7 @@ from envbuild.contents import (
 )
 from envbuild.errors import InputError
 from envbuild.findings import Severity
-from envbuild.model import read_model
+from envbuild.read import read_model
 from envbuild.render import LockView, render
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -23,4 +23,4 @@ def test_the_default_python_is_spelled_once() -> None:
         and isinstance(node.value, str)
         and re.fullmatch(r"3\.\d{1,2}", node.value)
     ]
-    assert spelled == [f"envbuild/resolve.py: {DEFAULT_PYTHON}"]
+    assert spelled == [f"envbuild/resolve/target.py: {DEFAULT_PYTHON}"]

@@ -12,10 +12,10 @@ from hypothesis import strategies as st
 
 from envbuild.errors import EnvbuildError
 from envbuild.findings import Location
-from envbuild.model import read_model
-from envbuild.spec import (
+from envbuild.read import (
     parse_line,
     read_conda_yaml,
+    read_model,
     read_python_env,
     read_requirements,
     read_workspace_env,

@@ -8,18 +8,9 @@ from pathlib import Path
 from packaging.requirements import Requirement as PkgRequirement
 
 from envbuild.findings import Location
-from envbuild.model import read_model
 from envbuild.output import header
-from envbuild.spec import (
-    EnvSpec,
-    PipOption,
-    PythonPin,
-    ReqKind,
-    Requirement,
-    render_conda_yaml,
-    render_python_env,
-    render_requirements,
-)
+from envbuild.read import EnvSpec, PipOption, PythonPin, ReqKind, Requirement, read_model
+from envbuild.write import render_conda_yaml, render_python_env, render_requirements
 
 ROOT = Path(__file__).resolve().parents[2]
 

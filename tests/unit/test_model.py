@@ -11,7 +11,7 @@ import yaml
 from click.testing import CliRunner
 
 from envbuild.cli import main
-from envbuild.model import FLAVOR_LIBRARIES, read_model
+from envbuild.read import FLAVOR_LIBRARIES, read_model
 
 TESTS = Path(__file__).resolve().parents[1]
 ROOT = TESTS.parent

@@ -13,7 +13,7 @@ import pytest
 from envbuild import __version__
 from envbuild.build import context_tar
 from envbuild.errors import InputError
-from envbuild.model import read_model
+from envbuild.read import read_model, read_workspace_env
 from envbuild.render import (
     HEALTH_PATH,
     BuildKind,
@@ -27,7 +27,6 @@ from envbuild.render import (
     templates_dir,
     warm_imports,
 )
-from envbuild.spec import read_workspace_env
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = ROOT / "tests" / "golden"
@@ -222,7 +221,7 @@ def test_injection_through_a_requirement_object(copy_model) -> None:
     from packaging.requirements import Requirement as PkgRequirement
 
     from envbuild.findings import Location
-    from envbuild.spec import ReqKind, Requirement
+    from envbuild.read import ReqKind, Requirement
 
     folder = read_model(EXAMPLES / "pyfunc-custom")
     evil = Requirement(

@@ -17,7 +17,7 @@ from envbuild._adapters import uv as _uv
 from envbuild.cli import main
 from envbuild.errors import InputError
 from envbuild.findings import Finding
-from envbuild.model import read_model
+from envbuild.read import read_model, read_workspace_env
 from envbuild.resolve import (
     CODES,
     override_findings,
@@ -26,7 +26,6 @@ from envbuild.resolve import (
     static_findings,
     target_for,
 )
-from envbuild.spec import read_workspace_env
 
 ROOT = Path(__file__).resolve().parents[2]
 CASES = ROOT / "tests" / "data" / "resolve"

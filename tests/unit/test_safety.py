@@ -14,7 +14,7 @@ import pytest
 from envbuild.check import CheckOptions, check_model
 from envbuild.check.stages import STAGES
 from envbuild.findings import Finding, Location, Severity
-from envbuild.model import read_model
+from envbuild.read import read_model
 from envbuild.safety import LOADING_COMMANDS, UnsafeModelError, grade, require_safe, verdict
 
 EB502 = Finding(

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from envbuild._redact import redact
 from envbuild.errors import InputError, ProblemsError
 from envbuild.findings import Location
-from envbuild.spec import (
+from envbuild.read import (
     ReqKind,
     parse_conda_spec,
     parse_line,
@@ -17,7 +18,6 @@ from envbuild.spec import (
     read_python_env,
     read_requirements,
     read_workspace_env,
-    redact,
 )
 
 LOC = Location(file="requirements.txt", line=1)

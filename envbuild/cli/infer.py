@@ -7,10 +7,10 @@ from typing import Any
 import click
 
 from envbuild import api
-from envbuild.cli import EXIT_CODES_HELP, common, main, present
+from envbuild.cli import main
+from envbuild.cli.common import EXIT_CODES_HELP, common, model_argument, present, trust_model_option
 from envbuild.infer import Inference
-from envbuild.model import ModelFolder
-from envbuild.options import model_argument, trust_model_option
+from envbuild.read import ModelFolder
 from envbuild.sources import ModelSource
 
 

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 from envbuild import api
 from envbuild._text import files_text, show_text
-from envbuild.cli import EXIT_CODES_HELP, common, main, present
-from envbuild.options import allow_file_option, exclude_option, model_argument
+from envbuild.cli import main
+from envbuild.cli.common import (
+    EXIT_CODES_HELP,
+    allow_file_option,
+    common,
+    exclude_option,
+    model_argument,
+    present,
+)
 from envbuild.sources import ModelSource
 
 

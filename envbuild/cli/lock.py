@@ -7,12 +7,15 @@ from pathlib import Path
 import click
 
 from envbuild import api
-from envbuild.cli import EXIT_CODES_HELP, common, main, present
-from envbuild.options import (
+from envbuild.cli import main
+from envbuild.cli.common import (
+    EXIT_CODES_HELP,
+    common,
     env_override_option,
     find_links_option,
     model_argument,
     platform_option,
+    present,
     python_version_option,
 )
 from envbuild.resolve import LOCK_NAME

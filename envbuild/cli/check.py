@@ -10,14 +10,17 @@ import click
 from envbuild.check import load_settings, render_report, run_check
 from envbuild.check.settings import options_from
 from envbuild.check.stages import STAGES
-from envbuild.cli import EXIT_CODES_HELP, main, make_common, use_color
-from envbuild.options import (
+from envbuild.cli import main
+from envbuild.cli.common import (
+    EXIT_CODES_HELP,
     allow_file_option,
     env_override_option,
     exclude_option,
     find_links_option,
+    make_common,
     platform_option,
     python_version_option,
+    use_color,
 )
 from envbuild.output import dumps, envelope
 

@@ -1,26 +1,22 @@
-"""The command line: click commands that unpack options and call the library.
-
-Exit codes: 0 ok; 1 findings at error level or a failed build/resolve/smoke test; 2 usage
-or input error; 3 environment error (no Docker daemon, missing interpreter).
-"""
+"""What every command shares: the options (declared once, as pip-tools does), the MODEL
+argument, and the one path from a result or an error to output and an exit code."""
 
 from __future__ import annotations
 
 import functools
-import importlib
-import importlib.util
 import logging
 import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, NoReturn, Protocol, TypeVar
+from pathlib import Path
+from typing import Any, NoReturn, Protocol, TypeVar, cast
 
 import click
 
-from envbuild import __version__
 from envbuild.errors import EnvbuildError
-from envbuild.findings import Finding, Severity, exit_code_for
+from envbuild.findings import Finding, Severity
 from envbuild.output import dumps, envelope
+from envbuild.sources import materialize
 
 log = logging.getLogger("envbuild")
 
@@ -140,7 +136,7 @@ class Presentable(Protocol):
     @property
     def exit_code(self) -> int: ...
 
-    def to_json(self) -> dict[str, Any]: ...
+    def to_json(self) -> dict[str, Any] | None: ...
 
 
 def present(result: Presentable, *, fmt: str, command: str, text: str) -> NoReturn:
@@ -157,41 +153,107 @@ def present(result: Presentable, *, fmt: str, command: str, text: str) -> NoRetu
     sys.exit(code)
 
 
-def exit_for(findings: Iterable[Finding], strict: bool = False) -> int:
-    return exit_code_for(findings, strict=strict)
+PLATFORM_CHOICES = ("linux/amd64", "linux/arm64")
 
-
-# One module per command under envbuild/commands/; each registers itself on `main` when
-# imported. Imported on demand, so `envbuild lock` does not pay for docker or jinja2.
-COMMANDS = ("show", "infer", "lock", "image", "venv", "check")
-
-
-def _load(name: str) -> None:
-    if importlib.util.find_spec(f"envbuild.commands.{name}") is not None:
-        importlib.import_module(f"envbuild.commands.{name}")
-
-
-class _LazyGroup(click.Group):
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name not in self.commands and cmd_name in COMMANDS:
-            _load(cmd_name)
-        return super().get_command(ctx, cmd_name)
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        for name in COMMANDS:
-            _load(name)
-        return super().list_commands(ctx)
-
-
-@click.group(
-    cls=_LazyGroup,
-    context_settings={"help_option_names": ["-h", "--help"]},
-    epilog=EXIT_CODES_HELP,
+python_version_option = click.option(
+    "--python-version",
+    default=None,
+    help="Target Python X.Y[.Z] (default: the model's; need not be installed).",
 )
-@click.version_option(__version__, prog_name="envbuild")
-def main() -> None:
-    """Turn an MLflow model folder into an environment that provably runs it."""
+env_override_option = click.option(
+    "--env-override",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Workspace environment YAML (Azure ML style: image + conda_file) used instead of "
+    "the model's environment.",
+)
+find_links_option = click.option(
+    "--find-links",
+    "find_links",
+    multiple=True,
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="Also resolve from the wheels in DIR (a wheelhouse, CPU builds of torch); repeatable.",
+)
+
+exclude_option = click.option(
+    "--exclude",
+    "exclude",
+    multiple=True,
+    metavar="PATTERN",
+    help="Leave model files matching PATTERN (gitignore syntax, as in the model folder's "
+    ".envbuildignore) out of the image; repeatable.",
+)
+allow_file_option = click.option(
+    "--allow-file",
+    "allow_files",
+    multiple=True,
+    metavar="PATH",
+    help="Copy this model file (path inside the folder) although it looks like a secret or "
+    "is an unused notebook; repeatable.",
+)
 
 
-if __name__ == "__main__":  # pragma: no cover
-    main()
+def platform_option(default: str | None, help_default: str) -> Callable[[F], F]:
+    return click.option(
+        "--platform",
+        "target_platform",
+        type=click.Choice(PLATFORM_CHOICES),
+        default=default,
+        help=f"Target platform (default: {help_default}).",
+    )
+
+
+trust_model_option = click.option(
+    "--trust-model",
+    is_flag=True,
+    help="Load and run the model even though the static scan calls it unsafe (EB501, EB503, "
+    "EB502 across Python minors). Printed in the report and labelled on the image.",
+)
+
+
+def model_argument(func: F) -> F:
+    """Add the MODEL argument and the options that locate it; call ``func`` with
+    ``model=`` a ModelSource. Put it *below* ``@common`` so that its errors become
+    envbuild's one-line output::
+
+        @main.command()
+        @common
+        @model_argument
+        def show(model: ModelSource, fmt: str, command: str) -> None: ...
+    """
+
+    @click.argument("model", metavar="MODEL")
+    @click.option(
+        "--tracking-uri",
+        envvar="MLFLOW_TRACKING_URI",
+        show_envvar=True,
+        help="MLflow tracking server for runs:/ and models:/ MODELs.",
+    )
+    @click.option(
+        "--registry-uri",
+        envvar="MLFLOW_REGISTRY_URI",
+        show_envvar=True,
+        help="MLflow model registry, if not the tracking server.",
+    )
+    @click.option(
+        "--cache-dir",
+        envvar="ENVBUILD_CACHE_DIR",
+        show_envvar=True,
+        type=click.Path(file_okay=False, path_type=Path),
+        help="Where downloaded models are kept [default: ~/.cache/envbuild/models].",
+    )
+    @functools.wraps(func)
+    def wrapper(
+        *args: Any,
+        model: str,
+        tracking_uri: str | None,
+        registry_uri: str | None,
+        cache_dir: Path | None,
+        **kwargs: Any,
+    ) -> Any:
+        source = materialize(
+            model, tracking_uri=tracking_uri, registry_uri=registry_uri, cache_dir=cache_dir
+        )
+        return func(*args, model=source, **kwargs)
+
+    return cast(F, wrapper)

@@ -1,0 +1,238 @@
+"""The static pass: problems visible without an index (packaging only, no network).
+
+Lines that cannot be locked, the same package twice with specifiers no version satisfies,
+markers that exclude a requirement on the target, conda-only entries, unpinned lines.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import cast
+
+from packaging.requirements import Requirement as PkgRequirement
+from packaging.specifiers import SpecifierSet
+from packaging.utils import canonicalize_name
+
+from envbuild._redact import redact
+from envbuild.findings import Finding, Severity
+from envbuild.read import EnvSpec, ModelFolder, ReqKind, Requirement
+from envbuild.resolve.target import Target
+from envbuild.serving import SERVING_SOURCE
+
+CODES: dict[str, str] = {
+    "EB301": "a requirement line that cannot be locked with hashes (editable, VCS, local path)",
+    "EB302": "the same package is required twice with specifiers no version satisfies",
+    "EB303": "the same package is required twice (compatible specifiers)",
+    "EB304": "a requirement's environment marker excludes it on the target",
+    "EB305": "a conda-only dependency, which the pip-only path ignores",
+    "EB306": "an unpinned requirement: builds will drift",
+}
+
+
+def specifiers_disjoint(a: SpecifierSet, b: SpecifierSet) -> bool:
+    """True only when no version can satisfy both ``a`` and ``b`` (packaging's version
+    ranges); ``===`` (arbitrary string equality) is not reasoned about."""
+    try:
+        return a.is_disjoint(b)
+    except ValueError:  # === on either side, or sets made with different prereleases
+        return False
+
+
+# conda packages that are native libraries or tools, not Python distributions
+_CONDA_NATIVE = re.compile(
+    r"^(cudatoolkit|cudnn|cuda(-.*)?|nccl|mkl(-.*)?|intel-openmp|openblas|libblas|liblapack"
+    r"|blas|libgcc(-ng)?|libstdcxx(-ng)?|libgomp|_libgcc_mutex|_openmp_mutex|openssl"
+    r"|ca-certificates|certifi|libffi|zlib|xz|bzip2|ncurses|readline|sqlite|tk|tzdata"
+    r"|ld_impl_linux-64|libuuid|libzlib|libsqlite|libnsl|libxcrypt|gcc|gxx|cmake|make"
+    r"|libjpeg-turbo|libpng|freetype|ffmpeg|graphviz|git|curl|setuptools|wheel)$"
+)
+# conda names whose PyPI distribution is called differently
+CONDA_TO_PYPI = {
+    "pytorch": "torch",
+    "pytorch-cpu": "torch",
+    "py-xgboost": "xgboost",
+    "py-xgboost-cpu": "xgboost",
+    "tensorflow-base": "tensorflow",
+    "pytorch-lightning": "lightning",
+    "python-dateutil": "python-dateutil",
+}
+
+
+def req_ref(req: Requirement) -> str:
+    return str(req.location) or SERVING_SOURCE
+
+
+def static_findings(
+    folder: ModelFolder, target: Target, env: EnvSpec | None = None
+) -> tuple[Finding, ...]:
+    """Problems visible without an index: lines that cannot be locked, the same package
+    twice with disjoint specifiers, markers that exclude a requirement on the target,
+    conda-only entries, unpinned requirements."""
+    spec = env or folder.env.spec
+    out: list[Finding] = []
+    marker_env = target.marker_env()
+    active: list[Requirement] = []
+    for req in spec.requirements:
+        if req.kind in (ReqKind.EDITABLE, ReqKind.VCS):
+            out.append(
+                Finding(
+                    code="EB301",
+                    severity=Severity.ERROR,
+                    message=f"{redact(req.raw)!r} cannot be locked with hashes "
+                    f"({req.kind.value} requirement)",
+                    hint="publish the package to an index or build a wheel into a wheelhouse "
+                    "(--find-links DIR) and require it by name and version",
+                    location=req.location,
+                )
+            )
+            continue
+        if req.kind is ReqKind.PATH or (req.kind is ReqKind.URL and req.requirement is None):
+            out.append(
+                Finding(
+                    code="EB301",
+                    severity=Severity.WARNING,
+                    message=f"{redact(req.raw)!r} is a {req.kind.value} requirement; "
+                    "it is left out of the lock",
+                    hint="put the file in a wheelhouse and require it by name: "
+                    "envbuild lock --find-links DIR",
+                    location=req.location,
+                )
+            )
+            continue
+        pkg = req.requirement
+        if pkg is None:
+            continue
+        if pkg.marker is not None:
+            try:
+                applies = pkg.marker.evaluate(marker_env)
+            except Exception:  # an undefined marker variable: let the resolver decide
+                applies = True
+            if not applies:
+                out.append(
+                    Finding(
+                        code="EB304",
+                        severity=Severity.WARNING,
+                        message=f"{req.raw!r} is not installed on {target.describe()}: "
+                        f"its marker '{pkg.marker}' is false there",
+                        hint="drop the marker if the model needs the package on the target",
+                        location=req.location,
+                    )
+                )
+                continue
+        active.append(req)
+        if req.kind is ReqKind.NAMED and req.pinned_version is None:
+            out.append(
+                Finding(
+                    code="EB306",
+                    severity=Severity.WARNING,
+                    message=f"{req.raw!r} is not pinned: builds will drift as new releases appear",
+                    hint="pin the version the model was trained with (name==X.Y.Z), or "
+                    "commit the lock (envbuild lock)",
+                    location=req.location,
+                )
+            )
+    out.extend(_duplicates([*active, *active_constraints(spec, marker_env)]))
+    out.extend(_conda_only(spec))
+    return tuple(out)
+
+
+def active_constraints(spec: EnvSpec, marker_env: dict[str, str]) -> list[Requirement]:
+    out = []
+    for c in spec.constraints:
+        pkg = c.requirement
+        if pkg is None:
+            continue
+        try:
+            if pkg.marker is not None and not pkg.marker.evaluate(marker_env):
+                continue
+        except Exception:
+            pass
+        out.append(c)
+    return out
+
+
+def _duplicates(reqs: Sequence[Requirement]) -> list[Finding]:
+    by_name: dict[str, list[Requirement]] = {}
+    for req in reqs:
+        if req.name and req.requirement is not None:
+            by_name.setdefault(req.name, []).append(req)
+    out: list[Finding] = []
+    for name, group in by_name.items():
+        if len(group) < 2:
+            continue
+        reported = False
+        for i, first in enumerate(group):
+            for second in group[i + 1 :]:
+                a = cast(PkgRequirement, first.requirement).specifier
+                b = cast(PkgRequirement, second.requirement).specifier
+                if specifiers_disjoint(a, b):
+                    reported = True
+                    out.append(
+                        Finding(
+                            code="EB302",
+                            severity=Severity.ERROR,
+                            message=f"{first.raw!r} ({req_ref(first)}) and {second.raw!r} "
+                            f"({req_ref(second)}) cannot both hold: no version of {name} "
+                            "satisfies both",
+                            hint=f"keep one requirement for {name}: the version the model was "
+                            "trained with",
+                            location=second.location,
+                        )
+                    )
+        if not reported:
+            where = ", ".join(f"{r.raw!r} ({req_ref(r)})" for r in group)
+            out.append(
+                Finding(
+                    code="EB303",
+                    severity=Severity.INFO,
+                    message=f"{name} is required {len(group)} times: {where}",
+                    hint="keep one line per package so the files cannot drift apart",
+                    location=group[-1].location,
+                )
+            )
+    return out
+
+
+def _conda_only(spec: EnvSpec) -> list[Finding]:
+    pip_names = {r.name for r in spec.requirements if r.name}
+    out = []
+    for dep in spec.conda:
+        pypi = canonicalize_name(CONDA_TO_PYPI.get(dep.name, dep.name))
+        if pypi in pip_names:
+            out.append(
+                Finding(
+                    code="EB305",
+                    severity=Severity.INFO,
+                    message=f"conda dependency {dep.raw!r} is ignored by the pip-only path; "
+                    f"{pypi} comes from the pip requirements instead",
+                    hint="remove the conda entry, or keep both at the same version",
+                    location=dep.location,
+                )
+            )
+        elif _CONDA_NATIVE.match(dep.name):
+            out.append(
+                Finding(
+                    code="EB305",
+                    severity=Severity.WARNING,
+                    message=f"conda dependency {dep.raw!r} is a native package; the pip-only "
+                    "path does not install it",
+                    hint="wheels bundle their native libraries; if the model needs this one, "
+                    "use a base image that has it (--base-image)",
+                    location=dep.location,
+                )
+            )
+        else:
+            version = dep.version.lstrip("=") if dep.version else None
+            pin = f"{pypi}=={version}" if version and re.fullmatch(r"[\w.]+", version) else pypi
+            out.append(
+                Finding(
+                    code="EB305",
+                    severity=Severity.WARNING,
+                    message=f"conda dependency {dep.raw!r} is conda-only: the pip-only path "
+                    f"leaves it out, so {pypi} will not be installed",
+                    hint=f"add '{pin}' to the pip requirements if the model needs it",
+                    location=dep.location,
+                )
+            )
+    return out
