@@ -528,7 +528,8 @@ def image(
     or ``build`` is false) build the image, prove it in a sandboxed container and only then
     apply ``tags``. A model the static scan calls unsafe is refused first (EB510)."""
     from envbuild import _docker
-    from envbuild.build import build_image, download_wheelhouse, uv_requirement, write_context
+    from envbuild._adapters.uv import uv_requirement
+    from envbuild.build import build_image, download_wheelhouse, write_context
     from envbuild.render import render
 
     for name in tags:

@@ -285,7 +285,7 @@ class RefusedFiles(EnvbuildError):
 
 
 def human_size(n: int) -> str:
-    """Decimal units, as build.human_size prints image sizes (the two agree)."""
+    """Decimal units; image sizes print the same way (envbuild.build re-exports it)."""
     size = float(n)
     for unit in ("B", "kB", "MB", "GB"):
         if size < 1000 or unit == "GB":

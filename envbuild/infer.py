@@ -1021,7 +1021,7 @@ def run_trace(python: str, model: Path, *, timeout: float = 600) -> TraceResult:
     """Load the model with mlflow.pyfunc in a subprocess of ``python`` and predict on its
     input example; return the modules imported beyond ``import mlflow.pyfunc``. This runs
     the model's code: only on the user's request (``--trace``), and in the sandbox
-    (envbuild/_sandbox.py), which reads the interpreter's prefixes and the model."""
+    (envbuild/_adapters/sandbox.py), which reads the interpreter's prefixes and the model."""
     exe = Path(shutil.which(python) or python).absolute()
     model_dir = model.resolve()
     try:

@@ -8,6 +8,7 @@ parsed pins and the facts of a failure (:func:`parse_failure`).
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import os
 import re
@@ -16,6 +17,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -384,3 +386,35 @@ def parse_failure(stderr: str) -> Explained:
 def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment uv runs with."""
     return {**_DEFAULT_ENV, **os.environ, **_BASE_ENV, **(extra or {})}
+
+
+def uv_requirement() -> str | None:
+    """``uv==<this machine's version>`` with the sha256 of every file PyPI has for it, for
+    the build's pip to fetch uv hash-checked. None when the index cannot be reached."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        uv_version = version("uv")
+    except PackageNotFoundError:
+        return None
+    url = "https://pypi.org/simple/uv/"
+    req = urllib.request.Request(url, headers={"Accept": "application/vnd.pypi.simple.v1+json"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            doc = json.loads(resp.read())
+    except (OSError, ValueError) as exc:
+        log.debug("uv hashes from %s: %s", url, exc)
+        return None
+    prefix = f"uv-{uv_version}-"
+    hashes = sorted(
+        {
+            str(f["hashes"]["sha256"])
+            for f in doc.get("files", [])
+            if str(f.get("filename", "")).startswith(prefix)
+            and str(f.get("filename", "")).endswith(".whl")
+            and f.get("hashes", {}).get("sha256")
+        }
+    )
+    if not hashes:
+        return None
+    return f"uv=={uv_version} " + " ".join(f"--hash=sha256:{h}" for h in hashes)

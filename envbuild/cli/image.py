@@ -7,7 +7,6 @@ from pathlib import Path
 import click
 
 from envbuild import api
-from envbuild.build import human_size
 from envbuild.cli import main
 from envbuild.cli.common import (
     EXIT_CODES_HELP,
@@ -22,6 +21,7 @@ from envbuild.cli.common import (
     python_version_option,
     trust_model_option,
 )
+from envbuild.contents import human_size
 from envbuild.sources import ModelSource
 
 

@@ -1,0 +1,56 @@
+"""The lock, from the resolver: the one place the build stage drives the resolver, for
+the commands that build from a model folder."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from envbuild.findings import Finding
+from envbuild.read import ModelFolder, WorkspaceEnv
+from envbuild.render import LockView
+
+
+def host_platform() -> str:
+    import platform
+
+    return "linux/arm64" if platform.machine().lower() in ("aarch64", "arm64") else "linux/amd64"
+
+
+def lock_for(
+    folder: ModelFolder,
+    *,
+    python_version: str | None,
+    platform: str,
+    override: WorkspaceEnv | None = None,
+    find_links: Sequence[Path] = (),
+    command: str = "envbuild image",
+) -> tuple[list[Finding], LockView | None]:
+    """Resolve the model's environment (or the override's) for the target with the
+    resolver and return its findings and the lock as rendering sees it."""
+    from envbuild import resolve as resolver
+
+    target, target_findings = resolver.target_for(
+        folder,
+        python_version=python_version,
+        platform=platform,
+        env=override.spec if override is not None else None,
+    )
+    resolution = resolver.resolve(
+        folder, target, override=override, find_links=find_links, command=command
+    )
+    findings = [*target_findings, *resolution.findings]
+    lock = resolution.lock
+    if lock is None:
+        return findings, None
+    return findings, LockView(
+        text=lock.text,
+        sha256=lock.sha256,
+        python_version=_xy(target),
+        platform=platform,
+    )
+
+
+def _xy(target: Any) -> str:
+    return f"{target.python.major}.{target.python.minor}"
