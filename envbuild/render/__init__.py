@@ -1,0 +1,545 @@
+"""Render a model's build: a Dockerfile from templates/ plus the files of its build context.
+
+Rendering is pure: it reads the model folder and the lock and returns a ``BuildPlan`` (text
+and bytes); writing the context and calling Docker happen in build.py. Every value that
+reaches a ``RUN`` line is validated or shell-quoted first (safety.py), so no requirement
+string, index URL or package name can add an instruction to the Dockerfile.
+
+``render()`` runs four steps: the inputs (target, pins, base image, context files), the
+template context, the Dockerfile text, and the check of that text.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from envbuild import __version__
+from envbuild.contents import RefusedFiles, select
+from envbuild.errors import InputError
+from envbuild.findings import Finding, Location, Severity
+from envbuild.read import CondaDep, EnvSpec, ModelFolder, WorkspaceEnv
+from envbuild.render.context import (
+    IndexPlan,
+    bytecode_script,
+    conda_environment,
+    find_links_files,
+    model_files,
+    server_files,
+    server_package,
+    server_sha256,
+    split_index_options,
+    uv_source,
+    wheelhouse_files,
+)
+from envbuild.render.detect import (
+    SYSTEM_PACKAGES,
+    conda_only,
+    cuda_version,
+    system_packages,
+    warm_imports,
+)
+from envbuild.render.lock import MLFLOW_DISTS, Pin, parse_lock, serving_runtime_only
+from envbuild.render.plan import BuildKind, BuildPlan, ContextFile, LockView, Secret
+from envbuild.render.safety import FILTERS, check_image, check_requirement, check_text, unsafe
+
+__all__ = [
+    "CODES",
+    "HEALTH_PATH",
+    "MLFLOW_DISTS",
+    "PORT",
+    "SYSTEM_PACKAGES",
+    "BuildKind",
+    "BuildPlan",
+    "ContextFile",
+    "IndexPlan",
+    "LockView",
+    "Pin",
+    "Secret",
+    "check_image",
+    "check_requirement",
+    "check_text",
+    "conda_only",
+    "cuda_version",
+    "model_files",
+    "parse_lock",
+    "render",
+    "server_files",
+    "server_package",
+    "server_sha256",
+    "serving_runtime_only",
+    "split_index_options",
+    "system_packages",
+    "templates_dir",
+    "unsafe",
+    "warm_imports",
+]
+
+# Finding codes of the builder (render/ and build.py); the README table gathers them.
+CODES: dict[str, str] = {
+    "EB401": "a value bound for the Dockerfile is unsafe (newline, control character, bad syntax)",
+    "EB402": "a lock line is not a pinned requirement envbuild can install with hashes",
+    "EB403": "an index URL carries credentials and the engine has no BuildKit secrets",
+    "EB404": "the environment names conda-only packages: the micromamba path is rendered",
+    "EB405": "the lock pins CUDA builds: a CUDA runtime base image is rendered",
+    "EB406": "the workspace environment's base image replaces the python:X.Y-slim default",
+    "EB407": "a local --find-links directory is packed into the build context",
+    "EB408": "a model file is a symbolic link or special file and is not copied",
+    "EB409": "the server package envbuild copies into the image or venv is missing",
+}
+
+PORT = 8080
+HEALTH_PATH = "/ping"  # the route the HEALTHCHECK and the smoke test probe
+UID = 10001
+MICROMAMBA_IMAGE = "mambaorg/micromamba:1.5.10-bookworm-slim"
+CONDA_RUNTIME_IMAGE = "debian:bookworm-slim"
+# CUDA X.Y -> the newest runtime image tag of that minor version (Ubuntu 22.04).
+CUDA_IMAGES: dict[str, str] = {
+    "11.7": "11.7.1",
+    "11.8": "11.8.0",
+    "12.0": "12.0.1",
+    "12.1": "12.1.1",
+    "12.2": "12.2.2",
+    "12.3": "12.3.2",
+    "12.4": "12.4.1",
+    "12.5": "12.5.1",
+    "12.6": "12.6.3",
+    "12.8": "12.8.1",
+    "12.9": "12.9.1",
+    "13.0": "13.0.2",
+}
+
+_PY_XY = re.compile(r"^3\.[0-9]{1,2}$")
+_PLATFORM = re.compile(r"^linux/(amd64|arm64)$")
+_ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+
+
+# --------------------------------------------------------------------------------------
+# templates
+
+
+def templates_dir() -> Path:
+    """The Dockerfile templates. Their home is the top-level templates/ folder; the wheel
+    carries it inside the package as envbuild/templates (hatch force-include). So: the
+    package's own templates/ when it has one (installed), else the one beside the package
+    (a source checkout, editable installs included)."""
+    package = Path(__file__).resolve().parents[1]
+    installed = package / "templates"
+    found = installed if installed.is_dir() else package.parent / "templates"
+    if not (found / "Dockerfile.pip.j2").is_file():
+        raise InputError(
+            "envbuild's Dockerfile templates are missing",
+            hint="reinstall envbuild; the wheel carries them as envbuild/templates",
+            code="EB409",
+        )
+    return found
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(templates_dir())),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,
+        trim_blocks=False,
+    )
+    env.filters.update(FILTERS)
+    return env
+
+
+# --------------------------------------------------------------------------------------
+# step 1: the inputs
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Target:
+    """The checked command line and lock target, the lock's pins and index options, and
+    the environment spec the image installs."""
+
+    command_line: str
+    python_xy: str
+    platform: str
+    pins: tuple[Pin, ...]
+    spec: EnvSpec
+    index: IndexPlan
+
+
+def _target(
+    folder: ModelFolder,
+    lock: LockView,
+    *,
+    command: str,
+    override: WorkspaceEnv | None,
+    wheelhouse: bool,
+) -> _Target:
+    command_line = check_text("command", command)
+    python_xy = lock.python_version
+    if not _PY_XY.match(python_xy):
+        raise unsafe("Python version", python_xy, "expected X.Y such as 3.11")
+    if not _PLATFORM.match(lock.platform):
+        raise unsafe("platform", lock.platform, "expected linux/amd64 or linux/arm64")
+    pins, _ = parse_lock(lock.text)
+    spec = override.spec if override is not None else folder.env.spec
+    for req in spec.requirements:
+        check_text("requirement", req.raw, req.location)
+    return _Target(
+        command_line=command_line,
+        python_xy=python_xy,
+        platform=lock.platform,
+        pins=tuple(pins),
+        spec=spec,
+        index=split_index_options(lock.text, wheelhouse=wheelhouse),
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Base:
+    """The build path and its base image, and how uv finds the image's Python."""
+
+    kind: BuildKind
+    image: str
+    python_source: str
+    cuda: tuple[str, tuple[str, ...]] | None
+    conda: tuple[CondaDep, ...]
+    findings: tuple[Finding, ...]
+
+
+def _base(target: _Target, *, base_image: str | None, override: WorkspaceEnv | None) -> _Base:
+    findings: list[Finding] = []
+    cuda = cuda_version(target.pins)
+    conda = conda_only(target.spec.conda)
+    kind = BuildKind.PIP
+    default_base = f"python:{target.python_xy}-slim"
+    python_source = "only-system"
+    if conda:
+        kind = BuildKind.CONDA
+        default_base = CONDA_RUNTIME_IMAGE
+        findings.append(
+            Finding(
+                code="EB404",
+                severity=Severity.INFO,
+                message="conda-only packages "
+                + ", ".join(sorted(d.name for d in conda))
+                + ": rendering the micromamba path (needs a conda channel to build)",
+                location=conda[0].location,
+            )
+        )
+    elif cuda:
+        kind = BuildKind.CUDA
+        tag_version = CUDA_IMAGES.get(cuda[0], f"{cuda[0]}.0")
+        default_base = f"nvidia/cuda:{tag_version}-runtime-ubuntu22.04"
+        python_source = "only-managed"
+        findings.append(
+            Finding(
+                code="EB405",
+                severity=Severity.INFO,
+                message=f"CUDA {cuda[0]} builds in the lock ({', '.join(cuda[1])}): "
+                f"base image {default_base}",
+            )
+        )
+    chosen = base_image or (override.image if override is not None else None) or default_base
+    check_image(chosen)
+    if override is not None and override.image and not base_image:
+        findings.append(
+            Finding(
+                code="EB406",
+                severity=Severity.INFO,
+                message=f"base image {override.image} from {override.file}",
+                location=Location(file=override.file, field="image"),
+            )
+        )
+    if chosen != default_base and kind is BuildKind.PIP:
+        # a base of the user's choosing may not carry the model's Python: let uv fetch one
+        python_source = "system"
+    return _Base(
+        kind=kind,
+        image=chosen,
+        python_source=python_source,
+        cuda=cuda,
+        conda=conda,
+        findings=tuple(findings),
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Context:
+    """The build context's files (without the Dockerfile) and how the image installs."""
+
+    files: tuple[ContextFile, ...]
+    install_args: tuple[tuple[str, ...], ...]
+    links: bool
+    uv_from: str
+    staged: bool
+    findings: tuple[Finding, ...]
+
+
+def _context(
+    folder: ModelFolder,
+    target: _Target,
+    base: _Base,
+    *,
+    wheelhouse: Sequence[Path],
+    uv_binary: Path | None,
+    uv_requirement: str | None,
+    exclude: Sequence[str],
+    allow_files: Sequence[str],
+) -> _Context:
+    index = target.index
+    selection = select(folder, exclude=exclude, allow_files=allow_files)
+    if selection.blocking():
+        raise RefusedFiles(selection.blocking())
+    findings: list[Finding] = list(selection.findings())
+    files: list[ContextFile] = []
+    mfiles, mfind = model_files(folder.path, selection)
+    files.extend(mfiles)
+    findings.extend(mfind)
+    files.extend(server_files())
+    files.append(ContextFile(path=".envbuild/requirements.lock", data=index.lock_text.encode()))
+    files.append(bytecode_script())
+    install_args: list[tuple[str, ...]] = []
+    packed = 0
+    if wheelhouse:
+        install_args.extend((("--no-index",), ("--find-links", "/tmp/envbuild/wheels")))
+        files.extend(wheelhouse_files(wheelhouse))
+    else:
+        install_args.extend(
+            tuple(index.install_args[i : i + 2]) for i in range(0, len(index.install_args), 2)
+        )
+        if index.find_links:
+            links, lfind, packed = find_links_files(index.find_links, target.pins)
+            files.extend(links)
+            findings.extend(lfind)
+            if packed:
+                install_args.append(("--find-links", "/tmp/envbuild/links"))
+    uv = uv_source(
+        kind=base.kind,
+        staged=bool(wheelhouse) or packed > 0 or base.kind is not BuildKind.PIP,
+        platform=target.platform,
+        uv_binary=uv_binary,
+        uv_requirement=uv_requirement,
+    )
+    files.append(uv.file)
+    if base.kind is BuildKind.CONDA:
+        files.append(
+            ContextFile(
+                path=".envbuild/environment.yml",
+                data=conda_environment(base.conda, target.spec.channels, target.python_xy).encode(),
+            )
+        )
+    return _Context(
+        files=tuple(files),
+        install_args=tuple(install_args),
+        links=packed > 0,
+        uv_from=uv.origin,
+        staged=uv.staged,
+        findings=tuple(findings),
+    )
+
+
+def _labels(
+    folder: ModelFolder,
+    lock: LockView,
+    target: _Target,
+    base: _Base,
+    *,
+    tag: str | None,
+    source: str | None,
+    created: str | None,
+    model_labels: Mapping[str, str] | None,
+) -> tuple[tuple[str, str], ...]:
+    m = folder.mlmodel
+    model_name = folder.path.resolve().name
+    labels = {
+        "org.opencontainers.image.title": tag.split(":")[0] if tag else model_name,
+        "org.opencontainers.image.description": f"MLflow model {model_name} served by envbuild",
+        "org.opencontainers.image.version": tag.rsplit(":", 1)[1]
+        if tag and ":" in tag.rsplit("/", 1)[-1]
+        else "latest",
+        "org.opencontainers.image.base.name": base.image,
+        "org.opencontainers.image.source": source or "",
+        "org.opencontainers.image.revision": m.run_id or "",
+        "org.opencontainers.image.vendor": "envbuild",
+        "io.envbuild.version": __version__,
+        "io.envbuild.command": target.command_line,
+        "io.envbuild.model.run-id": m.run_id or "",
+        "io.envbuild.model.uuid": m.model_uuid or "",
+        "io.envbuild.model.mlflow-version": m.mlflow_version or "",
+        "io.envbuild.lock.sha256": lock.sha256,
+        "io.envbuild.python": target.python_xy,
+        "io.envbuild.platform": target.platform,
+        "io.envbuild.kind": base.kind.value,
+    }
+    if created:
+        labels["org.opencontainers.image.created"] = created
+    labels.update(model_labels or {})
+    return tuple(sorted((k, v) for k, v in labels.items() if v != "" or k.startswith("io.")))
+
+
+# --------------------------------------------------------------------------------------
+# step 2: the template context
+
+
+def _flavor_summary(folder: ModelFolder) -> str:
+    names = [f.name for f in folder.mlmodel.flavors if f.name != "python_function"]
+    loader = folder.mlmodel.pyfunc.loader_module if folder.mlmodel.pyfunc else None
+    parts = names or ["python_function"]
+    return ", ".join(parts) + (f"; loader {loader}" if loader else "")
+
+
+def _runtime_env(folder: ModelFolder) -> list[tuple[str, str]]:
+    """Environment the server needs: where the model is, MLflow quiet and offline."""
+    env = {
+        "ENVBUILD_MODEL_DIR": "/opt/envbuild/model",
+        "MLFLOW_TRACKING_URI": "file:///tmp/mlruns",
+        "MLFLOW_DISABLE_ENV_CREATION": "true",
+        # The image exists to load this one model (MLflow 3 refuses pickled artifacts
+        # otherwise); `envbuild check` scans its pickles before anyone builds.
+        "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "true",
+    }
+    return sorted(env.items())
+
+
+def _template_context(
+    folder: ModelFolder,
+    lock: LockView,
+    target: _Target,
+    base: _Base,
+    context: _Context,
+    labels: tuple[tuple[str, str], ...],
+    *,
+    buildkit: bool,
+    wheelhouse: bool,
+) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "envbuild_version": __version__,
+        "command_line": target.command_line,
+        "model_name": folder.path.resolve().name,
+        "flavor_summary": _flavor_summary(folder),
+        "python_xy": target.python_xy,
+        "platform": target.platform,
+        "base_image": base.image,
+        "labels": labels,
+        "buildkit": buildkit,
+        "secrets": [{"id": s.id, "env": s.env} for s in target.index.secrets],
+        "install_args": list(context.install_args),
+        "wheelhouse": wheelhouse,
+        "links": context.links,
+        "uv_from": context.uv_from,
+        "staged": context.staged,
+        "python_source": base.python_source,
+        "system_packages": system_packages(target.pins),
+        "runtime_env": _runtime_env(folder),
+        "bytecode_defer": serving_runtime_only(lock.text),
+        "bytecode_warm": warm_imports(folder),
+        "port": PORT,
+        "health_path": HEALTH_PATH,
+        "uid": UID,
+        "entrypoint": ["/opt/envbuild/venv/bin/python", "-m", server_package()],
+        "conda_only": [d.name for d in base.conda],
+        "micromamba_image": MICROMAMBA_IMAGE,
+        "cuda_version": base.cuda[0] if base.cuda else "",
+        "cuda_evidence": list(base.cuda[1]) if base.cuda else [],
+    }
+    for key, _value in values["runtime_env"]:
+        if not _ENV_NAME.match(key):
+            raise unsafe("environment variable name", key, "not NAME_LIKE_THIS")
+    return values
+
+
+# --------------------------------------------------------------------------------------
+# steps 3 and 4: the text, and its check
+
+
+def _dockerfile(kind: BuildKind, values: Mapping[str, Any]) -> str:
+    return _environment().get_template(f"Dockerfile.{kind.value}.j2").render(**values)
+
+
+def _check_dockerfile(dockerfile: str) -> str:
+    """The rendered text, line by line: a value that slipped past the filters and would
+    start an instruction of its own is refused here."""
+    for raw_line in dockerfile.splitlines():
+        check_text("Dockerfile line", raw_line)
+    return dockerfile
+
+
+def render(
+    folder: ModelFolder,
+    lock: LockView,
+    *,
+    command: str,
+    tag: str | None = None,
+    base_image: str | None = None,
+    override: WorkspaceEnv | None = None,
+    wheelhouse: Sequence[Path] = (),
+    buildkit: bool = False,
+    uv_binary: Path | None = None,
+    uv_requirement: str | None = None,
+    source: str | None = None,
+    created: str | None = None,
+    model_labels: Mapping[str, str] | None = None,
+    exclude: Sequence[str] = (),
+    allow_files: Sequence[str] = (),
+) -> BuildPlan:
+    """Render the Dockerfile and list the build context for ``folder`` installed from
+    ``lock``. ``wheelhouse`` lists downloaded wheels to install with ``--no-index``.
+    ``model_labels`` (``ModelSource.labels()``: where the model came from, its registered
+    name, version and run id) are added to the image labels. ``exclude`` and
+    ``allow_files`` shape which model files are copied (contents.select); a secret-looking
+    file or an LFS pointer the model needs refuses the render (RefusedFiles, exit 1)."""
+    target = _target(folder, lock, command=command, override=override, wheelhouse=bool(wheelhouse))
+    base = _base(target, base_image=base_image, override=override)
+    if target.index.secrets and not buildkit:
+        raise InputError(
+            "the lock names an index URL with credentials; this engine has no BuildKit, "
+            "so they could only travel inside a layer",
+            hint="use --wheelhouse (wheels are downloaded on this machine) or an engine with "
+            "BuildKit (docker buildx)",
+            code="EB403",
+        )
+    context = _context(
+        folder,
+        target,
+        base,
+        wheelhouse=wheelhouse,
+        uv_binary=uv_binary,
+        uv_requirement=uv_requirement,
+        exclude=exclude,
+        allow_files=allow_files,
+    )
+    labels = _labels(
+        folder,
+        lock,
+        target,
+        base,
+        tag=tag,
+        source=source,
+        created=created,
+        model_labels=model_labels,
+    )
+    values = _template_context(
+        folder, lock, target, base, context, labels, buildkit=buildkit, wheelhouse=bool(wheelhouse)
+    )
+    dockerfile = _check_dockerfile(_dockerfile(base.kind, values))
+    files = sorted(
+        (*context.files, ContextFile(path="Dockerfile", data=dockerfile.encode())),
+        key=lambda f: f.path,
+    )
+    return BuildPlan(
+        kind=base.kind,
+        dockerfile=dockerfile,
+        files=tuple(files),
+        base_image=base.image,
+        python_version=target.python_xy,
+        platform=target.platform,
+        labels=labels,
+        lock_sha256=lock.sha256,
+        secrets=target.index.secrets,
+        buildkit=buildkit,
+        buildable=base.kind is BuildKind.PIP,
+        findings=(*base.findings, *context.findings),
+    )

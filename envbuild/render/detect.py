@@ -1,0 +1,79 @@
+"""What the lock and the model say about the image they need: a CUDA runtime, a conda
+environment, shared libraries from apt, and which modules to import at build time."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+
+from packaging.version import InvalidVersion, Version
+
+from envbuild.read import CondaDep, ModelFolder
+from envbuild.render.lock import Pin
+from envbuild.render.safety import unsafe
+
+# Python distributions whose wheels need a shared library the slim base lacks.
+SYSTEM_PACKAGES: dict[str, tuple[str, ...]] = {
+    "lightgbm": ("libgomp1",),
+    "xgboost": ("libgomp1",),
+    "catboost": ("libgomp1",),
+    "opencv-python": ("libgl1", "libglib2.0-0"),
+    "h2o": ("default-jre-headless",),
+    "pyspark": ("default-jre-headless",),
+}
+_APT_NAME = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
+_MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*$")
+
+
+def cuda_version(pins: Iterable[Pin]) -> tuple[str, tuple[str, ...]] | None:
+    """The CUDA X.Y the lock's builds need, and the pins that say so."""
+    evidence: list[str] = []
+    found: str | None = None
+    for pin in pins:
+        local = pin.version.partition("+")[2]
+        m = re.fullmatch(r"cu(\d+)(\d)", local)
+        if m and pin.name in ("torch", "torchvision", "torchaudio", "tensorflow", "jax", "jaxlib"):
+            found = found or f"{m[1]}.{m[2]}"
+            evidence.append(f"{pin.name}=={pin.version}")
+    if found is None:
+        for pin in pins:
+            if re.fullmatch(r"nvidia-cuda-runtime(-cu1\d)?", pin.name):
+                try:
+                    v = Version(pin.version)
+                except InvalidVersion:
+                    continue
+                found = f"{v.major}.{v.minor}"
+                evidence.append(f"{pin.name}=={pin.version}")
+        if found is None and any(re.fullmatch(r"nvidia-.*-cu1[12]", p.name) for p in pins):
+            major = "12" if any(p.name.endswith("-cu12") for p in pins) else "11"
+            found = "12.1" if major == "12" else "11.8"
+            evidence.extend(
+                f"{p.name}=={p.version}" for p in pins if re.fullmatch(r"nvidia-.*-cu1[12]", p.name)
+            )
+    return (found, tuple(evidence[:3])) if found else None
+
+
+def conda_only(deps: Sequence[CondaDep]) -> tuple[CondaDep, ...]:
+    return tuple(d for d in deps if d.name not in ("python", "pip"))
+
+
+def system_packages(pins: Iterable[Pin]) -> tuple[str, ...]:
+    out: set[str] = set()
+    for pin in pins:
+        out.update(SYSTEM_PACKAGES.get(pin.name, ()))
+    for name in out:
+        if not _APT_NAME.match(name):  # pragma: no cover - the table is ours
+            raise unsafe("system package", name, "not a Debian package name")
+    return tuple(sorted(out))
+
+
+def warm_imports(folder: ModelFolder) -> tuple[str, ...]:
+    """The modules whose import at build time writes the deferred runtime's bytecode:
+    those the server imports at start, and the model flavor's pyfunc loader."""
+    from envbuild.serve.protocol import MLFLOW_MODULES
+
+    loader = folder.mlmodel.pyfunc.loader_module if folder.mlmodel.pyfunc else None
+    modules = list(MLFLOW_MODULES)
+    if loader and _MODULE.match(loader) and loader not in modules:
+        modules.append(loader)
+    return tuple(modules)
