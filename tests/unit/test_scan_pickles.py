@@ -3,6 +3,7 @@ skops (tests/data/pickles/make_pickles.py; the skops file is an example model's)
 
 from __future__ import annotations
 
+import os
 import pickle
 import shutil
 import subprocess
@@ -219,3 +220,18 @@ def test_non_pickles_are_ignored(tmp_path: Path) -> None:
 )
 def test_unsafe_table(module: str, name: str, unsafe: bool) -> None:
     assert (unsafe_reason(module, name) is not None) is unsafe
+
+
+def test_the_reason_for_a_python2_name_does_not_depend_on_the_hash_seed() -> None:
+    script = (
+        "from envbuild.scan.pickles import unsafe_reason; "
+        "print(unsafe_reason('__builtin__', 'eval'))"
+    )
+    reasons = set()
+    for seed in ("0", "1", "2", "3", "4", "5"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        done = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, check=True, env=env
+        )
+        reasons.add(done.stdout)
+    assert len(reasons) == 1, reasons

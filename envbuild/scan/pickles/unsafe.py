@@ -288,7 +288,9 @@ def _py2_names(module: str, name: str | None) -> tuple[str, str | None]:
 
 def unsafe_reason(module: str, name: str | None) -> str | None:
     """Why calling ``module.name`` from a pickle is unsafe, or None if it is not listed."""
-    for mod, attr in {(module, name), _py2_names(module, name)}:
+    # the name as written first, then as Python 3 maps it: a set here made the reason (not
+    # the verdict) depend on PYTHONHASHSEED
+    for mod, attr in dict.fromkeys(((module, name), _py2_names(module, name))):
         reason = _listed(mod, attr)
         if reason is not None:
             return reason
