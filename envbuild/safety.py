@@ -23,6 +23,7 @@ from typing import Any
 from envbuild.errors import FailedError
 from envbuild.findings import Finding, Severity
 from envbuild.read import ModelFolder
+from envbuild.versions import minor_of
 
 CODES: dict[str, str] = {
     "EB510": "a command that loads or runs the model refused: the static scan found it "
@@ -35,23 +36,13 @@ LOADING_COMMANDS: tuple[str, ...] = ("image", "venv", "infer --trace")
 _ALWAYS_UNSAFE = frozenset({"EB501", "EB503", "EB211"})
 
 
-def _minor(version: str | None) -> tuple[int, int] | None:
-    if not version:
-        return None
-    parts = version.strip().split(".")
-    try:
-        return int(parts[0]), int(parts[1])
-    except (IndexError, ValueError):
-        return None
-
-
 def grade(
     findings: Iterable[Finding], *, saved_python: str | None, target_python: str | None
 ) -> list[Finding]:
     """The scan's findings with EB211 (unreadable) raised to ``unsafe``, and EB502 where
     the Python that will load the model is another minor than the one that saved it (both
     must be known)."""
-    saved, target = _minor(saved_python), _minor(target_python)
+    saved, target = minor_of(saved_python), minor_of(target_python)
     out = []
     for f in findings:
         if f.code == "EB211" and f.severity is not Severity.UNSAFE:

@@ -22,6 +22,7 @@ from envbuild.errors import FailedError, InputError, ToolError
 from envbuild.findings import Location
 from envbuild.output import write_atomic
 from envbuild.render import LockView, server_files, server_sha256
+from envbuild.versions import is_minor
 
 log = logging.getLogger("envbuild")
 
@@ -61,7 +62,7 @@ def find_python(want: str | None, python_xy: str) -> tuple[Path, str]:
             )
         return exe, version
     xy = want or python_xy
-    if not re.fullmatch(r"3\.\d{1,2}", xy):
+    if not is_minor(xy):
         raise InputError(f"--python {xy!r} is neither a path nor X.Y", code="EB902")
     candidates: list[Path] = []
     for d in os.environ.get("PATH", "").split(os.pathsep):

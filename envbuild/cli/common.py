@@ -17,6 +17,7 @@ from envbuild.errors import EnvbuildError
 from envbuild.findings import Finding, Severity
 from envbuild.output import dumps, envelope
 from envbuild.sources import materialize
+from envbuild.versions import PLATFORMS
 
 log = logging.getLogger("envbuild")
 
@@ -153,8 +154,6 @@ def present(result: Presentable, *, fmt: str, command: str, text: str) -> NoRetu
     sys.exit(code)
 
 
-PLATFORM_CHOICES = ("linux/amd64", "linux/arm64")
-
 python_version_option = click.option(
     "--python-version",
     default=None,
@@ -197,7 +196,7 @@ def platform_option(default: str | None, help_default: str) -> Callable[[F], F]:
     return click.option(
         "--platform",
         "target_platform",
-        type=click.Choice(PLATFORM_CHOICES),
+        type=click.Choice(PLATFORMS),
         default=default,
         help=f"Target platform (default: {help_default}).",
     )

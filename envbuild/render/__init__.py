@@ -47,6 +47,7 @@ from envbuild.render.detect import (
 from envbuild.render.lock import MLFLOW_DISTS, Pin, parse_lock, serving_runtime_only
 from envbuild.render.plan import BuildKind, BuildPlan, ContextFile, LockView, Secret
 from envbuild.render.safety import FILTERS, check_image, check_requirement, check_text, unsafe
+from envbuild.versions import is_minor, is_platform
 
 __all__ = [
     "CODES",
@@ -114,8 +115,6 @@ CUDA_IMAGES: dict[str, str] = {
     "13.0": "13.0.2",
 }
 
-_PY_XY = re.compile(r"^3\.[0-9]{1,2}$")
-_PLATFORM = re.compile(r"^linux/(amd64|arm64)$")
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 
 
@@ -179,9 +178,9 @@ def _target(
 ) -> _Target:
     command_line = check_text("command", command)
     python_xy = lock.python_version
-    if not _PY_XY.match(python_xy):
+    if not is_minor(python_xy):
         raise unsafe("Python version", python_xy, "expected X.Y such as 3.11")
-    if not _PLATFORM.match(lock.platform):
+    if not is_platform(lock.platform):
         raise unsafe("platform", lock.platform, "expected linux/amd64 or linux/arm64")
     pins, _ = parse_lock(lock.text)
     spec = override.spec if override is not None else folder.env.spec

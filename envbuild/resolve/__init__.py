@@ -42,14 +42,9 @@ from envbuild.resolve.static import (
     static_findings,
 )
 from envbuild.resolve.target import CODES as _target_codes
-from envbuild.resolve.target import (
-    DEFAULT_PYTHON,
-    PLATFORMS,
-    Platform,
-    Target,
-    target_for,
-)
+from envbuild.resolve.target import Target, target_for
 from envbuild.serving import serving_requirements
+from envbuild.versions import DEFAULT_PYTHON, PLATFORMS, Platform
 
 __all__ = [
     "CODES",

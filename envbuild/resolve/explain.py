@@ -18,7 +18,8 @@ from envbuild._redact import redact
 from envbuild.findings import Finding, Location, Severity
 from envbuild.read import EnvSpec, Requirement
 from envbuild.resolve.static import req_ref
-from envbuild.resolve.target import Target, python_of
+from envbuild.resolve.target import Target
+from envbuild.versions import python_of
 
 if TYPE_CHECKING:
     from envbuild.resolve import Inputs

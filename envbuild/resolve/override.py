@@ -11,7 +11,8 @@ from packaging.utils import canonicalize_name
 from envbuild.findings import Finding, Location, Severity
 from envbuild.read import ModelFolder, WorkspaceEnv
 from envbuild.resolve.static import CONDA_TO_PYPI
-from envbuild.resolve.target import python_of, same_python, version_of
+from envbuild.resolve.target import version_of
+from envbuild.versions import python_of, same_python
 
 CODES: dict[str, str] = {
     "EB330": "the override drops the library of one of the model's flavors",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Literal, cast
+from typing import Any, cast
 
 from packaging.markers import default_environment
 from packaging.version import InvalidVersion, Version
@@ -14,10 +14,13 @@ from envbuild._adapters import uv as _uv
 from envbuild.errors import InputError
 from envbuild.findings import Finding, Location, Severity
 from envbuild.read import EnvSpec, ModelFolder
-
-Platform = Literal["linux/amd64", "linux/arm64"]
-PLATFORMS: tuple[Platform, ...] = ("linux/amd64", "linux/arm64")
-DEFAULT_PYTHON = "3.11"
+from envbuild.versions import (
+    DEFAULT_PYTHON,
+    PLATFORMS,
+    Platform,
+    python_of,
+    same_python,
+)
 
 CODES: dict[str, str] = {
     "EB300": "the Python versions in MLmodel, conda.yaml and python_env.yaml disagree",
@@ -69,20 +72,6 @@ class Target:
             "platform": self.platform,
             "uv_platform": self.uv_platform,
         }
-
-
-def python_of(text: str) -> Version | None:
-    """``3.8``, ``3.8.12``, ``3.10.*``, ``>=3.9`` (conda) -> a Version of X.Y[.Z]."""
-    match = re.search(r"(\d+)\.(\d+)(?:\.(\d+))?", text)
-    if not match:
-        return None
-    return Version(".".join(g for g in match.groups() if g is not None))
-
-
-def same_python(a: Version, b: Version) -> bool:
-    """Two pins agree when they share what both say: 3.11 agrees with 3.11.7."""
-    n = min(len(a.release), len(b.release), 3)
-    return a.release[:n] == b.release[:n]
 
 
 def target_for(

@@ -1,5 +1,5 @@
 """A default is written once: the Python a model without one is served on is
-resolve.DEFAULT_PYTHON, and no other code spells a Python version of its own."""
+versions.DEFAULT_PYTHON, and no other code spells a Python version of its own."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import ast
 import re
 from pathlib import Path
 
-from envbuild.resolve import DEFAULT_PYTHON
+from envbuild.versions import DEFAULT_PYTHON
 
 ROOT = Path(__file__).resolve().parents[2]
 # envbuild/serve/ runs inside the image and cannot import envbuild
@@ -23,4 +23,17 @@ def test_the_default_python_is_spelled_once() -> None:
         and isinstance(node.value, str)
         and re.fullmatch(r"3\.\d{1,2}", node.value)
     ]
-    assert spelled == [f"envbuild/resolve/target.py: {DEFAULT_PYTHON}"]
+    assert spelled == [f"envbuild/versions.py: {DEFAULT_PYTHON}"]
+
+
+def test_versions_parse_once_and_compare_as_values() -> None:
+    from packaging.version import Version
+
+    from envbuild.versions import is_minor, is_platform, minor_of, python_of, same_python
+
+    assert python_of(">=3.9") == Version("3.9") and python_of("3.10.*") == Version("3.10")
+    assert same_python(Version("3.11"), Version("3.11.7"))
+    assert not same_python(Version("3.11.6"), Version("3.11.7"))
+    assert minor_of("3.11.7") == (3, 11) and minor_of(None) is None and minor_of("x") is None
+    assert is_minor("3.12") and not is_minor("3.12.1") and not is_minor("3.12\n")
+    assert is_platform("linux/arm64") and not is_platform("linux/s390x")
