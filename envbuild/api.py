@@ -34,7 +34,7 @@ from envbuild.infer import Inference
 from envbuild.installed import InstalledEnv, start_inspect
 from envbuild.output import canonical_command, header, write_atomic
 from envbuild.read import ModelFolder, read_model, read_workspace_env
-from envbuild.render import BuildPlan, LockView
+from envbuild.render import BuildPlan
 from envbuild.resolve import (
     DEFAULT_PYTHON,
     LOCK_NAME,
@@ -46,6 +46,7 @@ from envbuild.resolve import (
 )
 from envbuild.safety import Verdict, require_safe
 from envbuild.sources import ModelSource, materialize
+from envbuild.versions import minor_of
 
 log = logging.getLogger("envbuild")
 
@@ -465,7 +466,7 @@ class ImageResult:
     source: ModelSource
     folder: ModelFolder
     safety: Verdict
-    lock: LockView | None  # None when resolution failed (the findings say why)
+    lock: Lock | None  # None when resolution failed (the findings say why)
     plan: BuildPlan | None
     output: Path | None  # with output=: where the build context was written
     image: BuiltImage | None  # None unless built
@@ -502,6 +503,38 @@ def _host_uv(target_platform: str) -> Path | None:
     return Path(_uv.uv_bin())
 
 
+def _read_lock_file(
+    path: Path | None, *, python_version: str | None, platform: str | None
+) -> Lock | None:
+    """The lock ``image --lock`` builds from; its target must be the one asked for."""
+    if path is None:
+        return None
+    from envbuild.resolve.lock import read_lock
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(
+            f"cannot read the lock: {exc}",
+            hint="name a requirements.lock written by `envbuild lock`",
+            location=Location(file=str(path)),
+        ) from None
+    given = read_lock(text, file=str(path))
+    if python_version and minor_of(python_version) != minor_of(given.python_version):
+        raise InputError(
+            f"{path} is locked for Python {given.python_version}, not {python_version}",
+            hint="lock again with `envbuild lock --python-version`, or drop --python-version",
+            location=Location(file=str(path), line=2),
+        )
+    if platform and platform != given.platform:
+        raise InputError(
+            f"{path} is locked for {given.platform}, not {platform}",
+            hint="lock again with `envbuild lock --platform`, or drop --platform",
+            location=Location(file=str(path), line=2),
+        )
+    return given
+
+
 def image(
     model: ModelLocation,
     *,
@@ -513,6 +546,7 @@ def image(
     platform: str | None = None,
     env_override: Path | None = None,
     find_links: Sequence[Path] = (),
+    lock_file: Path | None = None,
     wheelhouse: bool = False,
     network_mode: str | None = None,
     smoke: bool = True,
@@ -526,7 +560,9 @@ def image(
 ) -> ImageResult:
     """Lock ``model``'s environment, render its Dockerfile and (unless ``output`` is given
     or ``build`` is false) build the image, prove it in a sandboxed container and only then
-    apply ``tags``. A model the static scan calls unsafe is refused first (EB510)."""
+    apply ``tags``. ``lock_file`` (written by ``envbuild lock``) is built as it is, with no
+    resolution: what CI locked is what gets built. A model the static scan calls unsafe is
+    refused first (EB510)."""
     from envbuild import _docker
     from envbuild._adapters.uv import uv_requirement
     from envbuild.build import build_image, download_wheelhouse, write_context
@@ -542,13 +578,18 @@ def image(
     folder = read_model(source.path)
     findings: list[Finding] = list(folder.findings)
     override = read_workspace_env(env_override) if env_override else None
-    target_platform = platform or host_platform()
+    given = _read_lock_file(lock_file, python_version=python_version, platform=platform)
+    target_platform = given.platform if given else (platform or host_platform())
     # Before anything is resolved, rendered or built: an image exists to load the model.
-    target, _ = target_for(
-        folder,
-        python_version=python_version,
-        platform=target_platform,
-        env=override.spec if override is not None else None,
+    target = (
+        given.target
+        if given
+        else target_for(
+            folder,
+            python_version=python_version,
+            platform=target_platform,
+            env=override.spec if override is not None else None,
+        )[0]
     )
     verdict = require_safe(
         folder,
@@ -562,14 +603,17 @@ def image(
     labels = source.labels()
     if trust_model:
         labels["io.envbuild.trust-model"] = "true"
-    resolution_findings, locked = lock_for(
-        folder,
-        python_version=python_version,
-        platform=target_platform,
-        override=override,
-        find_links=find_links,
-    )
-    findings.extend(resolution_findings)
+    if given is not None:
+        locked: Lock | None = given
+    else:
+        resolution_findings, locked = lock_for(
+            folder,
+            python_version=python_version,
+            platform=target_platform,
+            override=override,
+            find_links=find_links,
+        )
+        findings.extend(resolution_findings)
     if locked is None:
         return ImageResult(
             source=source,
@@ -590,6 +634,7 @@ def image(
         ("--base-image", base_image),
         ("--env-override", env_override.name if env_override else None),
         ("--find-links", [p.name for p in find_links]),
+        ("--lock", lock_file.name if lock_file else None),
         ("--wheelhouse", wheelhouse),
         ("--network", network_mode),
         ("--exclude", list(exclude)),

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from envbuild.findings import Finding
 from envbuild.read import ModelFolder, WorkspaceEnv
-from envbuild.render import LockView
+from envbuild.resolve.lock import Lock
 
 
 def host_platform() -> str:
@@ -26,9 +25,9 @@ def lock_for(
     override: WorkspaceEnv | None = None,
     find_links: Sequence[Path] = (),
     command: str = "envbuild image",
-) -> tuple[list[Finding], LockView | None]:
+) -> tuple[list[Finding], Lock | None]:
     """Resolve the model's environment (or the override's) for the target with the
-    resolver and return its findings and the lock as rendering sees it."""
+    resolver and return its findings and the lock."""
     from envbuild import resolve as resolver
 
     target, target_findings = resolver.target_for(
@@ -41,16 +40,4 @@ def lock_for(
         folder, target, override=override, find_links=find_links, command=command
     )
     findings = [*target_findings, *resolution.findings]
-    lock = resolution.lock
-    if lock is None:
-        return findings, None
-    return findings, LockView(
-        text=lock.text,
-        sha256=lock.sha256,
-        python_version=_xy(target),
-        platform=platform,
-    )
-
-
-def _xy(target: Any) -> str:
-    return f"{target.python.major}.{target.python.minor}"
+    return findings, resolution.lock

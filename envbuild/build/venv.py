@@ -21,7 +21,8 @@ from envbuild.build.smoke import SmokeResult
 from envbuild.errors import FailedError, InputError, ToolError
 from envbuild.findings import Location
 from envbuild.output import write_atomic
-from envbuild.render import LockView, server_files, server_sha256
+from envbuild.render import server_files, server_sha256
+from envbuild.resolve.lock import Lock
 from envbuild.versions import is_minor
 
 log = logging.getLogger("envbuild")
@@ -149,7 +150,7 @@ def _server_dir(path: Path) -> Path:
     return path / "envbuild-server"
 
 
-def install_venv(lock: LockView, path: Path, *, python: Path) -> None:
+def install_venv(lock: Lock, path: Path, *, python: Path) -> None:
     """Create (or recreate) the venv at ``path`` for ``python`` and install the lock with
     hashes; copy the server beside it, importable through a .pth file.
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from envbuild._adapters import pip as _pip
 from envbuild.errors import FailedError
 from envbuild.output import write_atomic
-from envbuild.render import LockView
+from envbuild.resolve.lock import Lock
 
 log = logging.getLogger("envbuild")
 
@@ -23,7 +23,7 @@ def _platform_tags(platform: str, python_xy: str) -> list[str]:
     return tags
 
 
-def download_wheelhouse(lock: LockView, directory: Path) -> list[Path]:
+def download_wheelhouse(lock: Lock, directory: Path) -> list[Path]:
     """Download every locked wheel for the target Python and platform into ``directory``
     (pip download: --only-binary, --platform, --python-version; hashes checked)."""
     directory.mkdir(parents=True, exist_ok=True)

@@ -45,6 +45,13 @@ from envbuild.sources import ModelSource
 @env_override_option
 @find_links_option
 @click.option(
+    "--lock",
+    "lock_file",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Build from this requirements.lock (written by `envbuild lock`) without resolving: "
+    "what CI locked is what gets built.",
+)
+@click.option(
     "--wheelhouse",
     is_flag=True,
     help="Download every locked wheel here and install with --no-index (no network in the build).",
@@ -81,6 +88,7 @@ def image(
     target_platform: str | None,
     env_override: Path | None,
     find_links: tuple[Path, ...],
+    lock_file: Path | None,
     wheelhouse: bool,
     network_mode: str | None,
     smoke: bool,
@@ -107,6 +115,7 @@ def image(
         platform=target_platform,
         env_override=env_override,
         find_links=find_links,
+        lock_file=lock_file,
         wheelhouse=wheelhouse,
         network_mode=network_mode,
         smoke=smoke,

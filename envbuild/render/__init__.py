@@ -44,9 +44,10 @@ from envbuild.render.detect import (
     system_packages,
     warm_imports,
 )
-from envbuild.render.lock import MLFLOW_DISTS, Pin, parse_lock, serving_runtime_only
-from envbuild.render.plan import BuildKind, BuildPlan, ContextFile, LockView, Secret
+from envbuild.render.lock import MLFLOW_DISTS, serving_runtime_only
+from envbuild.render.plan import BuildKind, BuildPlan, ContextFile, Secret
 from envbuild.render.safety import FILTERS, check_image, check_requirement, check_text, unsafe
+from envbuild.resolve.lock import Lock, Pin
 from envbuild.versions import is_minor, is_platform
 
 __all__ = [
@@ -59,7 +60,6 @@ __all__ = [
     "BuildPlan",
     "ContextFile",
     "IndexPlan",
-    "LockView",
     "Pin",
     "Secret",
     "check_image",
@@ -68,7 +68,6 @@ __all__ = [
     "conda_only",
     "cuda_version",
     "model_files",
-    "parse_lock",
     "render",
     "server_files",
     "server_package",
@@ -170,7 +169,7 @@ class _Target:
 
 def _target(
     folder: ModelFolder,
-    lock: LockView,
+    lock: Lock,
     *,
     command: str,
     override: WorkspaceEnv | None,
@@ -182,7 +181,6 @@ def _target(
         raise unsafe("Python version", python_xy, "expected X.Y such as 3.11")
     if not is_platform(lock.platform):
         raise unsafe("platform", lock.platform, "expected linux/amd64 or linux/arm64")
-    pins, _ = parse_lock(lock.text)
     spec = override.spec if override is not None else folder.env.spec
     for req in spec.requirements:
         check_text("requirement", req.raw, req.location)
@@ -190,7 +188,7 @@ def _target(
         command_line=command_line,
         python_xy=python_xy,
         platform=lock.platform,
-        pins=tuple(pins),
+        pins=lock.pins,
         spec=spec,
         index=split_index_options(lock.text, wheelhouse=wheelhouse),
     )
@@ -342,7 +340,7 @@ def _context(
 
 def _labels(
     folder: ModelFolder,
-    lock: LockView,
+    lock: Lock,
     target: _Target,
     base: _Base,
     *,
@@ -405,7 +403,7 @@ def _runtime_env(folder: ModelFolder) -> list[tuple[str, str]]:
 
 def _template_context(
     folder: ModelFolder,
-    lock: LockView,
+    lock: Lock,
     target: _Target,
     base: _Base,
     context: _Context,
@@ -433,7 +431,7 @@ def _template_context(
         "python_source": base.python_source,
         "system_packages": system_packages(target.pins),
         "runtime_env": _runtime_env(folder),
-        "bytecode_defer": serving_runtime_only(lock.text),
+        "bytecode_defer": serving_runtime_only(lock.pins),
         "bytecode_warm": warm_imports(folder),
         "port": PORT,
         "health_path": HEALTH_PATH,
@@ -468,7 +466,7 @@ def _check_dockerfile(dockerfile: str) -> str:
 
 def render(
     folder: ModelFolder,
-    lock: LockView,
+    lock: Lock,
     *,
     command: str,
     tag: str | None = None,

@@ -19,9 +19,9 @@ from envbuild.contents import Contents
 from envbuild.errors import InputError
 from envbuild.findings import Finding, Location, Severity
 from envbuild.read import CondaDep
-from envbuild.render.lock import Pin
 from envbuild.render.plan import BuildKind, ContextFile, Secret
 from envbuild.render.safety import check_requirement, check_text, unsafe
+from envbuild.resolve.lock import Pin
 
 # envbuild/, whose serve/ and _scripts/ are copied into the context
 _PACKAGE = Path(__file__).resolve().parents[1]
@@ -193,7 +193,7 @@ def find_links_files(
     files: list[ContextFile] = []
     findings: list[Finding] = []
     packed = 0
-    wanted = {(p.name, p.version.split("+")[0]) for p in pins}
+    wanted = {(p.name, str(p.version).split("+")[0]) for p in pins}
     for directory in directories:
         here = 0
         for wheel in sorted(directory.glob("*.whl")) if directory.is_dir() else ():

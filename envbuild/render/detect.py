@@ -6,11 +6,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 
-from packaging.version import InvalidVersion, Version
-
 from envbuild.read import CondaDep, ModelFolder
-from envbuild.render.lock import Pin
 from envbuild.render.safety import unsafe
+from envbuild.resolve.lock import Pin
 
 # Python distributions whose wheels need a shared library the slim base lacks.
 SYSTEM_PACKAGES: dict[str, tuple[str, ...]] = {
@@ -30,7 +28,7 @@ def cuda_version(pins: Iterable[Pin]) -> tuple[str, tuple[str, ...]] | None:
     evidence: list[str] = []
     found: str | None = None
     for pin in pins:
-        local = pin.version.partition("+")[2]
+        local = str(pin.version).partition("+")[2]
         m = re.fullmatch(r"cu(\d+)(\d)", local)
         if m and pin.name in ("torch", "torchvision", "torchaudio", "tensorflow", "jax", "jaxlib"):
             found = found or f"{m[1]}.{m[2]}"
@@ -38,10 +36,7 @@ def cuda_version(pins: Iterable[Pin]) -> tuple[str, tuple[str, ...]] | None:
     if found is None:
         for pin in pins:
             if re.fullmatch(r"nvidia-cuda-runtime(-cu1\d)?", pin.name):
-                try:
-                    v = Version(pin.version)
-                except InvalidVersion:
-                    continue
+                v = pin.version
                 found = f"{v.major}.{v.minor}"
                 evidence.append(f"{pin.name}=={pin.version}")
         if found is None and any(re.fullmatch(r"nvidia-.*-cu1[12]", p.name) for p in pins):

@@ -17,16 +17,6 @@ class BuildKind(StrEnum):
 
 
 @dataclass(frozen=True, kw_only=True)
-class LockView:
-    """What rendering needs from a lock: its text, hash and target."""
-
-    text: str
-    sha256: str
-    python_version: str  # X.Y
-    platform: str  # linux/amd64 | linux/arm64
-
-
-@dataclass(frozen=True, kw_only=True)
 class ContextFile:
     """One file of the build context: its path inside the context (POSIX), its bytes or the
     host file to read them from, and whether it is executable."""

@@ -1,5 +1,6 @@
 """The lock: every package pinned with its hashes and where it came from, rendered as a
-pip requirements file (requirements.lock), and read back for ``lock --check``."""
+pip requirements file (requirements.lock), and read back (``read_lock``: the one parser,
+for ``lock --check`` and ``image --lock FILE``)."""
 
 from __future__ import annotations
 
@@ -9,13 +10,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from envbuild._redact import strip_credentials
+from envbuild.errors import InputError
+from envbuild.findings import Location
 from envbuild.output import header
 from envbuild.read import PipOption
 from envbuild.resolve.target import Target
+from envbuild.versions import PLATFORMS, python_of
 
 LOCK_NAME = "requirements.lock"
 
@@ -50,6 +55,15 @@ class Lock:
     @property
     def sha256(self) -> str:
         return hashlib.sha256(self.text.encode("utf-8")).hexdigest()
+
+    @property
+    def python_version(self) -> str:
+        """The target's X.Y."""
+        return f"{self.target.python.major}.{self.target.python.minor}"
+
+    @property
+    def platform(self) -> str:
+        return self.target.platform
 
     def pin(self, name: str) -> Pin | None:
         key = canonicalize_name(name)
@@ -108,3 +122,96 @@ def parse_lock(text: str) -> dict[str, str]:
         if match:
             out[canonicalize_name(match.group(1))] = match.group(2)
     return out
+
+
+_PIN_LINE = re.compile(
+    r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[A-Za-z0-9._,-]+\])?==(?P<ver>[^\s;\\]+)"
+)
+_HASH = re.compile(r"--hash=(\S+)")
+_VIA = re.compile(r"^\s*#\s*via\s+(?P<via>.+)$")
+_TARGET = re.compile(r"^# target: Python (?P<python>\S+) on (?P<platform>\S+)")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def _bad_line(line: str, why: str, location: Location) -> InputError:
+    return InputError(
+        f"lock line {line[:80]!r} {why}",
+        hint="regenerate the lock with `envbuild lock`",
+        location=location,
+        code="EB402",
+    )
+
+
+def read_lock(text: str, *, file: str = LOCK_NAME) -> Lock:
+    """The Lock a requirements.lock holds (as ``render_lock`` writes it: the target in the
+    header, option lines, ``name==version`` with every ``--hash`` and a ``# via`` line);
+    anything else is refused (EB402), since an image installs exactly these lines."""
+    target: Target | None = None
+    pins: list[Pin] = []
+    options: list[PipOption] = []
+    current: dict[str, object] | None = None
+    buf, start = "", 0
+
+    def finish() -> None:
+        if current is not None:
+            pins.append(
+                Pin(
+                    name=str(current["name"]),
+                    version=Version(str(current["version"])),
+                    hashes=tuple(current["hashes"]),  # type: ignore[arg-type]
+                    requested_by=tuple(current["via"]),  # type: ignore[arg-type]
+                )
+            )
+
+    for number, line in enumerate(text.splitlines(), 1):
+        loc = Location(file=file, line=number)
+        if _CONTROL.search(line):
+            raise _bad_line(line, "holds a control character", loc)
+        if not buf and line.lstrip().startswith("#"):
+            if (m := _TARGET.match(line)) and (python := python_of(m["python"])):
+                platform = m["platform"]
+                if platform in PLATFORMS:
+                    target = Target(python=python, platform=platform)  # type: ignore[arg-type]
+            elif (v := _VIA.match(line)) and current is not None:
+                current["via"] = [p.strip() for p in v["via"].split(",") if p.strip()]
+            continue
+        stripped = line.split(" #", 1)[0].strip()
+        if not buf:
+            start = number
+        if stripped.endswith("\\"):
+            buf += stripped[:-1] + " "
+            continue
+        logical, buf = (buf + stripped).strip(), ""
+        if not logical:
+            continue
+        loc = Location(file=file, line=start)
+        if logical.startswith("-"):
+            option, _, value = logical.partition(" ")
+            options.append(PipOption(option=option, value=value.strip() or None, location=loc))
+            continue
+        m = _PIN_LINE.match(logical)
+        if not m:
+            raise _bad_line(logical, "is not a pinned requirement (name==version --hash=...)", loc)
+        try:
+            Requirement(logical.split(" --hash", 1)[0].strip())
+        except InvalidRequirement as exc:
+            raise _bad_line(logical, f"is not a valid requirement ({exc})", loc) from None
+        hashes = _HASH.findall(logical)
+        if not hashes:
+            raise _bad_line(logical, "has no --hash (envbuild lock writes them)", loc)
+        finish()
+        current = {
+            "name": canonicalize_name(m["name"]),
+            "version": m["ver"],
+            "hashes": hashes,
+            "via": [],
+        }
+    finish()
+    if target is None:
+        raise InputError(
+            f"{file} names no target (its '# target: Python X.Y on PLATFORM' header line)",
+            hint="write the lock with `envbuild lock`",
+            location=Location(file=file, line=1),
+            code="EB402",
+        )
+    return Lock(target=target, pins=tuple(pins), text=text, options=tuple(options))

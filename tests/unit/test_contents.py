@@ -26,7 +26,8 @@ from envbuild.contents import (
 from envbuild.errors import InputError
 from envbuild.findings import Severity
 from envbuild.read import read_model
-from envbuild.render import LockView, render
+from envbuild.render import render
+from envbuild.resolve.lock import Lock, read_lock
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -79,14 +80,9 @@ def repo_model_lfs(copy_model) -> Path:
     return dress_up(copy_model("pyfunc-custom"), referenced_pointer=True)
 
 
-def lock_view(name: str) -> LockView:
-    body = (GOLDEN / "locks" / f"{name}.lock").read_text()
-    return LockView(
-        text=body,
-        sha256=hashlib.sha256(body.encode()).hexdigest(),
-        python_version="3.11",
-        platform="linux/amd64",
-    )
+def lock_view(name: str) -> Lock:
+    text = (GOLDEN / "locks" / f"{name}.lock").read_text()
+    return read_lock(text)
 
 
 def render_model(model: Path, **kwargs):

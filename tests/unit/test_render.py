@@ -3,12 +3,12 @@ wheelhouse and BuildKit-secret paths; injection refused; deterministic context."
 
 from __future__ import annotations
 
-import hashlib
 import io
 import tarfile
 from pathlib import Path
 
 import pytest
+from packaging.version import Version
 
 from envbuild import __version__
 from envbuild.build import context_tar
@@ -17,16 +17,16 @@ from envbuild.read import read_model, read_workspace_env
 from envbuild.render import (
     HEALTH_PATH,
     BuildKind,
-    LockView,
     Pin,
     cuda_version,
-    parse_lock,
     render,
     serving_runtime_only,
     split_index_options,
     templates_dir,
     warm_imports,
 )
+from envbuild.resolve.lock import Lock, read_lock
+from envbuild.resolve.target import Target
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = ROOT / "tests" / "golden"
@@ -35,14 +35,15 @@ UV_REQ = "uv==0.13.9 --hash=sha256:" + "0" * 64
 FAKE_UV = Path("/nonexistent/uv")  # rendering lists it; only building reads it
 
 
-def lock_view(name: str, *, python: str = "3.11", text: str | None = None) -> LockView:
+TARGET_LINE = "# target: Python 3.11 on linux/amd64"
+
+
+def lock_view(name: str, *, python: str = "3.11", text: str | None = None) -> Lock:
+    """A golden lock (or ``text``) read by the one lock reader, targeted at ``python``."""
     body = text if text is not None else (GOLDEN / "locks" / f"{name}.lock").read_text()
-    return LockView(
-        text=body,
-        sha256=hashlib.sha256(body.encode()).hexdigest(),
-        python_version=python,
-        platform="linux/amd64",
-    )
+    read = read_lock(body if "# target:" in body else f"{TARGET_LINE}\n{body}")
+    target = Target(python=Version(python), platform="linux/amd64")
+    return Lock(target=target, pins=read.pins, text=body, options=read.options)
 
 
 def check_golden(request: pytest.FixtureRequest, name: str, text: str) -> None:
@@ -96,13 +97,13 @@ def test_torch_from_pypi_selects_the_cuda_base() -> None:
 
 
 def test_cuda_local_label() -> None:
-    pins = [
-        Pin(name="torch", version="2.5.1+cu121", line=1),
-        Pin(name="numpy", version="2.1", line=2),
-    ]
+    def pin(name: str, version: str) -> Pin:
+        return Pin(name=name, version=Version(version), hashes=(), requested_by=())
+
+    pins = [pin("torch", "2.5.1+cu121"), pin("numpy", "2.1")]
     assert cuda_version(pins) == ("12.1", ("torch==2.5.1+cu121",))
-    assert cuda_version([Pin(name="torch", version="2.5.1+cpu", line=1)]) is None
-    assert cuda_version([Pin(name="nvidia-cublas-cu12", version="12.4.5.8", line=1)]) == (
+    assert cuda_version([pin("torch", "2.5.1+cpu")]) is None
+    assert cuda_version([pin("nvidia-cublas-cu12", "12.4.5.8")]) == (
         "12.1",
         ("nvidia-cublas-cu12==12.4.5.8",),
     )
@@ -253,8 +254,11 @@ def test_bad_base_image_is_refused(image: str) -> None:
 
 def test_unhashed_lock_is_refused() -> None:
     with pytest.raises(InputError) as exc:
-        parse_lock("numpy==2.4.6\n")
+        read_lock(f"{TARGET_LINE}\nnumpy==2.4.6\n")
     assert exc.value.code == "EB402"
+    with pytest.raises(InputError) as exc:
+        read_lock("numpy==2.4.6 --hash=sha256:" + "0" * 64 + "\n")  # no target header
+    assert exc.value.code == "EB402" and "target" in exc.value.message
 
 
 def test_index_options_split() -> None:
@@ -301,9 +305,9 @@ def test_serving_runtime_only_reads_the_lock_graph() -> None:
     """MLflow and what only MLflow needs are deferred; what the model's requirements (or
     the serving stack's pandas and numpy) also need is not, even when MLflow needs it too."""
     text = (GOLDEN / "locks" / "sklearn-credit.lock").read_text()
-    runtime = serving_runtime_only(text)
+    runtime = serving_runtime_only(read_lock(text).pins)
     assert {"mlflow-skinny", "databricks-sdk", "opentelemetry-sdk", "pydantic"} <= set(runtime)
-    pins = {p.name for p in parse_lock(text)[0]}
+    pins = {p.name for p in read_lock(text).pins}
     assert set(runtime) < pins
     for own in ("numpy", "pandas", "scikit-learn", "scipy", "joblib", "threadpoolctl"):
         assert own in pins and own not in runtime
@@ -320,9 +324,11 @@ def test_serving_runtime_only_small_graph() -> None:
         "requests==2.0" + h + "    # via mlflow-skinny, requirements.txt:3\n"
         "idna==3.0" + h + "    # via requests\n"
     )
-    assert serving_runtime_only(text) == ("mlflow-skinny", "opentelemetry-proto", "protobuf")
+    graph = read_lock(f"{TARGET_LINE}\n{text}").pins
+    assert serving_runtime_only(graph) == ("mlflow-skinny", "opentelemetry-proto", "protobuf")
     # no "# via" comments: nothing is known about the graph, so nothing is deferred
-    assert serving_runtime_only("\n".join(x for x in text.splitlines() if "via" not in x)) == ()
+    bare = "\n".join(x for x in text.splitlines() if "via" not in x)
+    assert serving_runtime_only(read_lock(f"{TARGET_LINE}\n{bare}").pins) == ()
 
 
 def test_warm_imports_add_the_flavor_loader() -> None:
