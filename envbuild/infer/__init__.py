@@ -44,7 +44,7 @@ from packaging.utils import canonicalize_name
 
 from envbuild._redact import redact
 from envbuild.findings import Finding, Location, Severity
-from envbuild.infer import drift, evidence, trace
+from envbuild.infer import drift, evidence, static, trace
 from envbuild.infer.drift import check_drift
 from envbuild.infer.evidence import (
     Collector,
@@ -92,7 +92,7 @@ _CODES: dict[str, str] = {
     "EB213": "the inspected Python differs from the one that saved the model",
 }
 # codes.py gathers the package's codes from here
-CODES: dict[str, str] = {**_CODES, **evidence.CODES, **trace.CODES, **drift.CODES}
+CODES: dict[str, str] = {**_CODES, **evidence.CODES, **trace.CODES, **drift.CODES, **static.CODES}
 
 PYPI_HOSTS = ("pypi.org", "pypi.python.org", "files.pythonhosted.org")
 
