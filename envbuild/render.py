@@ -30,6 +30,7 @@ from envbuild._redact import has_credentials, redact
 from envbuild.contents import Contents, RefusedFiles, select
 from envbuild.errors import InputError
 from envbuild.findings import Finding, Location, Severity
+from envbuild.infer.names import MLFLOW_FAMILY
 from envbuild.read import CondaDep, ModelFolder, WorkspaceEnv
 
 # Finding codes of the builder (render.py and build.py); the README table gathers them.
@@ -297,8 +298,6 @@ def parse_lock(text: str, *, file: str = "requirements.lock") -> tuple[list[Pin]
     return pins, options
 
 
-# The distributions that are MLflow itself; their requirement closure is the serving runtime.
-MLFLOW_DISTS = frozenset({"mlflow", "mlflow-skinny", "mlflow-tracing"})
 _VIA = re.compile(r"^\s*#\s*via\s+(?P<via>.+)$")
 _DIST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*$")
@@ -344,8 +343,8 @@ def serving_runtime_only(text: str) -> tuple[str, ...]:
                 todo.extend(children.get(name, ()))
         return seen
 
-    runtime = closure(n for n in parents if n in MLFLOW_DISTS)
-    model = closure(roots - MLFLOW_DISTS)
+    runtime = closure(n for n in parents if n in MLFLOW_FAMILY)
+    model = closure(roots - MLFLOW_FAMILY)
     return tuple(sorted(runtime - model))
 
 

@@ -12,6 +12,9 @@ from packaging.utils import canonicalize_name
 # The distributions that provide the ``mlflow`` package, the full one first: infer writes it
 # when it is installed (what MLflow itself writes), and --check treats the two as one.
 MLFLOW, MLFLOW_SKINNY = MLFLOW_DISTS = ("mlflow", "mlflow-skinny")
+# MLflow's own distributions (the two above and mlflow-tracing): their requirement closure
+# is the serving runtime (render's serving_runtime_only).
+MLFLOW_FAMILY = frozenset({*MLFLOW_DISTS, "mlflow-tracing"})
 
 # What mlflow.pyfunc imports at load time whatever the flavor (not declared by
 # mlflow-skinny): the same pair envbuild/serving.py adds.
