@@ -26,9 +26,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from envbuild.infer.names import MLFLOW_DISTS
+
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
-MLFLOW_DISTS = ("mlflow", "mlflow-skinny")
 
 MLFLOW_INFER = """
 import json, sys, warnings

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import importlib
 
-# The reader's codes (read/, _yaml.py, _paths.py) and check's own.
+# The reader's codes (read/, _yaml.py, _paths.py) and check's settings (EB130).
 READER: dict[str, str] = {
     "EB100": "the model folder, its MLmodel, or a command-line value is missing or wrong",
     "EB101": "a file is not valid YAML (or not UTF-8 text)",
@@ -19,8 +19,6 @@ READER: dict[str, str] = {
     "EB112": "a conda match spec is invalid",
     "EB120": "the input example does not match the signature",
     "EB130": "[tool.envbuild] in pyproject.toml is invalid or has an unknown key",
-    "EB230": "the model's pickles or code need a distribution no requirement declares",
-    "EB231": "a declared requirement nothing in the model needs (not referenced, not required by what is)",
 }
 GENERIC: dict[str, str] = {
     "EB800": "an operation failed (resolution, build, smoke test)",

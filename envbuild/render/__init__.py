@@ -44,7 +44,7 @@ from envbuild.render.detect import (
     system_packages,
     warm_imports,
 )
-from envbuild.render.lock import MLFLOW_DISTS, serving_runtime_only
+from envbuild.render.lock import serving_runtime_only
 from envbuild.render.plan import BuildKind, BuildPlan, ContextFile, Secret
 from envbuild.render.safety import FILTERS, check_image, check_requirement, check_text, unsafe
 from envbuild.resolve.lock import Lock, Pin
@@ -53,7 +53,6 @@ from envbuild.versions import is_minor, is_platform
 __all__ = [
     "CODES",
     "HEALTH_PATH",
-    "MLFLOW_DISTS",
     "PORT",
     "SYSTEM_PACKAGES",
     "BuildKind",

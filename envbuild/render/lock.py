@@ -9,10 +9,9 @@ from collections.abc import Iterable
 
 from packaging.utils import canonicalize_name
 
+from envbuild.infer.names import MLFLOW_FAMILY
 from envbuild.resolve.lock import Pin
 
-# The distributions that are MLflow itself; their requirement closure is the serving runtime.
-MLFLOW_DISTS = frozenset({"mlflow", "mlflow-skinny", "mlflow-tracing"})
 _DIST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -46,6 +45,6 @@ def serving_runtime_only(pins: Iterable[Pin]) -> tuple[str, ...]:
                 todo.extend(children.get(name, ()))
         return seen
 
-    runtime = closure(n for n in parents if n in MLFLOW_DISTS)
-    model = closure(roots - MLFLOW_DISTS)
+    runtime = closure(n for n in parents if n in MLFLOW_FAMILY)
+    model = closure(roots - MLFLOW_FAMILY)
     return tuple(sorted(runtime - model))
