@@ -52,3 +52,4 @@ def test_readme_python_api_example_runs() -> None:
     assert "mlflow.pyfunc.model 0" in done.stdout
     assert "examples/sklearn-credit ok" in done.stdout
     assert re.search(r"^\d+ pins for Python 3\.12", done.stdout, flags=re.M), done.stdout
+    assert "python:3.11-slim False" in done.stdout
