@@ -65,7 +65,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from envbuild import _docker  # noqa: E402
+from envbuild._adapters import docker as _docker  # noqa: E402
 
 WEIGHTS = {"sklearn-credit": "model.skops", "pyfunc-custom": "artifacts/classifier.joblib"}
 BASE = "python:3.11-slim"

@@ -563,7 +563,7 @@ def image(
     apply ``tags``. ``lock_file`` (written by ``envbuild lock``) is built as it is, with no
     resolution: what CI locked is what gets built. A model the static scan calls unsafe is
     refused first (EB510)."""
-    from envbuild import _docker
+    from envbuild._adapters import docker as _docker
     from envbuild._adapters.uv import uv_requirement
     from envbuild.build import build_image, download_wheelhouse, write_context
     from envbuild.render import render

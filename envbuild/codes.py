@@ -33,7 +33,7 @@ _MODULES = (
     "envbuild.scan.code",
     "envbuild.resolve",
     "envbuild.render",
-    "envbuild._docker",
+    "envbuild._adapters.docker",
     "envbuild.build",
     "envbuild.sources",
     "envbuild.safety",

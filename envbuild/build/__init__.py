@@ -1,4 +1,4 @@
-"""Build what render planned: a Docker image (docker SDK, via envbuild/_docker.py) or a
+"""Build what render planned: a Docker image (docker SDK, via envbuild/_adapters/docker.py) or a
 virtualenv (uv); then prove it with a smoke prediction on the model's input example.
 
 context.py the build context, wheelhouse.py the wheels for the target, image.py the image
@@ -9,7 +9,7 @@ logger.
 
 from __future__ import annotations
 
-from envbuild import _docker
+from envbuild._adapters import docker as _docker
 from envbuild.build.context import FIXED_MTIME, context_tar, write_context
 from envbuild.build.image import BuiltImage, build_image
 from envbuild.build.lock import host_platform, lock_for

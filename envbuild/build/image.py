@@ -1,4 +1,4 @@
-"""The image: build the planned context (docker SDK or BuildKit, via envbuild/_docker.py),
+"""The image: build the planned context (docker SDK or BuildKit, via envbuild/_adapters/docker.py),
 prove it with the smoke test, and only then tag it."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from envbuild import _docker
+from envbuild._adapters import docker as _docker
 from envbuild.build.context import context_tar, write_context
 from envbuild.build.smoke import SmokeResult, smoke_image
 from envbuild.errors import FailedError

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from envbuild import _docker
+from envbuild._adapters import docker as _docker
 from envbuild._adapters import sandbox as _sandbox
 from envbuild._paths import inside
 from envbuild.errors import FailedError, InputError

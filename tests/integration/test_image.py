@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from envbuild import _docker
+from envbuild._adapters import docker as _docker
 from envbuild.build import compare, smoke_image
 from envbuild.errors import FailedError
 from envbuild.read import read_model

@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from envbuild import _docker
+from envbuild._adapters import docker as _docker
 from envbuild.errors import InputError
 from envbuild.output import canonical_command
 from envbuild.render import HEALTH_PATH
 
-CLIENT = (Path(_docker.__file__).parent / "_scripts" / "smoke_client.py").read_text()
+CLIENT = (Path(_docker.__file__).parents[1] / "_scripts" / "smoke_client.py").read_text()
 
 
 @pytest.mark.parametrize(
