@@ -4,15 +4,14 @@ for another Python and platform (the image's wheelhouse)."""
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from envbuild._adapters.run import Ran, run
 
-def download(
-    requirements: Path, dest: Path, *, python_xy: str, platforms: Sequence[str]
-) -> subprocess.CompletedProcess[str]:
+
+def download(requirements: Path, dest: Path, *, python_xy: str, platforms: Sequence[str]) -> Ran:
     """``pip download`` every line of ``requirements`` (hashes checked) into ``dest``:
     wheels only, no dependencies, for CPython ``python_xy`` on any of ``platforms``."""
     argv = [
@@ -23,4 +22,4 @@ def download(
     ]  # fmt: skip
     for tag in platforms:
         argv += ["--platform", tag]
-    return subprocess.run(argv, capture_output=True, text=True, check=False)
+    return run(argv)

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
+from envbuild._adapters.run import Ran, run
 from envbuild.errors import ToolError
 
 log = logging.getLogger("envbuild")
@@ -80,8 +81,25 @@ def _find_uv_bin() -> str:
 
 
 def uv_version() -> str:
-    out = subprocess.run([uv_bin(), "--version"], capture_output=True, text=True, check=False)
-    return out.stdout.strip()
+    return run([uv_bin(), "--version"]).stdout.strip()
+
+
+def create_venv(path: Path, *, python: Path) -> Ran:
+    """``uv venv --clear`` at ``path`` for the interpreter ``python``."""
+    env = clean_env({"VIRTUAL_ENV": str(path)})
+    env.pop("PYTHONPATH", None)
+    return run([uv_bin(), "venv", "--no-config", "--clear", "--python", python, path], env=env)
+
+
+def install_lock(venv: Path, lock_file: Path) -> Ran:
+    """``uv pip install`` a hashed lock into the venv at ``venv``, exactly (no deps)."""
+    env = clean_env({"VIRTUAL_ENV": str(venv)})
+    env.pop("PYTHONPATH", None)
+    return run(
+        [uv_bin(), "pip", "install", "--no-config", "--python", venv / "bin" / "python",
+         "--require-hashes", "--no-deps", "-r", lock_file],
+        env=env,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True, kw_only=True)

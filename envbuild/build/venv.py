@@ -10,13 +10,13 @@ import logging
 import os
 import re
 import shutil
-import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from envbuild._adapters import uv as _uv
+from envbuild._adapters.run import run
 from envbuild.build.smoke import SmokeResult
 from envbuild.errors import FailedError, InputError, ToolError
 from envbuild.findings import Location
@@ -31,20 +31,15 @@ _VERSION_SCRIPT = "import sys; print('%d.%d' % sys.version_info[:2])"
 
 
 def _version_of(exe: Path) -> str | None:
-    try:
-        done = subprocess.run(
-            [str(exe), "-c", _VERSION_SCRIPT], capture_output=True, text=True, timeout=20
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return done.stdout.strip() if done.returncode == 0 else None
+    done = run([exe, "-c", _VERSION_SCRIPT], timeout=20)
+    return done.stdout.strip() if done.ok else None
 
 
 def pyenv_versions() -> Path | None:
     root = os.environ.get("PYENV_ROOT")
     if not root and shutil.which("pyenv"):
-        done = subprocess.run(["pyenv", "root"], capture_output=True, text=True, check=False)
-        root = done.stdout.strip() if done.returncode == 0 else None
+        done = run(["pyenv", "root"])
+        root = done.stdout.strip() if done.ok else None
     path = Path(root or Path.home() / ".pyenv") / "versions"
     return path if path.is_dir() else None
 
@@ -165,25 +160,15 @@ def install_venv(lock: Lock, path: Path, *, python: Path) -> None:
             location=Location(file=str(path)),
             code="EB805",
         )
-    uv = _uv.uv_bin()
-    env = _uv.clean_env({"VIRTUAL_ENV": str(path)})
-    env.pop("PYTHONPATH", None)
-    done = subprocess.run(
-        [uv, "venv", "--no-config", "--clear", "--python", str(python), str(path)],
-        capture_output=True, text=True, check=False, env=env,
-    )  # fmt: skip
-    if done.returncode != 0:
+    done = _uv.create_venv(path, python=python)
+    if not done.ok:
         raise FailedError(f"uv venv failed: {done.stderr.strip()[-300:]}", code="EB804")
     lock_file = path / ".envbuild" / "requirements.lock"
     write_atomic(lock_file, lock.text)
     log.info("installing the lock into %s", path)
-    done = subprocess.run(
-        [uv, "pip", "install", "--no-config", "--python", str(path / "bin" / "python"),
-         "--require-hashes", "--no-deps", "-r", str(lock_file)],
-        capture_output=True, text=True, check=False, env=env,
-    )  # fmt: skip
-    if done.returncode != 0:
-        tail = [ln for ln in done.stderr.splitlines() if ln.strip()][-4:]
+    done = _uv.install_lock(path, lock_file)
+    if not done.ok:
+        tail = done.tail()
         raise FailedError(
             "installing the lock failed: " + (tail[-1] if tail else "uv pip install failed"),
             hint=" | ".join(tail[:-1]) or "see `uv pip install` output with -v",

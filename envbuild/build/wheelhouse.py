@@ -35,8 +35,8 @@ def download_wheelhouse(lock: Lock, directory: Path) -> list[Path]:
     done = _pip.download(lock_file, directory, python_xy=xy, platforms=platforms)
     lock_file.unlink(missing_ok=True)
     lock_file.unlink(missing_ok=True)
-    if done.returncode != 0:
-        tail = [ln for ln in done.stderr.splitlines() if ln.strip()][-3:]
+    if not done.ok:
+        tail = done.tail(3)
         raise FailedError(
             "downloading the wheelhouse failed: " + (tail[-1] if tail else "pip download failed"),
             hint="every locked package needs a wheel for the target platform; "
