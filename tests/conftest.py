@@ -1,7 +1,11 @@
-"""Shared fixtures: the example model folders and the broken copies, as cases."""
+"""Shared fixtures (the example model folders, hostile copies), the gates that skip what
+this machine cannot run, and CI's rule that a skip is a failure. Plain helpers (ROOT,
+EXAMPLES, DATA, run_envbuild, require_python) are in tests/helpers.py, which test modules
+import (conftest itself is not importable under --import-mode=importlib)."""
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 from collections.abc import Callable
@@ -9,17 +13,11 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = ROOT / "examples"
-DATA = Path(__file__).resolve().parent / "data"
-
-
-def example_names() -> list[str]:
-    return sorted(p.parent.name for p in EXAMPLES.glob("*/MLmodel"))
+from tests.helpers import EXAMPLES
 
 
 @pytest.fixture
-def copy_model(tmp_path: Path):
+def copy_model(tmp_path: Path) -> Callable[[str | Path], Path]:
     """Copy a model folder (an example name, or a path) into tmp_path and return it."""
 
     def _copy(name_or_path: str | Path) -> Path:
@@ -31,6 +29,45 @@ def copy_model(tmp_path: Path):
         return dst
 
     return _copy
+
+
+@functools.cache
+def docker_problem() -> str | None:
+    """Why no Docker engine answers (None: one does). Asked once per session, briefly."""
+    try:
+        import docker
+        from docker.errors import DockerException
+    except ImportError:
+        return "the docker package is not installed"
+    where = os.environ.get("DOCKER_HOST", "the default socket")
+    try:
+        docker.from_env(timeout=5).ping()
+    except (DockerException, OSError) as exc:
+        return f"no Docker engine answers at {where} ({type(exc).__name__})"
+    return None
+
+
+@functools.cache
+def uv_problem() -> str | None:
+    """Why uv cannot be found (None: it can)."""
+    from envbuild.errors import EnvbuildError
+
+    try:
+        from envbuild._adapters.uv import uv_bin
+
+        uv_bin()
+    except (ImportError, EnvbuildError) as exc:
+        return f"uv is not available ({exc})"
+    return None
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Skip, with the reason, what this machine cannot run (before any fixture builds):
+    a local `pytest` without Docker is not a wall of failures. In CI the skip fails."""
+    if item.get_closest_marker("docker") and (problem := docker_problem()):
+        pytest.skip(problem)
+    if item.get_closest_marker("venv") and (problem := uv_problem()):
+        pytest.skip(problem)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
