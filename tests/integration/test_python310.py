@@ -12,9 +12,8 @@ import pytest
 
 from envbuild._adapters.uv import uv_bin
 from envbuild.build import find_python
+from tests.helpers import EXAMPLES, ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES = ROOT / "examples"
 OLDEST = "3.10"
 
 

@@ -27,9 +27,8 @@ from envbuild.errors import InputError
 from envbuild.findings import Severity
 from envbuild.read import read_model
 from envbuild.render import LockView, render
+from tests.helpers import EXAMPLES, ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES = ROOT / "examples"
 GOLDEN = ROOT / "tests" / "golden"
 UV_REQ = "uv==0.13.9 --hash=sha256:" + "0" * 64
 

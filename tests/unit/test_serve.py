@@ -34,9 +34,8 @@ from envbuild.serve import openapi, protocol
 from envbuild.serve.config import ConfigError, load_config
 from envbuild.serve.protocol import RequestError, Response
 from envbuild.serve.server import App, Server
+from tests.helpers import EXAMPLES, ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES = ROOT / "examples"
 SERVE = ROOT / "envbuild" / "serve"
 
 
