@@ -251,9 +251,7 @@ def test_weights_only_change_reuses_the_dependency_layer(
     shutil.copytree(model, changed)
     weights = changed / "model.skops"
     weights.write_bytes(weights.read_bytes() + b"\0")  # new bytes, same size class
-    start = time.monotonic()
     second = build(changed, "envbuild-test-credit:2", "--no-smoke")
-    seconds = time.monotonic() - start
     c = _docker.client()
     # --no-smoke: tagged at once, and the result says the image was not proven
     assert second["image"]["proven"] is False and "smoke" not in second
@@ -270,7 +268,7 @@ def test_weights_only_change_reuses_the_dependency_layer(
     base = len(_docker.inspect(c, "python:3.11-slim").layers)
     assert a[: base + 2] == b[: base + 2]  # base, lock, installed venv
     assert a[-1] != b[-1]  # the model's files
-    assert seconds < 30, f"weights-only rebuild took {seconds:.1f} s"
+    # how long that rebuild takes is benchmarks/bench_image.py's "rebuild s"
 
 
 @pytest.mark.docker

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import EXAMPLES, SCHEMAS, run_envbuild
+from tests.helpers import EXAMPLES, SCHEMAS, require_python, run_envbuild
 
 MANIFEST = json.loads((EXAMPLES / "manifest.json").read_text())
 WHEELS = "/opt/wheels"
@@ -48,6 +48,7 @@ def training_python(tmp_path_factory: pytest.TempPathFactory) -> str:
     if known.exists():
         return str(known)
     venv = tmp_path_factory.mktemp("training") / "venv"
+    require_python("3.11")  # what uv finds too (PATH, pyenv); or skip (CI: fail)
     done = run(_uv(), "venv", "--python", "3.11", str(venv))
     assert done.returncode == 0, done.stderr
     py = venv / "bin" / "python"
@@ -140,6 +141,7 @@ def test_fresh_venv_reproduces_predictions(
     reqs = tmp_path / "requirements.txt"
     reqs.write_text("\n".join(lines) + "\n")
     venv = tmp_path / "venv"
+    require_python("3.11")  # what uv finds too (PATH, pyenv); or skip (CI: fail)
     done = run(_uv(), "venv", "--python", "3.11", str(venv))
     assert done.returncode == 0, done.stderr
     py = venv / "bin" / "python"
