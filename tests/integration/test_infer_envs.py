@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from envbuild.findings import Severity
+from envbuild.findings import Finding, Severity
 from envbuild.infer import infer
 from envbuild.installed import InstalledEnv, inspect_env
 from envbuild.read import read_model
@@ -226,7 +226,7 @@ def test_namespace_resolution(training: InstalledEnv) -> None:
 
 def test_findings_exact(clean_model: Path, training: InstalledEnv) -> None:
     inf = infer(read_model(clean_model), training)
-    by_code = {}
+    by_code: dict[str, list[Finding]] = {}
     for f in inf.findings:
         by_code.setdefault(f.code, []).append(f)
     # not reproducible elsewhere: the editable project, and the wheels installed from files

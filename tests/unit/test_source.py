@@ -268,8 +268,9 @@ class FakeMlflow:
         target = dst / "model"
         dst.mkdir(parents=True)
         shutil.copytree(EXAMPLE, target)
-        if type(self).fail is not None:
-            raise type(self).fail
+        fail = type(self).fail
+        if fail is not None:
+            raise fail
         return target
 
 
