@@ -8,6 +8,8 @@ from __future__ import annotations
 import functools
 import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -33,17 +35,20 @@ def copy_model(tmp_path: Path) -> Callable[[str | Path], Path]:
 
 @functools.cache
 def docker_problem() -> str | None:
-    """Why no Docker engine answers (None: one does). Asked once per session, briefly."""
-    try:
-        import docker
-        from docker.errors import DockerException
-    except ImportError:
-        return "the docker package is not installed"
+    """Why no Docker engine answers (None: one does). Asked once per session, in a child:
+    docker-py leaves a socket open when the ping fails (a ResourceWarning, an error here)."""
     where = os.environ.get("DOCKER_HOST", "the default socket")
+    ping = "import docker; docker.from_env(timeout=5).ping()"
     try:
-        docker.from_env(timeout=5).ping()
-    except (DockerException, OSError) as exc:
-        return f"no Docker engine answers at {where} ({type(exc).__name__})"
+        done = subprocess.run(
+            [sys.executable, "-W", "ignore", "-c", ping],
+            capture_output=True, text=True, check=False, timeout=30,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        return f"no Docker engine answers at {where} (no reply in 30 s)"
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["?"])[-1]
+        return f"no Docker engine answers at {where} ({last[:200]})"
     return None
 
 
