@@ -12,6 +12,7 @@ import pytest
 from tests.helpers import ROOT
 
 
+@pytest.mark.network  # python -m build fetches hatchling into an isolated env
 @pytest.mark.slow
 def test_wheel_carries_templates(tmp_path: Path) -> None:
     subprocess.run(
