@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES = ROOT / "examples"
-BROKEN = ROOT / "tests" / "data" / "broken"
+from tests.helpers import DATA, EXAMPLES, ROOT
+
+BROKEN = DATA / "broken"
 
 
 def _git(cwd: Path, *args: str) -> None:

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.helpers import run_envbuild
 
 NO_DOCKER = {"DOCKER_HOST": "unix:///nonexistent.sock"}
 FAKE_AWS_ID = "AKIAIOSFODNN7EXAMPLE"
@@ -36,21 +36,13 @@ def dress_up(model: Path) -> Path:
     return model
 
 
-def envbuild(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "envbuild", *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **NO_DOCKER},
-        check=False,
-    )
-
-
 @pytest.mark.network
 def test_image_output_copies_none_of_them(copy_model, tmp_path: Path) -> None:
     model = dress_up(copy_model("pyfunc-custom"))
     out = tmp_path / "ctx"
-    refused = envbuild("image", str(model), "--output", str(out))
+    refused = run_envbuild(
+        "image", str(model), "--output", str(out), env={**os.environ, **NO_DOCKER}
+    )
     assert refused.returncode == 1, refused.stderr
     errors = [line for line in refused.stderr.splitlines() if line.startswith("ERROR")]
     assert len(errors) == 1 and "EB504 codes/credentials.env" in errors[0]
@@ -60,7 +52,15 @@ def test_image_output_copies_none_of_them(copy_model, tmp_path: Path) -> None:
     assert not out.exists()
 
     (model / ".envbuildignore").write_text("codes/\n")
-    done = envbuild("image", str(model), "--output", str(out), "--exclude", "*.pdf")
+    done = run_envbuild(
+        "image",
+        str(model),
+        "--output",
+        str(out),
+        "--exclude",
+        "*.pdf",
+        env={**os.environ, **NO_DOCKER},
+    )
     assert done.returncode == 0, done.stderr
     copied = {p.relative_to(out / "model").as_posix() for p in (out / "model").rglob("*")}
     assert {"MLmodel", "python_model.pkl", "artifacts/classifier.joblib"} <= copied

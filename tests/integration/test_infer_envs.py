@@ -18,13 +18,13 @@ from pathlib import Path
 
 import pytest
 
-from envbuild.findings import Severity
+from envbuild.findings import Finding, Severity
 from envbuild.infer import infer
 from envbuild.installed import InstalledEnv, inspect_env
 from envbuild.read import read_model
+from tests.helpers import DATA, run_envbuild
 
-ROOT = Path(__file__).resolve().parents[2]
-PICKLES = ROOT / "tests" / "data" / "pickles"
+PICKLES = DATA / "pickles"
 
 pytestmark = [pytest.mark.venv]
 
@@ -226,7 +226,7 @@ def test_namespace_resolution(training: InstalledEnv) -> None:
 
 def test_findings_exact(clean_model: Path, training: InstalledEnv) -> None:
     inf = infer(read_model(clean_model), training)
-    by_code = {}
+    by_code: dict[str, list[Finding]] = {}
     for f in inf.findings:
         by_code.setdefault(f.code, []).append(f)
     # not reproducible elsewhere: the editable project, and the wheels installed from files
@@ -283,11 +283,9 @@ def test_main_unsafe_and_missing_pickles(
     assert "references __main__.Thing" in main.message
     assert [r.raw for r in inf.spec.requirements] == ["acme-ml==2.0"]
     # the CLI fails on them (exit 1) and the payload never ran
-    done = subprocess.run(
-        [sys.executable, "-m", "envbuild", "infer", str(folder), "--python",
-         training.executable, "--dry-run", "--format", "json"],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
+    done = run_envbuild(
+        "infer", str(folder), "--python", training.executable, "--dry-run", "--format", "json"
+    )
     assert done.returncode == 1
     assert {"EB200", "EB201", "EB501"} <= {f["code"] for f in json.loads(done.stdout)["findings"]}
     assert not (tmp_path / "ENVBUILD_PWNED").exists()

@@ -14,17 +14,16 @@ import math
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES = ROOT / "examples"
+from tests.helpers import EXAMPLES, SCHEMAS, require_python, run_envbuild
+
 MANIFEST = json.loads((EXAMPLES / "manifest.json").read_text())
 WHEELS = "/opt/wheels"
-SCHEMA = json.loads((ROOT / "envbuild" / "schemas" / "envelope-v1.schema.json").read_text())
+SCHEMA = json.loads((SCHEMAS / "envelope-v1.schema.json").read_text())
 TORCH_INDEX = "--extra-index-url https://download.pytorch.org/whl/cpu"
 
 pytestmark = [pytest.mark.venv]
@@ -40,10 +39,6 @@ def run(*args: str, cwd: Path | None = None, **kw: Any) -> subprocess.CompletedP
     return subprocess.run(list(args), capture_output=True, text=True, check=False, cwd=cwd, **kw)
 
 
-def envbuild(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return run(sys.executable, "-m", "envbuild", *args, cwd=cwd)
-
-
 @pytest.fixture(scope="session")
 def training_python(tmp_path_factory: pytest.TempPathFactory) -> str:
     given = os.environ.get("ENVBUILD_TRAINING_PYTHON")
@@ -53,6 +48,7 @@ def training_python(tmp_path_factory: pytest.TempPathFactory) -> str:
     if known.exists():
         return str(known)
     venv = tmp_path_factory.mktemp("training") / "venv"
+    require_python("3.11")  # what uv finds too (PATH, pyenv); or skip (CI: fail)
     done = run(_uv(), "venv", "--python", "3.11", str(venv))
     assert done.returncode == 0, done.stderr
     py = venv / "bin" / "python"
@@ -90,7 +86,7 @@ def inferred(tmp_path_factory: pytest.TempPathFactory, training_python: str) -> 
     for name in [*examples_with_predictions(), "fastai-legacy"]:
         dst = base / name
         shutil.copytree(EXAMPLES / name, dst)
-        done = envbuild("infer", str(dst), "--python", training_python)
+        done = run_envbuild("infer", str(dst), "--python", training_python)
         # fastai-legacy: fastai is not in the training env (EB209 warning), still exit 0
         assert done.returncode == 0, done.stdout + done.stderr
         out[name] = dst
@@ -145,6 +141,7 @@ def test_fresh_venv_reproduces_predictions(
     reqs = tmp_path / "requirements.txt"
     reqs.write_text("\n".join(lines) + "\n")
     venv = tmp_path / "venv"
+    require_python("3.11")  # what uv finds too (PATH, pyenv); or skip (CI: fail)
     done = run(_uv(), "venv", "--python", "3.11", str(venv))
     assert done.returncode == 0, done.stderr
     py = venv / "bin" / "python"
@@ -184,13 +181,15 @@ def test_written_requirements_match_truth(inferred: dict[str, Path]) -> None:
 def test_check_passes_after_infer_and_fails_on_mlflow_files(
     inferred: dict[str, Path], training_python: str, tmp_path: Path
 ) -> None:
-    ok = envbuild("infer", str(inferred["sklearn-credit"]), "--python", training_python, "--check")
+    ok = run_envbuild(
+        "infer", str(inferred["sklearn-credit"]), "--python", training_python, "--check"
+    )
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert "check: the environment files match" in ok.stdout
     # MLflow's own files for the skops model list torch (an opportunistic import)
     original = tmp_path / "sklearn-credit"
     shutil.copytree(EXAMPLES / "sklearn-credit", original)
-    bad = envbuild(
+    bad = run_envbuild(
         "infer", str(original), "--python", training_python, "--check", "--format", "json"
     )
     assert bad.returncode == 1
@@ -213,7 +212,9 @@ def test_check_reports_version_drift_and_missing_index(
     text = (model / "requirements.txt").read_text()
     text = text.replace(TORCH_INDEX + "\n", "").replace("numpy==2.4.6", "numpy==2.4.5")
     (model / "requirements.txt").write_text(text)
-    done = envbuild("infer", str(model), "--python", training_python, "--check", "--format", "json")
+    done = run_envbuild(
+        "infer", str(model), "--python", training_python, "--check", "--format", "json"
+    )
     assert done.returncode == 1
     diffs = json.loads(done.stdout)["result"]["check"]["differences"]
     got = {(d["file"], d["code"]) for d in diffs}
@@ -227,15 +228,15 @@ def test_explain_and_json_envelope(inferred: dict[str, Path], training_python: s
     import jsonschema
 
     model = str(inferred["pyfunc-custom"])
-    done = envbuild("infer", model, "--python", training_python, "--explain", "scipy")
+    done = run_envbuild("infer", model, "--python", training_python, "--explain", "scipy")
     assert done.returncode == 0
     assert done.stdout.splitlines()[0] == "scipy: required as scipy==1.17.1"
     assert "import scipy.special at code/credit_scorer.py:37" in done.stdout
-    pruned = envbuild("infer", model, "--python", training_python, "--explain", "cloudpickle")
+    pruned = run_envbuild("infer", model, "--python", training_python, "--explain", "cloudpickle")
     assert pruned.stdout.splitlines()[0] == "cloudpickle: pruned"
     assert "pruned: required by joblib, mlflow, scikit-learn" in pruned.stdout
     doc = json.loads(
-        envbuild(
+        run_envbuild(
             "infer", model, "--python", training_python, "--dry-run", "--format", "json"
         ).stdout
     )
@@ -252,7 +253,7 @@ def test_explain_and_json_envelope(inferred: dict[str, Path], training_python: s
 def test_no_prune_keeps_transitive(inferred: dict[str, Path], training_python: str) -> None:
     model = str(inferred["pyfunc-custom"])
     doc = json.loads(
-        envbuild(
+        run_envbuild(
             "infer",
             model,
             "--python",
@@ -274,16 +275,16 @@ def test_keeps_user_option_lines_unless_force(
     shutil.copytree(inferred["sklearn-credit"], model)
     req = model / "requirements.txt"
     req.write_text("--index-url https://mirror.example/simple\nnumpy==1.0\n")
-    assert envbuild("infer", str(model), "--python", training_python).returncode == 0
+    assert run_envbuild("infer", str(model), "--python", training_python).returncode == 0
     lines = req.read_text().splitlines()
     assert "--index-url https://mirror.example/simple" in lines and "numpy==2.4.6" in lines
     assert "numpy==1.0" not in lines
-    assert envbuild("infer", str(model), "--python", training_python, "--force").returncode == 0
+    assert run_envbuild("infer", str(model), "--python", training_python, "--force").returncode == 0
     assert "--index-url https://mirror.example/simple" not in req.read_text()
 
 
 def test_trace_merges_imports(inferred: dict[str, Path], training_python: str) -> None:
-    done = envbuild(
+    done = run_envbuild(
         "infer", str(inferred["pyfunc-custom"]), "--python", training_python,
         "--trace", "--dry-run", "--format", "json",
     )  # fmt: skip

@@ -17,10 +17,9 @@ from envbuild.cli import main
 from envbuild.findings import Finding
 from envbuild.read import read_model, read_workspace_env
 from envbuild.resolve import resolve, target_for
+from tests.helpers import DATA, EXAMPLES
 
-ROOT = Path(__file__).resolve().parents[2]
-CASES = ROOT / "tests" / "data" / "resolve"
-EXAMPLES = ROOT / "examples"
+CASES = DATA / "resolve"
 # torch==2.13.0 from PyPI drags CUDA wheels (GBs); the machine's CPU wheel lies here
 CPU_WHEELS = Path("/opt/wheels")
 

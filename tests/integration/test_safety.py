@@ -6,19 +6,13 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-
-def envbuild(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "envbuild", *args, "--format", "json"],
-        capture_output=True, text=True, check=False, timeout=1200,
-    )  # fmt: skip
+from tests.helpers import run_envbuild
 
 
 def image_exists(ref: str) -> bool:
@@ -67,7 +61,7 @@ def test_image_refuses_a_hostile_model(
 ) -> None:
     model = make_hostile(tmp_path / "hostile", host_marker)
     tag = f"envbuild-test-hostile:{uuid.uuid4().hex[:8]}"
-    refused(envbuild("image", str(model), "-t", tag))
+    refused(run_envbuild("image", str(model), "-t", tag, "--format", "json"))
     assert not image_exists(tag)
     assert made_from(model) == []
     assert not host_marker.exists()
@@ -79,7 +73,7 @@ def test_venv_refuses_a_hostile_model(
 ) -> None:
     model = make_hostile(tmp_path / "hostile", host_marker)
     venv = tmp_path / "venv"
-    refused(envbuild("venv", str(model), "--path", str(venv)))
+    refused(run_envbuild("venv", str(model), "--path", str(venv), "--format", "json"))
     assert not venv.exists()
     assert not host_marker.exists()
 
@@ -92,7 +86,7 @@ def test_trust_model_builds_and_runs_it_in_the_smoke_container_only(
 ) -> None:
     model = make_hostile(tmp_path / "hostile", host_marker)
     tag = f"envbuild-test-hostile:{uuid.uuid4().hex[:8]}"
-    done = envbuild("image", str(model), "-t", tag, "--trust-model")
+    done = run_envbuild("image", str(model), "-t", tag, "--trust-model", "--format", "json")
     doc = json.loads(done.stdout)
     codes = [f["code"] for f in doc["findings"]]
     assert "EB510" in codes  # the warning that --trust-model let it through

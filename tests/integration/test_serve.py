@@ -36,9 +36,8 @@ from uv import find_uv_bin
 
 from envbuild import serving
 from envbuild.render import server_files
+from tests.helpers import EXAMPLES, ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES = ROOT / "examples"
 MANIFEST = json.loads((EXAMPLES / "manifest.json").read_text())
 MODELS = ("sklearn-credit", "pyfunc-custom")
 LOAD_TEST = ROOT / "benchmarks" / "load_test.py"

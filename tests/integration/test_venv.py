@@ -11,8 +11,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -21,18 +19,10 @@ import pytest
 import yaml
 
 from envbuild._adapters import sandbox as _sandbox
-from envbuild.build import find_python
 from envbuild.infer import run_trace
+from tests.helpers import EXAMPLES, require_python, run_envbuild
 
-ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES = ROOT / "examples"
 MANIFEST = json.loads((EXAMPLES / "manifest.json").read_text())
-
-
-def envbuild(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "envbuild", *args], capture_output=True, text=True, check=False
-    )
 
 
 def expected_sandbox() -> str:
@@ -40,6 +30,10 @@ def expected_sandbox() -> str:
     if os.environ.get("CI") or _sandbox.bwrap_problem() is None:
         return "bwrap"
     return "process"
+
+
+def files_and_mtimes(folder: Path) -> dict[str, int]:
+    return {str(p.relative_to(folder)): p.lstat().st_mtime_ns for p in folder.rglob("*")}
 
 
 def truth_model(dst: Path, name: str) -> Path:
@@ -55,10 +49,12 @@ def truth_model(dst: Path, name: str) -> Path:
 @pytest.mark.slow
 @pytest.mark.parametrize("python", ["3.11", "3.12"])
 def test_venv_reproduces_predictions(tmp_path: Path, python: str) -> None:
-    find_python(python, python)  # the machine has it (pyenv); a missing one fails here
+    require_python(python)  # PATH or pyenv has it, or the test skips (and CI fails)
     model = truth_model(tmp_path / "sklearn-credit", "sklearn-credit")
     venv = tmp_path / f"venv-{python}"
-    done = envbuild("venv", str(model), "--path", str(venv), "--python", python, "--format", "json")
+    done = run_envbuild(
+        "venv", str(model), "--path", str(venv), "--python", python, "--format", "json"
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     doc = json.loads(done.stdout)
     result = doc["result"]
@@ -72,22 +68,23 @@ def test_venv_reproduces_predictions(tmp_path: Path, python: str) -> None:
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     assert out.stdout.strip() == str(tuple(int(x) for x in python.split(".")))
-    # unchanged model: the stamp answers
-    start = time.monotonic()
-    again = envbuild("venv", str(model), "--path", str(venv), "--python", python)
+    # unchanged model: the stamp answers, and nothing in the venv is written (no resolve, no
+    # install, no smoke); how fast that is, is benchmarks/bench_image.py's envbuild_unchanged
+    before = files_and_mtimes(venv)
+    again = run_envbuild("venv", str(model), "--path", str(venv), "--python", python)
     assert again.returncode == 0, again.stderr
-    assert "unchanged" in again.stdout
-    assert time.monotonic() - start < 1.5
+    assert "unchanged (stamp matches)" in again.stdout and "smoke ok" not in again.stdout
+    assert files_and_mtimes(venv) == before
     # a changed model file is predicted on again, without reinstalling
     (model / "MLmodel").touch()
     os.utime(model / "model.skops")
-    third = envbuild("venv", str(model), "--path", str(venv), "--python", python)
+    third = run_envbuild("venv", str(model), "--path", str(venv), "--python", python)
     assert third.returncode == 0, third.stderr[-2000:]
     assert f"smoke ok (matched stored predictions, {expected_sandbox()} sandbox)" in third.stdout
 
 
 def test_missing_python_exits_3(tmp_path: Path) -> None:
-    done = envbuild("venv", str(EXAMPLES / "sklearn-credit"), "--path", str(tmp_path / "v"),
+    done = run_envbuild("venv", str(EXAMPLES / "sklearn-credit"), "--path", str(tmp_path / "v"),
                     "--python", "3.99")  # fmt: skip
     assert done.returncode == 3
     assert "no Python 3.99" in done.stderr and "EB902" in done.stderr
@@ -96,6 +93,7 @@ def test_missing_python_exits_3(tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def no_example_venv(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     """sklearn-credit logged without an input example, in a venv for 3.11 (built once)."""
+    require_python("3.11")
     tmp = tmp_path_factory.mktemp("no-example")
     model = truth_model(tmp / "sklearn-credit", "sklearn-credit")
     mlmodel = model / "MLmodel"
@@ -105,7 +103,7 @@ def no_example_venv(tmp_path_factory: pytest.TempPathFactory) -> dict[str, objec
     for name in ("input_example.json", "serving_input_example.json"):
         (model / name).unlink()
     venv = tmp / "v"
-    done = envbuild("venv", str(model), "--path", str(venv), "--python", "3.11",
+    done = run_envbuild("venv", str(model), "--path", str(venv), "--python", "3.11",
                     "--format", "json")  # fmt: skip
     return {"tmp": tmp, "model": model, "venv": venv, "done": done}
 
@@ -138,7 +136,7 @@ def test_a_model_that_cannot_load_fails_the_smoke(no_example_venv: dict[str, obj
     broken = Path(str(no_example_venv["tmp"])) / "broken" / model.name
     shutil.copytree(model, broken)
     (broken / "model.skops").write_bytes(b"not a skops file")
-    done = envbuild("venv", str(broken), "--path", str(no_example_venv["venv"]))
+    done = run_envbuild("venv", str(broken), "--path", str(no_example_venv["venv"]))
     assert done.returncode == 1, done.stdout + done.stderr[-2000:]
     assert "EB802" in done.stderr and "the model did not load in the venv" in done.stderr
     assert "smoke ok" not in done.stdout
@@ -169,10 +167,11 @@ def test_a_trusted_hostile_model_runs_in_the_sandbox(
 ) -> None:
     """--trust-model lets the payload run, in the venv smoke's sandbox: under bwrap the
     file it creates in the host's /tmp lands in the sandbox's own /tmp instead."""
+    require_python("3.11")
     marker = Path("/tmp") / f"envbuild-hostile-{uuid.uuid4().hex}"
     model = make_hostile(tmp_path / "hostile", marker)
     try:
-        done = envbuild("venv", str(model), "--path", str(tmp_path / "v"), "--python", "3.11",
+        done = run_envbuild("venv", str(model), "--path", str(tmp_path / "v"), "--python", "3.11",
                         "--trust-model")  # fmt: skip
         assert done.returncode == 1, done.stdout + done.stderr[-2000:]
         assert "EB802" in done.stderr

@@ -4,13 +4,10 @@ prints as JSON (README's example runs in tests/integration/test_readme.py)."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 from envbuild import api
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.helpers import EXAMPLES, run_envbuild
 
 
 def test_api_names() -> None:
@@ -19,12 +16,9 @@ def test_api_names() -> None:
 
 
 def test_show_result_is_the_json_envelope_result(tmp_path: Path) -> None:
-    model = ROOT / "examples" / "sklearn-credit"
+    model = EXAMPLES / "sklearn-credit"
     result = api.show(model)
-    done = subprocess.run(
-        [sys.executable, "-m", "envbuild", "show", str(model), "--format", "json"],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
+    done = run_envbuild("show", model, "--format", "json")
     doc = json.loads(done.stdout)
     assert doc["exit_code"] == result.exit_code == 0
     assert json.loads(json.dumps(result.to_json())) == doc["result"]

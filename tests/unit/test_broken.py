@@ -4,14 +4,14 @@ through the CLI: one line per problem on stderr, no traceback, JSON envelope on 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from envbuild.cli import main
+from tests.helpers import DATA
 
-BROKEN = Path(__file__).resolve().parents[1] / "data" / "broken"
+BROKEN = DATA / "broken"
 
 # case -> (exit code, [(code, file, line, field), ...]) in the order reported
 CASES: dict[str, tuple[int, list[tuple[str, str, int | None, str | None]]]] = {

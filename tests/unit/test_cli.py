@@ -13,10 +13,10 @@ from click.testing import CliRunner
 
 from envbuild import __version__
 from envbuild.cli import main
+from tests.helpers import EXAMPLES, SCHEMAS
 
-ROOT = Path(__file__).resolve().parents[2]
-SCHEMA = json.loads((ROOT / "envbuild" / "schemas" / "envelope-v1.schema.json").read_text())
-EXAMPLE = ROOT / "examples" / "sklearn-credit"
+SCHEMA = json.loads((SCHEMAS / "envelope-v1.schema.json").read_text())
+EXAMPLE = EXAMPLES / "sklearn-credit"
 
 
 def test_help_documents_exit_codes() -> None:

@@ -28,9 +28,8 @@ from envbuild.findings import Severity
 from envbuild.read import read_model
 from envbuild.render import render
 from envbuild.resolve.lock import Lock, read_lock
+from tests.helpers import EXAMPLES, ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES = ROOT / "examples"
 GOLDEN = ROOT / "tests" / "golden"
 UV_REQ = "uv==0.13.9 --hash=sha256:" + "0" * 64
 

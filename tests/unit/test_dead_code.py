@@ -9,7 +9,8 @@ import re
 from collections import Counter
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.helpers import ROOT
+
 SOURCES = sorted((ROOT / "envbuild").rglob("*.py"))
 # what may use a name the package defines: the package, its templates, tests, benchmarks
 USERS = [*SOURCES, *(ROOT / "templates").glob("*.j2"), *(ROOT / "tests").rglob("*.py")]

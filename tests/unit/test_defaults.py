@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import ast
 import re
-from pathlib import Path
 
 from envbuild.versions import DEFAULT_PYTHON
+from tests.helpers import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 # envbuild/serve/ runs inside the image and cannot import envbuild
 SOURCES = [p for p in (ROOT / "envbuild").rglob("*.py") if "serve" not in p.parent.parts]
 

@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import ast
 import importlib.metadata
-from pathlib import Path
 
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from envbuild._compat import tomllib
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.helpers import ROOT
 
 
 def imported_top_levels() -> set[str]:

@@ -11,8 +11,7 @@ from envbuild.findings import Location
 from envbuild.output import header
 from envbuild.read import EnvSpec, PipOption, PythonPin, ReqKind, Requirement, read_model
 from envbuild.write import render_conda_yaml, render_python_env, render_requirements
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.helpers import EXAMPLES
 
 
 def _req(text: str, reasons: tuple[str, ...] = ()) -> Requirement:
@@ -46,7 +45,7 @@ SPEC = EnvSpec(
 
 def test_rendered_files_read_back(tmp_path: Path) -> None:
     folder = tmp_path / "m"
-    shutil.copytree(ROOT / "examples" / "pytorch-tensor", folder)
+    shutil.copytree(EXAMPLES / "pytorch-tensor", folder)
     head = header("envbuild infer m")
     (folder / "requirements.txt").write_text(render_requirements(SPEC, head))
     (folder / "python_env.yaml").write_text(render_python_env(SPEC, head))

@@ -12,12 +12,11 @@ from click.testing import CliRunner
 
 from envbuild.cli import main
 from envbuild.read import FLAVOR_LIBRARIES, read_model
+from tests.helpers import DATA, EXAMPLES
 
-TESTS = Path(__file__).resolve().parents[1]
-ROOT = TESTS.parent
 FOLDERS = sorted(
-    [p.parent for p in (ROOT / "examples").glob("*/MLmodel")]
-    + [p.parent for p in (TESTS / "data" / "models").glob("*/MLmodel")]
+    [p.parent for p in EXAMPLES.glob("*/MLmodel")]
+    + [p.parent for p in (DATA / "models").glob("*/MLmodel")]
 )
 IDS = [f"{p.parent.name}/{p.name}" for p in FOLDERS]
 
@@ -116,7 +115,7 @@ def test_show_matches_files(folder: Path) -> None:
 
 
 def test_fastai_legacy_fields() -> None:
-    folder = read_model(ROOT / "examples" / "fastai-legacy")
+    folder = read_model(EXAMPLES / "fastai-legacy")
     pyfunc = folder.mlmodel.pyfunc
     assert pyfunc is not None and pyfunc.env_legacy and pyfunc.env_conda == "conda.yaml"
     assert pyfunc.python_version == "3.8.12" and folder.python_version == "3.8.12"

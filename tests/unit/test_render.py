@@ -27,10 +27,9 @@ from envbuild.render import (
 )
 from envbuild.resolve.lock import Lock, read_lock
 from envbuild.resolve.target import Target
+from tests.helpers import EXAMPLES, ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = ROOT / "tests" / "golden"
-EXAMPLES = ROOT / "examples"
 UV_REQ = "uv==0.13.9 --hash=sha256:" + "0" * 64
 FAKE_UV = Path("/nonexistent/uv")  # rendering lists it; only building reads it
 

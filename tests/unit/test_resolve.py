@@ -26,12 +26,12 @@ from envbuild.resolve import (
     static_findings,
     target_for,
 )
+from tests.helpers import DATA, EXAMPLES, SCHEMAS
 
-ROOT = Path(__file__).resolve().parents[2]
-CASES = ROOT / "tests" / "data" / "resolve"
+CASES = DATA / "resolve"
 WHEELHOUSE = CASES / "wheelhouse"
-EXAMPLE = ROOT / "examples" / "sklearn-credit"
-SCHEMA = json.loads((ROOT / "envbuild" / "schemas" / "envelope-v1.schema.json").read_text())
+EXAMPLE = EXAMPLES / "sklearn-credit"
+SCHEMA = json.loads((SCHEMAS / "envelope-v1.schema.json").read_text())
 
 
 def _where(f: Finding) -> str:

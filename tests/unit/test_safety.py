@@ -4,8 +4,6 @@ that would load it, before anything runs; --trust-model is the only way past."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,6 +14,7 @@ from envbuild.check.stages import STAGES
 from envbuild.findings import Finding, Location, Severity
 from envbuild.read import read_model
 from envbuild.safety import LOADING_COMMANDS, UnsafeModelError, grade, require_safe, verdict
+from tests.helpers import EXAMPLES, run_envbuild
 
 EB502 = Finding(
     code="EB502",
@@ -23,13 +22,6 @@ EB502 = Finding(
     message="pickle carries Python code by value",
     location=Location(file="python_model.pkl"),
 )
-
-
-def envbuild(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "envbuild", *args],
-        capture_output=True, text=True, check=False, cwd=cwd, timeout=300,
-    )  # fmt: skip
 
 
 def test_code_by_value_is_unsafe_only_across_python_minors() -> None:
@@ -82,7 +74,7 @@ def test_check_json_says_which_commands_refuse_even_when_ignored(
     assert report.refuses == LOADING_COMMANDS
     assert report.to_json(strict=False)["refuses"] == ["image", "venv", "infer --trace"]
     benign = check_model(
-        str(Path(__file__).resolve().parents[2] / "examples" / "sklearn-credit"),
+        str(EXAMPLES / "sklearn-credit"),
         CheckOptions(offline=True),
         STAGES,
     )
@@ -104,7 +96,7 @@ def test_commands_refuse_before_any_work(
     model, marker = hostile
     out = tmp_path / "context"
     argv = [a.replace("{out}", str(out)) for a in args]
-    done = envbuild(argv[0], str(model), *argv[1:], "--format", "json")
+    done = run_envbuild(argv[0], str(model), *argv[1:], "--format", "json")
     assert done.returncode == 1, done.stderr
     doc = json.loads(done.stdout)
     assert doc["exit_code"] == 1 and not doc["ok"]
@@ -112,7 +104,7 @@ def test_commands_refuse_before_any_work(
     assert error["code"] == "EB510" and error["file"] == "artifacts/classifier.joblib"
     assert "posix.system at byte 0" in error["message"]
     assert not out.exists() and not marker.exists()
-    text = envbuild(argv[0], str(model), *argv[1:])
+    text = run_envbuild(argv[0], str(model), *argv[1:])
     assert text.returncode == 1
     assert "Traceback" not in text.stderr
     lines = [ln for ln in text.stderr.splitlines() if "EB510" in ln]
@@ -121,7 +113,7 @@ def test_commands_refuse_before_any_work(
 
 def test_trust_model_renders_and_labels_the_image(hostile: tuple[Path, Path]) -> None:
     model, marker = hostile
-    done = envbuild("image", str(model), "--no-build", "--trust-model", "--format", "json")
+    done = run_envbuild("image", str(model), "--no-build", "--trust-model", "--format", "json")
     assert done.returncode == 0, done.stderr
     doc = json.loads(done.stdout)
     assert doc["result"]["plan"]["labels"]["io.envbuild.trust-model"] == "true"

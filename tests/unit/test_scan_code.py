@@ -6,8 +6,7 @@ from pathlib import Path
 
 from envbuild.scan import RefKind
 from envbuild.scan.code import imports_in, scan_code
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.helpers import EXAMPLES
 
 SOURCE = """
 import json, os.path
@@ -72,7 +71,7 @@ def test_scan_code_folder_marks_local_modules(tmp_path: Path) -> None:
 
 
 def test_example_code_predict_time_import() -> None:
-    scans = scan_code(ROOT / "examples" / "pyfunc-custom", code_dirs=["code"])
+    scans = scan_code(EXAMPLES / "pyfunc-custom", code_dirs=["code"])
     refs = {(r.module, r.line) for s in scans for r in s.refs}
     assert ("scipy.special", 37) in refs  # imported only inside predict()
     assert ("joblib", 29) in refs

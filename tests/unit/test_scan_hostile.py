@@ -19,13 +19,13 @@ import pytest
 
 from envbuild.scan import scan_model
 from envbuild.scan.pickles import scan_file, scan_pickle_bytes, unsafe_reason
+from tests.helpers import DATA, EXAMPLES
 
-ROOT = Path(__file__).resolve().parents[2]
 UNSAFE = {"EB501", "EB503"}
 
 
 def _generator() -> ModuleType:
-    path = ROOT / "tests" / "data" / "pickles" / "make_hostile.py"
+    path = DATA / "pickles" / "make_hostile.py"
     spec = importlib.util.spec_from_file_location("make_hostile", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -100,7 +100,7 @@ def test_control_the_live_payloads_really_run(corpus, tmp_path: Path) -> None:  
 
 def _real_pickles() -> list[Path]:
     found = []
-    for folder in (ROOT / "examples", ROOT / "tests" / "data" / "models"):
+    for folder in (EXAMPLES, DATA / "models"):
         for path in sorted(folder.rglob("*")):
             if "_src" in path.parts or not path.is_file():
                 continue
@@ -122,8 +122,8 @@ def test_the_real_benign_pickles_are_clean() -> None:
 
 @pytest.mark.parametrize(
     "folder",
-    sorted(p.parent for p in (ROOT / "examples").glob("*/MLmodel"))
-    + sorted(p.parent for p in (ROOT / "tests" / "data" / "models").glob("*/MLmodel")),
+    sorted(p.parent for p in EXAMPLES.glob("*/MLmodel"))
+    + sorted(p.parent for p in (DATA / "models").glob("*/MLmodel")),
     ids=lambda p: p.name,
 )
 def test_real_model_folders_have_no_unsafe_finding(folder: Path) -> None:
@@ -133,7 +133,7 @@ def test_real_model_folders_have_no_unsafe_finding(folder: Path) -> None:
 
 
 def test_the_committed_fixtures_are_clean_but_the_dangerous_ones() -> None:
-    folder = ROOT / "tests" / "data" / "pickles"
+    folder = DATA / "pickles"
     for path in sorted(folder.iterdir()):
         if path.suffix == ".py":
             continue

@@ -15,9 +15,9 @@ import pytest
 from envbuild.findings import Severity
 from envbuild.scan import RefKind, scan_model
 from envbuild.scan.pickles import scan_file, scan_pickle_bytes, unsafe_reason
+from tests.helpers import DATA, EXAMPLES
 
-ROOT = Path(__file__).resolve().parents[2]
-PICKLES = ROOT / "tests" / "data" / "pickles"
+PICKLES = DATA / "pickles"
 
 
 def scan(name: str):  # type: ignore[no-untyped-def]
@@ -151,7 +151,7 @@ def test_torch_legacy_format_continues_after_stop() -> None:
 
 
 def test_skops_schema() -> None:
-    path = ROOT / "examples" / "sklearn-credit" / "model.skops"
+    path = EXAMPLES / "sklearn-credit" / "model.skops"
     result = scan_file(path, "model.skops")
     assert result is not None and result.format == "skops"
     assert ("sklearn.pipeline", "Pipeline") in pairs(result)

@@ -13,6 +13,7 @@ import http.client
 import json
 import os
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -33,10 +34,9 @@ from envbuild.serve import config as serve_config
 from envbuild.serve import openapi, protocol
 from envbuild.serve.config import ConfigError, load_config
 from envbuild.serve.protocol import RequestError, Response
-from envbuild.serve.server import App, Server
+from envbuild.serve.server import ACCEPT_TIMEOUT, App, Server
+from tests.helpers import EXAMPLES, ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES = ROOT / "examples"
 SERVE = ROOT / "envbuild" / "serve"
 
 
@@ -390,6 +390,9 @@ class StandIn:
     model_dir = None
     metadata = SimpleNamespace(model_uuid="cafe", saved_input_example_info=None)
 
+    def __init__(self) -> None:
+        self.sleeping = threading.Event()  # set once a 'sleep:' prediction is under way
+
     def signature_dict(self) -> dict[str, Any]:
         return signature_of("sklearn-credit")
 
@@ -397,6 +400,7 @@ class StandIn:
         try:
             protocol.parse_content_type(content_type)
             if body.startswith(b"sleep:"):
+                self.sleeping.set()
                 time.sleep(float(body[6:]))
             else:
                 protocol.decode_json(body)
@@ -409,9 +413,9 @@ class StandIn:
 def running() -> Iterator[Any]:
     servers: list[Server] = []
 
-    def start(**env: str) -> Server:
+    def start(stand_in: StandIn | None = None, **env: str) -> Server:
         config = load_config({"ENVBUILD_ACCESS_LOG": "0", **env})
-        app = App(StandIn(), config)  # type: ignore[arg-type]
+        app = App(stand_in or StandIn(), config)  # type: ignore[arg-type]
         app.start_pool()
         server = Server(("127.0.0.1", 0), app, config.backlog)
         threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}).start()
@@ -506,7 +510,8 @@ def test_slow_prediction_gets_504(running: Any) -> None:
 
 
 def test_graceful_stop_finishes_in_flight_and_closes_idle(running: Any) -> None:
-    server = running()
+    stand_in = StandIn()
+    server = running(stand_in)
     idle = conn(server)
     assert call(idle, "GET", "/ping")[0] == 200
     busy = conn(server)
@@ -517,7 +522,7 @@ def test_graceful_stop_finishes_in_flight_and_closes_idle(running: Any) -> None:
 
     t = threading.Thread(target=slow)
     t.start()
-    time.sleep(0.3)
+    assert stand_in.sleeping.wait(5)  # the prediction is in flight
     server.begin_stop()
     assert server.close(5) is True
     t.join(5)
@@ -553,9 +558,12 @@ def test_a_worker_that_loses_the_accept_race_does_not_block() -> None:
         accepted, _ = _accept(server)  # the winner
         done = threading.Event()
         # the loser: woken for the same connection, finds the queue empty
-        loser = threading.Thread(
-            target=lambda: (server._handle_request_noblock(), done.set()), daemon=True
-        )
+
+        def lose() -> None:
+            server._handle_request_noblock()  # type: ignore[attr-defined]  # not in typeshed
+            done.set()
+
+        loser = threading.Thread(target=lose, daemon=True)
         loser.start()
         assert done.wait(2), "accept() blocked with no connection queued"
         assert server.socket.getblocking() is False
@@ -591,13 +599,17 @@ def test_accept_is_bounded_even_if_another_holder_clears_o_nonblock(
         fd = server.socket.fileno()
         fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
         done = threading.Event()
-        loser = threading.Thread(
-            target=lambda: (server._handle_request_noblock(), done.set()), daemon=True
-        )
-        start = time.monotonic()
+
+        def lose() -> None:
+            server._handle_request_noblock()  # type: ignore[attr-defined]  # not in typeshed
+            done.set()
+
+        loser = threading.Thread(target=lose, daemon=True)
         loser.start()
+        # bounded by the socket's receive timeout, which Linux applies to accept()
+        timeout = server.socket.getsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, 16)
+        assert struct.unpack("ll", timeout) == (ACCEPT_TIMEOUT, 0)
         assert done.wait(5), "accept() blocked with the flag cleared"
-        assert time.monotonic() - start < 3
         with caplog.at_level("WARNING", logger="envbuild.serve"):
             server.service_actions()
             server.service_actions()

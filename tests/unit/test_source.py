@@ -29,9 +29,9 @@ from envbuild.sources import (
     parse,
     server_id,
 )
+from tests.helpers import EXAMPLES
 
-ROOT = Path(__file__).resolve().parents[2]
-EXAMPLE = ROOT / "examples" / "sklearn-credit"
+EXAMPLE = EXAMPLES / "sklearn-credit"
 RUN = "0123456789abcdef0123456789abcdef"
 
 
@@ -268,8 +268,9 @@ class FakeMlflow:
         target = dst / "model"
         dst.mkdir(parents=True)
         shutil.copytree(EXAMPLE, target)
-        if type(self).fail is not None:
-            raise type(self).fail
+        fail = type(self).fail
+        if fail is not None:
+            raise fail
         return target
 
 

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.helpers import ROOT
 
 
+@pytest.mark.network  # python -m build fetches hatchling into an isolated env
 @pytest.mark.slow
 def test_wheel_carries_templates(tmp_path: Path) -> None:
     subprocess.run(
