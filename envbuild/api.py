@@ -6,6 +6,10 @@ command's JSON envelope, with its ``findings`` and ``exit_code``. Problems that 
 command raise ``envbuild.errors.EnvbuildError`` (its ``exit_code`` says which kind). The
 library never prints; progress goes to the ``envbuild`` logger.
 
+One concern, six use cases: each section below is one command's orchestration of the
+stage packages and its result type, which is why the module is long; the stages
+themselves live in their packages.
+
     >>> from envbuild import api
     >>> shown = api.show("examples/sklearn-credit")
     >>> shown.folder.mlmodel.flavors[0].name
