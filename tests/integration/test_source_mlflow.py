@@ -168,10 +168,17 @@ def show_json(location: str, *extra: str, env: dict[str, str] | None = None) -> 
 
 
 def _comparable(doc: dict[str, Any]) -> dict[str, Any]:
-    """The envelope without what must differ: where the folder is and where it came from."""
+    """The envelope without what must differ: where the folder is and where it came from
+    (a registry download also holds MLflow's registered_model_meta, listed among its files)."""
     doc = {k: v for k, v in doc.items() if k != "_stderr"}
     result = {k: v for k, v in doc["result"].items() if k not in ("path", "source")}
-    return {**doc, "result": result}
+    files = {
+        k: [e for e in v if not (isinstance(e, dict) and e.get("path") == "registered_model_meta")]
+        if isinstance(v, list)
+        else v
+        for k, v in result.get("files", {}).items()
+    }
+    return {**doc, "result": {**result, "files": files}}
 
 
 def files_under(root: Path) -> list[Path]:
