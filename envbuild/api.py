@@ -33,7 +33,7 @@ from envbuild._adapters import uv as _uv
 from envbuild.build import BuiltImage, VenvResult, host_platform, lock_for
 from envbuild.contents import Contents, select
 from envbuild.errors import EnvbuildError, ExitCode, InputError
-from envbuild.findings import Finding, Location, Severity, exit_code_for
+from envbuild.findings import Finding, Location, exit_code_for
 from envbuild.infer import Inference
 from envbuild.installed import InstalledEnv, start_inspect
 from envbuild.output import canonical_command, header, write_atomic
@@ -48,6 +48,7 @@ from envbuild.resolve import (
     resolve,
     target_for,
 )
+from envbuild.resolve.lock import EB340
 from envbuild.safety import Verdict, require_safe
 from envbuild.sources import ModelSource, materialize
 from envbuild.versions import minor_of
@@ -182,12 +183,10 @@ def _stale(old: str | None, new: str, path: Path) -> Finding | None:
             if changes
             else "the header, options or hashes differ"
         )
-    return Finding(
-        code="EB340",
-        severity=Severity.ERROR,
-        message=f"{path.name} is stale: {what}",
+    return EB340.at(
+        Location(file=str(path)),
+        f"{path.name} is stale: {what}",
         hint="run envbuild lock again (without --check) and commit the result",
-        location=Location(file=str(path)),
     )
 
 

@@ -5,25 +5,41 @@ from __future__ import annotations
 
 import importlib
 
+from envbuild.findings import Code, Severity, table
+
 # The reader's codes (read/, _yaml.py, _paths.py) and check's settings (EB130).
-READER: dict[str, str] = {
-    "EB100": "the model folder, its MLmodel, or a command-line value is missing or wrong",
-    "EB101": "a file is not valid YAML (or not UTF-8 text)",
-    "EB102": "a file has the wrong structure (a field of the wrong type, an unknown section)",
-    "EB103": "a file the MLmodel or an environment file names is missing",
-    "EB104": "a path leaves the model folder (.., an absolute path, a symbolic link)",
-    "EB105": "the signature is not valid (inputs, outputs or params)",
-    "EB106": "the input example is not valid JSON",
-    "EB110": "a requirement line is invalid",
-    "EB111": "a remote requirements file (-r URL) is not read",
-    "EB112": "a conda match spec is invalid",
-    "EB120": "the input example does not match the signature",
-    "EB130": "[tool.envbuild] in pyproject.toml is invalid or has an unknown key",
-}
-GENERIC: dict[str, str] = {
-    "EB800": "an operation failed (resolution, build, smoke test)",
-    "EB900": "uv, which envbuild depends on, is missing",
-}
+EB100 = Code(
+    "EB100",
+    Severity.ERROR,
+    "the model folder, its MLmodel, or a command-line value is missing or wrong",
+)
+EB101 = Code("EB101", Severity.ERROR, "a file is not valid YAML (or not UTF-8 text)")
+EB102 = Code(
+    "EB102",
+    Severity.ERROR,
+    "a file has the wrong structure (a field of the wrong type, an unknown section)",
+)
+EB103 = Code("EB103", Severity.ERROR, "a file the MLmodel or an environment file names is missing")
+EB104 = Code(
+    "EB104",
+    Severity.ERROR,
+    "a path leaves the model folder (.., an absolute path, a symbolic link)",
+)
+EB105 = Code("EB105", Severity.ERROR, "the signature is not valid (inputs, outputs or params)")
+EB106 = Code("EB106", Severity.ERROR, "the input example is not valid JSON")
+EB110 = Code("EB110", Severity.ERROR, "a requirement line is invalid")
+EB111 = Code("EB111", Severity.ERROR, "a remote requirements file (-r URL) is not read")
+EB112 = Code("EB112", Severity.ERROR, "a conda match spec is invalid")
+EB120 = Code("EB120", Severity.ERROR, "the input example does not match the signature")
+EB130 = Code(
+    "EB130", Severity.ERROR, "[tool.envbuild] in pyproject.toml is invalid or has an unknown key"
+)
+READER: dict[str, str] = table(
+    EB100, EB101, EB102, EB103, EB104, EB105, EB106, EB110, EB111, EB112, EB120, EB130
+)
+EB800 = Code("EB800", Severity.ERROR, "an operation failed (resolution, build, smoke test)")
+EB900 = Code("EB900", Severity.ERROR, "uv, which envbuild depends on, is missing")
+GENERIC: dict[str, str] = table(EB800, EB900)
 
 _MODULES = (
     "envbuild.infer",

@@ -23,16 +23,30 @@ from typing import TYPE_CHECKING, Any
 import pathspec
 
 from envbuild.errors import FindingsError
-from envbuild.findings import Finding, Location, Severity
+from envbuild.findings import Code, Finding, Location, Severity, table
 
 if TYPE_CHECKING:
     from envbuild.read import ModelFolder
 
-CODES: dict[str, str] = {
-    "EB107": "a file the model needs is a Git LFS pointer, not the file (run git lfs pull)",
-    "EB410": "model files: unused ones left out (notebooks, .github/) or large, or a used one excluded",
-    "EB504": "a secret-looking file (credentials, keys, tokens) is in the model folder",
-}
+EB107 = Code(
+    "EB107",
+    Severity.ERROR,
+    "a file the model needs is a Git LFS pointer, not the file (run git lfs pull)",
+    also=(Severity.WARNING,),
+)
+EB410 = Code(
+    "EB410",
+    Severity.INFO,
+    "model files: unused ones left out (notebooks, .github/) or large, or a used one excluded",
+    also=(Severity.WARNING,),
+)
+EB504 = Code(
+    "EB504",
+    Severity.ERROR,
+    "a secret-looking file (credentials, keys, tokens) is in the model folder",
+    also=(Severity.INFO,),
+)
+CODES: dict[str, str] = table(EB107, EB410, EB504)
 
 IGNORE_FILE = ".envbuildignore"
 DEFAULT_EXCLUDES = (".git", "__pycache__/", ".ipynb_checkpoints/", ".DS_Store", "/" + IGNORE_FILE)
@@ -198,12 +212,11 @@ class Contents:
             out.append(_secret_finding(s))
         for s in self.allowed:
             out.append(
-                Finding(
-                    code="EB504",
-                    severity=Severity.INFO,
-                    message=f"secret-looking ({s.why}), copied into the image because "
+                EB504.at(
+                    Location(file=s.path),
+                    f"secret-looking ({s.why}), copied into the image because "
                     "--allow-file names it",
-                    location=Location(file=s.path),
+                    severity=Severity.INFO,
                 )
             )
         for p in self.lfs:
@@ -213,10 +226,9 @@ class Contents:
             names = ", ".join(e.path for e in left_out[:5])
             more = f" and {len(left_out) - 5} more" if len(left_out) > 5 else ""
             out.append(
-                Finding(
-                    code="EB410",
-                    severity=Severity.INFO,
-                    message=f"{len(left_out)} file(s) nothing in the MLmodel uses are left out "
+                EB410.at(
+                    Location(),
+                    f"{len(left_out)} file(s) nothing in the MLmodel uses are left out "
                     f"of the image (notebooks, .github/): {names}{more}",
                     hint="`envbuild show` lists every file and why; --allow-file PATH copies one",
                 )
@@ -224,13 +236,12 @@ class Contents:
         for e in self.excluded:
             if e.referenced and not e.rule.startswith("default:"):
                 out.append(
-                    Finding(
-                        code="EB410",
-                        severity=Severity.WARNING,
-                        message=f"left out by {e.rule}, but the MLmodel uses it: the image "
+                    EB410.at(
+                        Location(file=e.path),
+                        f"left out by {e.rule}, but the MLmodel uses it: the image "
                         "may fail to load the model",
                         hint="narrow the pattern, or add a !PATTERN line for this file",
-                        location=Location(file=e.path),
+                        severity=Severity.WARNING,
                     )
                 )
         unused = sorted(self.unreferenced, key=lambda f: (-f.size, f.path))
@@ -238,14 +249,13 @@ class Contents:
         if total > UNUSED_WARN_BYTES:
             largest = ", ".join(f"{f.path} ({human_size(f.size)})" for f in unused[:3])
             out.append(
-                Finding(
-                    code="EB410",
-                    severity=Severity.WARNING,
-                    message=f"{len(unused)} file(s) nothing in the MLmodel uses add "
+                EB410.at(
+                    Location(file=unused[0].path),
+                    f"{len(unused)} file(s) nothing in the MLmodel uses add "
                     f"{human_size(total)} to the image; largest: {largest}",
                     hint=f"leave them out with {IGNORE_FILE} in the model folder or "
                     "--exclude PATTERN (gitignore syntax)",
-                    location=Location(file=unused[0].path),
+                    severity=Severity.WARNING,
                 )
             )
         return out
@@ -306,21 +316,18 @@ def lfs_pointer_at(path: Path) -> LfsPointer | None:
 
 def lfs_finding(file: str, pointer: LfsPointer, *, referenced: bool = True) -> Finding:
     if referenced:
-        return Finding(
-            code="EB107",
-            severity=Severity.ERROR,
-            message=f"a Git LFS pointer, not the file: the real file "
+        return EB107.at(
+            Location(file=file),
+            f"a Git LFS pointer, not the file: the real file "
             f"({human_size(pointer.size)}) was never downloaded",
             hint=LFS_HINT,
-            location=Location(file=file),
         )
-    return Finding(
-        code="EB107",
-        severity=Severity.WARNING,
-        message=f"a Git LFS pointer to a {human_size(pointer.size)} file nothing in the "
+    return EB107.at(
+        Location(file=file),
+        f"a Git LFS pointer to a {human_size(pointer.size)} file nothing in the "
         "MLmodel uses; not copied into the image",
         hint=LFS_HINT + " (or leave it out with " + IGNORE_FILE + ")",
-        location=Location(file=file),
+        severity=Severity.WARNING,
     )
 
 
@@ -362,13 +369,11 @@ def secret_in(rel: str, path: Path, *, generic: bool = True) -> SecretFile | Non
 
 def _secret_finding(s: SecretFile) -> Finding:
     where = f"line {s.line}: " if s.line else ""
-    return Finding(
-        code="EB504",
-        severity=Severity.ERROR,
-        message=f"a secret-looking file ({where}{s.why}); envbuild never copies it into an image",
+    return EB504.at(
+        Location(file=s.path, line=s.line),
+        f"a secret-looking file ({where}{s.why}); envbuild never copies it into an image",
         hint=f"leave it out ({IGNORE_FILE} or --exclude '{s.path}'), or ship it on purpose "
         f"with --allow-file {s.path}",
-        location=Location(file=s.path, line=s.line),
     )
 
 

@@ -8,7 +8,7 @@ source, EB8xx failed operations, EB9xx machine.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from envbuild._compat import StrEnum
 
@@ -60,6 +60,53 @@ class Finding:
             "field": self.location.field,
             "line": self.location.line,
         }
+
+
+_DECLARED: dict[str, Code] = {}
+
+
+@dataclass(frozen=True)
+class Code:
+    """A finding code, declared once by the stage that emits it: its severity and the
+    summary the README table shows. ``EB306.at(location, message, hint=...)`` makes a
+    finding; ``also`` names the other severities some of its findings carry (a different
+    ``severity=`` is a programming error)."""
+
+    code: str
+    severity: Severity
+    summary: str
+    also: tuple[Severity, ...] = field(default=(), kw_only=True)
+
+    def __post_init__(self) -> None:
+        earlier = _DECLARED.setdefault(self.code, self)
+        if earlier != self:
+            raise ValueError(f"{self.code} is declared twice, differently")
+
+    def at(
+        self,
+        location: Location,
+        message: str,
+        *,
+        hint: str = "",
+        severity: Severity | None = None,
+    ) -> Finding:
+        if severity is None:
+            severity = self.severity
+        elif severity is not self.severity and severity not in self.also:
+            raise ValueError(f"{self.code} is not declared with severity {severity.value}")
+        return Finding(
+            code=self.code, severity=severity, message=message, hint=hint, location=location
+        )
+
+
+def table(*codes: Code) -> dict[str, str]:
+    """A stage's ``CODES``: code to summary, for ``envbuild.codes`` and the README."""
+    return {c.code: c.summary for c in codes}
+
+
+def declared() -> dict[str, Code]:
+    """Every code declared so far (by the modules imported so far)."""
+    return dict(_DECLARED)
 
 
 def unique(findings: Iterable[Finding]) -> list[Finding]:

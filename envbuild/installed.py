@@ -33,14 +33,19 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from envbuild.errors import ToolError
+from envbuild.findings import Code, Severity, table
 
 log = logging.getLogger("envbuild")
 
-CODES: dict[str, str] = {
-    "EB910": "the interpreter named by --python does not exist or cannot be run",
-    "EB911": "inspecting the interpreter's environment failed (its output was not the "
-    "expected JSON)",
-}
+EB910 = Code(
+    "EB910", Severity.ERROR, "the interpreter named by --python does not exist or cannot be run"
+)
+EB911 = Code(
+    "EB911",
+    Severity.ERROR,
+    "inspecting the interpreter's environment failed (its output was not the expected JSON)",
+)
+CODES: dict[str, str] = table(EB910, EB911)
 
 _SCRIPT = Path(__file__).parent / "_scripts" / "introspect.py"
 _EXTRA = re.compile(r"""\bextra\s*==\s*['"]([^'"]+)['"]""")

@@ -21,14 +21,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from envbuild.errors import FailedError
-from envbuild.findings import Finding, Severity
+from envbuild.findings import Code, Finding, Severity, table
 from envbuild.read import ModelFolder
 from envbuild.versions import minor_of
 
-CODES: dict[str, str] = {
-    "EB510": "a command that loads or runs the model refused: the static scan found it "
+EB510 = Code(
+    "EB510",
+    Severity.WARNING,
+    "a command that loads or runs the model refused: the static scan found it "
     "unsafe (EB501, EB503, EB211, or EB502 across Python minors); --trust-model overrides",
-}
+)
+CODES: dict[str, str] = table(EB510)
 
 # What loads or runs the model, and so refuses an unsafe one (check's JSON lists them).
 LOADING_COMMANDS: tuple[str, ...] = ("image", "venv", "infer --trace")
@@ -85,13 +88,11 @@ class Verdict:
         if not (self.unsafe and self.trusted):
             return None
         first = self.unsafe[0]
-        return Finding(
-            code="EB510",
-            severity=Severity.WARNING,
-            message=f"--trust-model: loading a model the static scan calls unsafe "
+        return EB510.at(
+            first.location,
+            f"--trust-model: loading a model the static scan calls unsafe "
             f"({len(self.unsafe)} finding(s), first {first.code}: {first.message})",
             hint="the proof runs sandboxed; a deployment of this model runs the same code",
-            location=first.location,
         )
 
     def to_json(self) -> dict[str, Any]:

@@ -20,16 +20,19 @@ from pathlib import Path
 from typing import Any
 
 from envbuild.errors import FailedError, InputError, ToolError
-from envbuild.findings import Location
+from envbuild.findings import Code, Location, Severity, table
 
 log = logging.getLogger("envbuild")
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
-CODES: dict[str, str] = {
-    "EB801": "the image build failed (the engine's last lines are shown)",
-    "EB802": "the smoke test failed: no health, a crash, or predictions that differ",
-    "EB901": "no Docker engine answers at DOCKER_HOST (or the default socket)",
-}
+EB801 = Code("EB801", Severity.ERROR, "the image build failed (the engine's last lines are shown)")
+EB802 = Code(
+    "EB802", Severity.ERROR, "the smoke test failed: no health, a crash, or predictions that differ"
+)
+EB901 = Code(
+    "EB901", Severity.ERROR, "no Docker engine answers at DOCKER_HOST (or the default socket)"
+)
+CODES: dict[str, str] = table(EB801, EB802, EB901)
 
 
 def client() -> Any:

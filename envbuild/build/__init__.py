@@ -36,6 +36,7 @@ from envbuild.build.venv import (
 )
 from envbuild.build.wheelhouse import download_wheelhouse
 from envbuild.contents import human_size
+from envbuild.findings import Code, Severity, table
 
 __all__ = [
     "CODES",
@@ -67,10 +68,14 @@ __all__ = [
     "write_stamp",
 ]
 
-CODES: dict[str, str] = {
-    **_docker.CODES,
-    "EB803": "downloading the wheelhouse for the target platform failed",
-    "EB804": "installing the lock into the virtualenv failed",
-    "EB805": "--output names a folder that is not empty and was not written by envbuild",
-    "EB902": "no Python interpreter of the version the model needs on this machine",
-}
+EB803 = Code("EB803", Severity.ERROR, "downloading the wheelhouse for the target platform failed")
+EB804 = Code("EB804", Severity.ERROR, "installing the lock into the virtualenv failed")
+EB805 = Code(
+    "EB805",
+    Severity.ERROR,
+    "--output names a folder that is not empty and was not written by envbuild",
+)
+EB902 = Code(
+    "EB902", Severity.ERROR, "no Python interpreter of the version the model needs on this machine"
+)
+CODES: dict[str, str] = {**table(EB803, EB804, EB805, EB902), **_docker.CODES}

@@ -43,7 +43,7 @@ from packaging.requirements import Requirement as PkgRequirement
 from packaging.utils import canonicalize_name
 
 from envbuild._redact import redact
-from envbuild.findings import Finding, Location, Severity
+from envbuild.findings import Code, Finding, Location, Severity, table
 from envbuild.infer import drift, evidence, static, trace
 from envbuild.infer.drift import check_drift
 from envbuild.infer.evidence import (
@@ -59,7 +59,7 @@ from envbuild.infer.evidence import (
     ref_evidence,
     version_findings,
 )
-from envbuild.infer.trace import TraceResult, run_trace
+from envbuild.infer.trace import EB214, TraceResult, run_trace
 from envbuild.installed import InstalledEnv
 from envbuild.read import EnvSpec, ModelFolder, PipOption, PythonPin, ReqKind, Requirement
 from envbuild.scan import PICKLE_KINDS, ModelScan, RefKind, scan_model
@@ -79,20 +79,48 @@ __all__ = [
     "run_trace",
 ]
 
-_CODES: dict[str, str] = {
-    "EB203": "a required distribution is installed editable or from a local path: not "
+EB203 = Code(
+    "EB203",
+    Severity.WARNING,
+    "a required distribution is installed editable or from a local path: not "
     "reproducible elsewhere",
-    "EB204": "a required distribution was installed from a VCS or an archive URL; written "
+)
+EB204 = Code(
+    "EB204",
+    Severity.INFO,
+    "a required distribution was installed from a VCS or an archive URL; written "
     "as a direct reference",
-    "EB205": "the training environment's pip/uv is configured with an index other than PyPI; "
+)
+EB205 = Code(
+    "EB205",
+    Severity.INFO,
+    "the training environment's pip/uv is configured with an index other than PyPI; "
     "packages installed from it may be missing from PyPI",
-    "EB207": "an installed version carries a local label no index serves; the public "
-    "version was written",
-    "EB209": "a flavor's library is not installed; the version MLmodel records was written",
-    "EB213": "the inspected Python differs from the one that saved the model",
-}
+)
+EB207 = Code(
+    "EB207",
+    Severity.WARNING,
+    "an installed version carries a local label no index serves; the public version was written",
+)
+EB209 = Code(
+    "EB209",
+    Severity.WARNING,
+    "a flavor's library is not installed; the version MLmodel records was written",
+)
+EB213 = Code(
+    "EB213", Severity.WARNING, "the inspected Python differs from the one that saved the model"
+)
+_CODES: dict[str, str] = table(EB203, EB204, EB205, EB207, EB209, EB213)
 # codes.py gathers the package's codes from here
-CODES: dict[str, str] = {**_CODES, **evidence.CODES, **trace.CODES, **drift.CODES, **static.CODES}
+
+CODES: dict[str, str] = {
+    **table(),
+    **_CODES,
+    **evidence.CODES,
+    **trace.CODES,
+    **drift.CODES,
+    **static.CODES,
+}
 
 PYPI_HOSTS = ("pypi.org", "pypi.python.org", "files.pythonhosted.org")
 
@@ -184,13 +212,11 @@ def _requirement_for(
         if not version:
             return None, options
         findings.append(
-            Finding(
-                code="EB209",
-                severity=Severity.WARNING,
-                message=f"{needed.name} is not installed in the training environment; wrote "
+            EB209.at(
+                Location(file="MLmodel"),
+                f"{needed.name} is not installed in the training environment; wrote "
                 f"the version MLmodel records ({version})",
                 hint="run infer in the environment that saved the model (--python)",
-                location=Location(file="MLmodel"),
             )
         )
         text = f"{needed.name}=={version}"
@@ -200,10 +226,9 @@ def _requirement_for(
         url = direct.pep508_url()
         if url is not None:
             findings.append(
-                Finding(
-                    code="EB204",
-                    severity=Severity.INFO,
-                    message=f"{dist.name} {dist.version} was installed from {redact(url)}; "
+                EB204.at(
+                    Location(),
+                    f"{dist.name} {dist.version} was installed from {redact(url)}; "
                     "written as a direct reference",
                     hint="publish it to an index to pin it by version instead",
                 )
@@ -230,10 +255,9 @@ def _requirement_for(
             else "from a local repository"
         )
         findings.append(
-            Finding(
-                code="EB203",
-                severity=Severity.WARNING,
-                message=f"{dist.name} {dist.version} is installed {how} ({redact(direct.url)}): "
+            EB203.at(
+                Location(),
+                f"{dist.name} {dist.version} is installed {how} ({redact(direct.url)}): "
                 f"{dist.name}=={dist.version} may not exist on any index",
                 hint="publish it to an index, or ship its code with the model "
                 "(code_paths=[...]) and drop it from the requirements",
@@ -255,10 +279,9 @@ def _requirement_for(
             )
         else:
             findings.append(
-                Finding(
-                    code="EB207",
-                    severity=Severity.WARNING,
-                    message=f"{dist.name} {parsed} is a local build (+{parsed.local}); "
+                EB207.at(
+                    Location(),
+                    f"{dist.name} {parsed} is a local build (+{parsed.local}); "
                     f"wrote {dist.name}=={parsed.public}",
                     hint="publish the build to an index and add that index to requirements.txt",
                 )
@@ -311,10 +334,9 @@ def infer(
             )
         if trace.error:
             findings.append(
-                Finding(
-                    code="EB214",
-                    severity=Severity.WARNING,
-                    message=f"--trace: {trace.error}",
+                EB214.at(
+                    Location(),
+                    f"--trace: {trace.error}",
                     hint="the traced imports may be incomplete; the static evidence stands",
                 )
             )
@@ -345,10 +367,9 @@ def infer(
     for setting in env.index:
         if setting.option in ("--index-url", "--extra-index-url") and not _is_pypi(setting.value):
             findings.append(
-                Finding(
-                    code="EB205",
-                    severity=Severity.INFO,
-                    message=f"the training environment's installer uses {setting.option} "
+                EB205.at(
+                    Location(),
+                    f"the training environment's installer uses {setting.option} "
                     f"{redact(setting.value)} ({setting.source}); a package installed from it "
                     "may not be on PyPI",
                     hint="if one is, add that index line to requirements.txt (infer keeps it)",
@@ -358,13 +379,10 @@ def infer(
     saved = folder.mlmodel.pyfunc.python_version if folder.mlmodel.pyfunc else None
     if saved and python and saved.split(".")[:2] != python.split(".")[:2]:
         findings.append(
-            Finding(
-                code="EB213",
-                severity=Severity.WARNING,
-                message=f"the model was saved with Python {saved}; the inspected interpreter "
-                f"is {python}",
+            EB213.at(
+                Location(file="MLmodel", field="flavors.python_function.python_version"),
+                f"the model was saved with Python {saved}; the inspected interpreter is {python}",
                 hint="run infer with --python pointing at the interpreter that trained the model",
-                location=Location(file="MLmodel", field="flavors.python_function.python_version"),
             )
         )
     build = []

@@ -9,20 +9,31 @@ from typing import TYPE_CHECKING
 from packaging.specifiers import InvalidSpecifier
 from packaging.version import InvalidVersion, Version
 
-from envbuild.findings import Finding, Location, Severity
+from envbuild.findings import Code, Finding, Location, Severity, table
 from envbuild.infer.names import MLFLOW, MLFLOW_DISTS
 from envbuild.read import ModelFolder, PipOption, ReqKind, Requirement
 
 if TYPE_CHECKING:
     from envbuild.infer import Inference
 
-CODES: dict[str, str] = {
-    "EB220": "--check: a required package is missing from the environment files",
-    "EB221": "--check: the environment files list a package the model does not need",
-    "EB222": "--check: a pinned version differs from the installed (inferred) one",
-    "EB223": "--check: the Python version differs from the inspected interpreter's",
-    "EB224": "--check: an index option a requirement needs (e.g. for torch +cpu) is missing",
-}
+EB220 = Code(
+    "EB220", Severity.ERROR, "--check: a required package is missing from the environment files"
+)
+EB221 = Code(
+    "EB221", Severity.ERROR, "--check: the environment files list a package the model does not need"
+)
+EB222 = Code(
+    "EB222", Severity.ERROR, "--check: a pinned version differs from the installed (inferred) one"
+)
+EB223 = Code(
+    "EB223", Severity.ERROR, "--check: the Python version differs from the inspected interpreter's"
+)
+EB224 = Code(
+    "EB224",
+    Severity.ERROR,
+    "--check: an index option a requirement needs (e.g. for torch +cpu) is missing",
+)
+CODES: dict[str, str] = table(EB220, EB221, EB222, EB223, EB224)
 
 
 def _key(name: str) -> str:
@@ -55,10 +66,9 @@ def check_drift(inference: Inference, folder: ModelFolder) -> list[Finding]:
     out: list[Finding] = []
     if not sources:
         out.append(
-            Finding(
-                code="EB220",
-                severity=Severity.ERROR,
-                message="the model folder has no environment files (requirements.txt, "
+            EB220.at(
+                Location(),
+                "the model folder has no environment files (requirements.txt, "
                 "conda.yaml, python_env.yaml)",
                 hint="run `envbuild infer MODEL` to write them",
             )
@@ -74,49 +84,42 @@ def check_drift(inference: Inference, folder: ModelFolder) -> list[Finding]:
             have = present.get(key)
             if have is None:
                 out.append(
-                    Finding(
-                        code="EB220",
-                        severity=Severity.ERROR,
-                        message=f"{file} does not list {needed.requirement.raw} "
+                    EB220.at(
+                        Location(file=file),
+                        f"{file} does not list {needed.requirement.raw} "
                         f"({(needed.reasons() or ('needed',))[0]})",
                         hint="run `envbuild infer MODEL` to rewrite the environment files",
-                        location=Location(file=file),
                     )
                 )
                 continue
             drift = _drift(have, needed.requirement)
             if drift:
                 out.append(
-                    Finding(
-                        code="EB222",
-                        severity=Severity.ERROR,
-                        message=f"{have.raw} {drift}; the training environment has "
+                    EB222.at(
+                        have.location,
+                        f"{have.raw} {drift}; the training environment has "
                         f"{needed.requirement.raw}",
                         hint="run `envbuild infer MODEL` to re-pin, or install that version "
                         "where the model is trained",
-                        location=have.location,
                     )
                 )
         for key, have in present.items():
             if key in known:
                 continue
             out.append(
-                Finding(
-                    code="EB221",
-                    severity=Severity.ERROR,
-                    message=f"{have.raw} is listed but nothing in the model needs it",
+                EB221.at(
+                    have.location,
+                    f"{have.raw} is listed but nothing in the model needs it",
                     hint="remove it (`envbuild infer MODEL` rewrites the files), or "
                     "`envbuild infer --explain NAME` to see what was scanned",
-                    location=have.location,
                 )
             )
         for o in inference.spec.options:
             if all((o.option, o.value) != (x.option, x.value) for x in opts):
                 out.append(
-                    Finding(
-                        code="EB224",
-                        severity=Severity.ERROR,
-                        message=f"{file} lacks `{o.option} {o.value}`, which "
+                    EB224.at(
+                        Location(file=file),
+                        f"{file} lacks `{o.option} {o.value}`, which "
                         + ", ".join(
                             n.requirement.raw
                             for n in inference.kept
@@ -124,20 +127,17 @@ def check_drift(inference: Inference, folder: ModelFolder) -> list[Finding]:
                         )
                         + " needs",
                         hint="add the line, or run `envbuild infer MODEL`",
-                        location=Location(file=file),
                     )
                 )
     python = inference.spec.python.version if inference.spec.python else None
     for pin in env.spec.python_pins:
         if python and not _python_matches(pin.version, python):
             out.append(
-                Finding(
-                    code="EB223",
-                    severity=Severity.ERROR,
-                    message=f"Python {pin.version} is pinned; the training interpreter is {python}",
+                EB223.at(
+                    pin.location,
+                    f"Python {pin.version} is pinned; the training interpreter is {python}",
                     hint="run `envbuild infer MODEL` to re-pin, or inspect the right "
                     "interpreter with --python",
-                    location=pin.location,
                 )
             )
     return out

@@ -13,21 +13,42 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from envbuild._compat import StrEnum
-from envbuild.findings import Finding, Location, Severity
+from envbuild.findings import Code, Finding, Location, Severity, table
 from envbuild.infer.names import FORMAT_LIBRARIES, MLFLOW_DISTS, PYFUNC_RUNTIME
 from envbuild.installed import Distribution, InstalledEnv
 from envbuild.read import ModelFolder, Requirement
 from envbuild.scan import PICKLE_KINDS, ModelScan, Ref, RefKind
 
-CODES: dict[str, str] = {
-    "EB200": "a pickle references __main__: only the program that saved it can load it",
-    "EB201": "a module the model's pickles reference is not installed in the training "
+EB200 = Code(
+    "EB200",
+    Severity.ERROR,
+    "a pickle references __main__: only the program that saved it can load it",
+)
+EB201 = Code(
+    "EB201",
+    Severity.ERROR,
+    "a module the model's pickles reference is not installed in the training "
     "environment: it cannot be pinned",
-    "EB202": "a module the model's code imports is not installed in the training environment",
-    "EB206": "the version that produced the model (MLmodel, _sklearn_version, numpy._core) "
+)
+EB202 = Code(
+    "EB202",
+    Severity.WARNING,
+    "a module the model's code imports is not installed in the training environment",
+    also=(Severity.INFO,),
+)
+EB206 = Code(
+    "EB206",
+    Severity.ERROR,
+    "the version that produced the model (MLmodel, _sklearn_version, numpy._core) "
     "differs from the installed one",
-    "EB208": "a module is provided by several installed distributions; one was chosen",
-}
+    also=(Severity.WARNING,),
+)
+EB208 = Code(
+    "EB208",
+    Severity.INFO,
+    "a module is provided by several installed distributions; one was chosen",
+)
+CODES: dict[str, str] = table(EB200, EB201, EB202, EB206, EB208)
 
 
 class EvidenceKind(StrEnum):
@@ -275,14 +296,12 @@ def main_ref_findings(scan: ModelScan) -> list[Finding]:
     for where, refs in sorted(by_file.items()):
         names = ", ".join(sorted({f"__main__.{r.name}" for r in refs if r.name}))
         out.append(
-            Finding(
-                code="EB200",
-                severity=Severity.ERROR,
-                message=f"{where} references {names} (first at byte {refs[0].offset}): only "
+            EB200.at(
+                Location(file=refs[0].file, field=refs[0].member),
+                f"{where} references {names} (first at byte {refs[0].offset}): only "
                 "the program that saved it can load it",
                 hint="define those classes and functions in a module, ship it with "
                 "code_paths=[...] and re-save the model",
-                location=Location(file=refs[0].file, field=refs[0].member),
             )
         )
     return out
@@ -305,27 +324,25 @@ def version_findings(
         dist = c.env.get(name)
         if dist is not None and differs(dist, version):
             out.append(
-                Finding(
-                    code="EB206",
-                    severity=Severity.WARNING,
-                    message=f"MLmodel records {name} {version}; the training environment has "
+                EB206.at(
+                    Location(file="MLmodel"),
+                    f"MLmodel records {name} {version}; the training environment has "
                     f"{dist.version}",
                     hint="run infer in the environment that saved the model (--python), or "
                     "re-save the model",
-                    location=Location(file="MLmodel"),
+                    severity=Severity.WARNING,
                 )
             )
     mlflow = next((c.env.get(n) for n in MLFLOW_DISTS if c.env.get(n)), None)
     if mlflow is not None and mlflow_version and differs(mlflow, mlflow_version):
         out.append(
-            Finding(
-                code="EB206",
-                severity=Severity.WARNING,
-                message=f"the model was saved by MLflow {mlflow_version}; the training "
+            EB206.at(
+                Location(file="MLmodel", field="mlflow_version"),
+                f"the model was saved by MLflow {mlflow_version}; the training "
                 f"environment has {mlflow.name} {mlflow.version}",
                 hint="the serving stack uses mlflow-skinny at the model's version; run infer "
                 "where the model was saved, or re-save it",
-                location=Location(file="MLmodel", field="mlflow_version"),
+                severity=Severity.WARNING,
             )
         )
     seen: set[tuple[str, str]] = set()
@@ -336,13 +353,12 @@ def version_findings(
         seen.add((hint.distribution, hint.version))
         if differs(dist, hint.version):
             out.append(
-                Finding(
-                    code="EB206",
-                    severity=Severity.WARNING,
-                    message=f"{hint.where}: written by {hint.distribution} {hint.version} "
+                EB206.at(
+                    Location(file=hint.file, field=hint.member),
+                    f"{hint.where}: written by {hint.distribution} {hint.version} "
                     f"({hint.source}); the training environment has {dist.version}",
                     hint=f"pin {hint.distribution}=={hint.version} or re-save the model",
-                    location=Location(file=hint.file, field=hint.member),
+                    severity=Severity.WARNING,
                 )
             )
     numpy = c.env.get("numpy")
@@ -358,13 +374,11 @@ def version_findings(
         v = numpy.parsed_version
         if v is not None and v.major < 2:
             out.append(
-                Finding(
-                    code="EB206",
-                    severity=Severity.ERROR,
-                    message=f"{core.where} references {core.qualname}, written by numpy 2; "
+                EB206.at(
+                    Location(file=core.file, field=core.member),
+                    f"{core.where} references {core.qualname}, written by numpy 2; "
                     f"the training environment has numpy {numpy.version}, which cannot load it",
                     hint="install numpy>=2 in the environment, or re-save the model with numpy 1",
-                    location=Location(file=core.file, field=core.member),
                 )
             )
     return out
@@ -376,28 +390,24 @@ def missing_findings(c: Collector) -> list[Finding]:
         optional = code == "EB202" and all("(optional)" in t for t in texts)
         what = "pickles reference" if code == "EB201" else "code imports"
         out.append(
-            Finding(
-                code=code,
-                severity=Severity.ERROR
-                if code == "EB201"
-                else (Severity.INFO if optional else Severity.WARNING),
-                message=f"module {top!r} is not installed in the training environment "
+            (EB201 if code == "EB201" else EB202).at(
+                Location(file=texts[0].split(" at ")[-1].split("@")[0].split(":")[0])
+                if " at " in texts[0]
+                else Location(),
+                f"module {top!r} is not installed in the training environment "
                 f"(the model's {what} it: {texts[0]}"
                 + (f", +{len(texts) - 1} more" if len(texts) > 1 else "")
                 + ")",
                 hint="install it where the model was trained, or point --python at that "
                 "environment; infer cannot pin it",
-                location=Location(file=texts[0].split(" at ")[-1].split("@")[0].split(":")[0])
-                if " at " in texts[0]
-                else Location(),
+                severity=Severity.INFO if optional else None,
             )
         )
     for top, (chosen, names) in sorted(c.ambiguous.items()):
         out.append(
-            Finding(
-                code="EB208",
-                severity=Severity.INFO,
-                message=f"module {top} is provided by {', '.join(names)}; chose {chosen}",
+            EB208.at(
+                Location(),
+                f"module {top} is provided by {', '.join(names)}; chose {chosen}",
                 hint="uninstall the distributions you do not use, or --explain to see the "
                 "references",
             )

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 
 from packaging.utils import canonicalize_name
 
-from envbuild.findings import Finding, Location, Severity
+from envbuild.findings import Code, Finding, Location, Severity, table
 from envbuild.infer.evidence import code_paths, main_ref_findings
 from envbuild.infer.names import FORMAT_LIBRARIES, MLFLOW_DISTS, PROVIDES, distribution_for
 from envbuild.read import ModelFolder
@@ -19,10 +19,18 @@ from envbuild.safety import grade
 from envbuild.scan import PICKLE_KINDS, Ref, RefKind, scan_model
 from envbuild.serving import serving_requirements
 
-CODES: dict[str, str] = {
-    "EB230": "the model's pickles or code need a distribution no requirement declares",
-    "EB231": "a declared requirement nothing in the model needs (not referenced, not required by what is)",
-}
+EB230 = Code(
+    "EB230",
+    Severity.WARNING,
+    "the model's pickles or code need a distribution no requirement declares",
+    also=(Severity.ERROR,),
+)
+EB231 = Code(
+    "EB231",
+    Severity.WARNING,
+    "a declared requirement nothing in the model needs (not referenced, not required by what is)",
+)
+CODES: dict[str, str] = table(EB230, EB231)
 
 
 def _names(items: Iterable[str | None]) -> set[str]:
@@ -76,15 +84,14 @@ def dependency_findings(
         via_lock = dist in resolved
         places = ", ".join(sorted({r.where for r in refs})[:3])
         findings.append(
-            Finding(
-                code="EB230",
-                severity=Severity.WARNING if via_lock or lock is None else Severity.ERROR,
-                message=f"the model needs {first.module!r} ({dist}) at {places}, which no "
+            EB230.at(
+                Location(file=first.file, line=first.line),
+                f"the model needs {first.module!r} ({dist}) at {places}, which no "
                 "requirement declares"
                 + (" (it arrives only as a dependency of another package)" if via_lock else ""),
                 hint=f"add {dist} to requirements.txt / conda.yaml (envbuild infer writes it "
                 "with the trained version)",
-                location=Location(file=first.file, line=first.line),
+                severity=Severity.WARNING if via_lock or lock is None else Severity.ERROR,
             )
         )
     return findings
@@ -136,14 +143,12 @@ def _unneeded(folder: ModelFolder, lock: Lock, referenced: set[str]) -> list[Fin
     for req in folder.env.spec.requirements:
         if req.name and req.name not in seen and req.name not in roots and req.name in names:
             out.append(
-                Finding(
-                    code="EB231",
-                    severity=Severity.WARNING,
-                    message=f"{req.raw!r} is declared, but nothing in the model needs it: no "
+                EB231.at(
+                    req.location,
+                    f"{req.raw!r} is declared, but nothing in the model needs it: no "
                     "pickle, schema or import refers to it, and no needed package requires it",
                     hint=f"remove {req.name} from the environment files (envbuild infer writes "
                     "only what the model needs), or --ignore EB231 if it is loaded dynamically",
-                    location=req.location,
                 )
             )
     return out

@@ -11,11 +11,14 @@ from pathlib import Path
 
 from envbuild._adapters import sandbox as _sandbox
 from envbuild.errors import FailedError
+from envbuild.findings import Code, Severity, table
 
-CODES: dict[str, str] = {
-    "EB214": "--trace could not load or predict; only what was imported before the failure "
-    "was merged",
-}
+EB214 = Code(
+    "EB214",
+    Severity.WARNING,
+    "--trace could not load or predict; only what was imported before the failure was merged",
+)
+CODES: dict[str, str] = table(EB214)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -10,8 +10,9 @@ from typing import Any
 
 from envbuild._paths import inside, relative_to
 from envbuild._yaml import YamlDoc, format_path
+from envbuild.codes import EB102
 from envbuild.errors import InputError
-from envbuild.findings import Finding, Location, Severity
+from envbuild.findings import Finding, Location
 
 
 def jsonable(value: Any) -> Any:
@@ -19,12 +20,6 @@ def jsonable(value: Any) -> Any:
         return json.loads(json.dumps(value, default=str))
     except (TypeError, ValueError):
         return str(value)
-
-
-def err(
-    code: str, message: str, hint: str, loc: Location, severity: Severity = Severity.ERROR
-) -> Finding:
-    return Finding(code=code, severity=severity, message=message, hint=hint, location=loc)
 
 
 def str_or_none(value: Any) -> str | None:
@@ -66,10 +61,4 @@ def read_text(path: Path, rel: str) -> str:
 
 
 def bad_shape(doc: YamlDoc, path: Sequence[str | int], what: str) -> Finding:
-    return Finding(
-        code="EB102",
-        severity=Severity.ERROR,
-        message=f"{format_path(path)} {what}",
-        hint="fix the file's structure",
-        location=doc.at(path),
-    )
+    return EB102.at(doc.at(path), f"{format_path(path)} {what}", hint="fix the file's structure")

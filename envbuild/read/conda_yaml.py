@@ -7,8 +7,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from envbuild._yaml import YamlDoc, load_yaml
+from envbuild.codes import EB112
 from envbuild.errors import InputError
-from envbuild.findings import Finding, Location, Severity
+from envbuild.findings import Finding, Location
 from envbuild.read._common import bad_shape, read_in
 from envbuild.read.env import CondaDep, PipOption, PythonPin, Requirement
 from envbuild.read.requirements_txt import RequirementsFile, parse_requirements_text
@@ -22,22 +23,18 @@ _CONDA_SPEC = re.compile(
 def parse_conda_spec(text: str, location: Location) -> CondaDep | Finding:
     match = _CONDA_SPEC.match(text.strip())
     if not match:
-        return Finding(
-            code="EB112",
-            severity=Severity.ERROR,
-            message=f"invalid conda match spec {text!r}",
+        return EB112.at(
+            location,
+            f"invalid conda match spec {text!r}",
             hint="write it as name, name=1.2, name>=1.2,<2 or channel::name",
-            location=location,
         )
     version = match.group("version")
     build = match.group("build")
     if version is not None and not re.search(r"[0-9*]", version):
-        return Finding(
-            code="EB112",
-            severity=Severity.ERROR,
-            message=f"invalid conda match spec {text!r}: no version after the operator",
+        return EB112.at(
+            location,
+            f"invalid conda match spec {text!r}: no version after the operator",
             hint="write it as name, name=1.2, name>=1.2,<2 or channel::name",
-            location=location,
         )
     if version and "=" in version[1:] and version.startswith("=") and not version.startswith("=="):
         # name=1.2=py39_0: version then build string

@@ -9,9 +9,10 @@ from typing import Any
 
 from envbuild._paths import inside
 from envbuild._yaml import YamlDoc
+from envbuild.codes import EB102, EB103, EB106, EB120
 from envbuild.errors import InputError
 from envbuild.findings import Finding, Location
-from envbuild.read._common import err, str_or_none
+from envbuild.read._common import str_or_none
 from envbuild.read.mlmodel import MLmodel
 from envbuild.read.signature import ColType, DataType, Schema, Signature
 
@@ -43,8 +44,8 @@ def _read_json(root: Path, rel: str, where: Location, problems: list[Finding]) -
         return None
     if not target.is_file():
         problems.append(
-            err(
-                "EB103", f"{rel} is missing", "restore the input example or re-log the model", where
+            EB103.at(
+                where, f"{rel} is missing", hint="restore the input example or re-log the model"
             )
         )
         return None
@@ -53,11 +54,10 @@ def _read_json(root: Path, rel: str, where: Location, problems: list[Finding]) -
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         line = getattr(exc, "lineno", None)
         problems.append(
-            err(
-                "EB106",
-                f"{rel} is not valid JSON",
-                "re-log the model with a fresh input_example",
+            EB106.at(
                 Location(file=rel, line=line),
+                f"{rel} is not valid JSON",
+                hint="re-log the model with a fresh input_example",
             )
         )
         return None
@@ -72,11 +72,10 @@ def read_input_example(
     rel = info.get("artifact_path")
     if not isinstance(rel, str):
         problems.append(
-            err(
-                "EB102",
-                "saved_input_example_info has no artifact_path",
-                "re-log the model",
+            EB102.at(
                 doc.at(("saved_input_example_info",)),
+                "saved_input_example_info has no artifact_path",
+                hint="re-log the model",
             )
         )
         return None
@@ -215,20 +214,18 @@ def _check_params(example: InputExample, signature: Signature, loc: Location) ->
             param = known.get(str(name))
             if param is None:
                 out.append(
-                    err(
-                        "EB120",
-                        f"param {name!r} of the input example is not in the signature",
-                        _HINT,
+                    EB120.at(
                         loc,
+                        f"param {name!r} of the input example is not in the signature",
+                        hint=_HINT,
                     )
                 )
             elif param.shape is None and not _value_ok(param.type, value):
                 out.append(
-                    err(
-                        "EB120",
-                        f"param {name!r} is {param.type.kind.value} in the signature, but the example holds {value!r}",
-                        _HINT,
+                    EB120.at(
                         loc,
+                        f"param {name!r} is {param.type.kind.value} in the signature, but the example holds {value!r}",
+                        hint=_HINT,
                     )
                 )
     return out
@@ -243,11 +240,8 @@ def _check_columns(
         if len(inputs.columns) == 1 or all(c.name is None for c in inputs.columns):
             return out
         return [
-            err(
-                "EB120",
-                "the input example is not a table, but the signature has columns",
-                _HINT,
-                loc,
+            EB120.at(
+                loc, "the input example is not a table, but the signature has columns", hint=_HINT
             )
         ]
     names, rows = table
@@ -255,11 +249,10 @@ def _check_columns(
         width = {len(r) for r in rows}
         if width and width != {len(inputs.columns)}:
             out.append(
-                err(
-                    "EB120",
-                    f"the input example has {sorted(width)} columns, the signature {len(inputs.columns)}",
-                    _HINT,
+                EB120.at(
                     loc,
+                    f"the input example has {sorted(width)} columns, the signature {len(inputs.columns)}",
+                    hint=_HINT,
                 )
             )
         return out
@@ -270,11 +263,10 @@ def _check_columns(
         if col.name not in index:
             if col.required:
                 out.append(
-                    err(
-                        "EB120",
-                        f"required column {col.name!r} is missing from the input example",
-                        _HINT,
+                    EB120.at(
                         loc,
+                        f"required column {col.name!r} is missing from the input example",
+                        hint=_HINT,
                     )
                 )
             continue
@@ -282,20 +274,16 @@ def _check_columns(
         bad = [r[i] for r in rows if i < len(r) and not _value_ok(col.type, r[i])]
         if bad:
             out.append(
-                err(
-                    "EB120",
-                    f"column {col.name!r} is {col.type.kind.value} in the signature, but the example holds {bad[0]!r}",
-                    _HINT,
+                EB120.at(
                     loc,
+                    f"column {col.name!r} is {col.type.kind.value} in the signature, but the example holds {bad[0]!r}",
+                    hint=_HINT,
                 )
             )
         if col.required and any(i < len(r) and r[i] is None for r in rows):
             out.append(
-                err(
-                    "EB120",
-                    f"required column {col.name!r} has a null in the input example",
-                    _HINT,
-                    loc,
+                EB120.at(
+                    loc, f"required column {col.name!r} has a null in the input example", hint=_HINT
                 )
             )
     return out
@@ -312,28 +300,26 @@ def _check_tensors(
         pairs = [(t, value.get(t.name or "")) for t in inputs.tensors]
     else:
         return [
-            err(
-                "EB120",
-                "the signature has several named tensors, the input example is not a mapping",
-                _HINT,
+            EB120.at(
                 loc,
+                "the signature has several named tensors, the input example is not a mapping",
+                hint=_HINT,
             )
         ]
     for spec, tensor in pairs:
         label = f"tensor {spec.name!r}" if spec.name else "the input tensor"
         if tensor is None:
-            out.append(err("EB120", f"{label} is missing from the input example", _HINT, loc))
+            out.append(EB120.at(loc, f"{label} is missing from the input example", hint=_HINT))
             continue
         shape = _shape(tensor)
         if len(shape) != len(spec.shape) or any(
             want not in (-1, got) for want, got in zip(spec.shape, shape, strict=False)
         ):
             out.append(
-                err(
-                    "EB120",
-                    f"{label} has shape {list(shape)}, the signature {list(spec.shape)}",
-                    _HINT,
+                EB120.at(
                     loc,
+                    f"{label} has shape {list(shape)}, the signature {list(spec.shape)}",
+                    hint=_HINT,
                 )
             )
             continue
@@ -342,20 +328,18 @@ def _check_tensors(
             (isinstance(v, float) and not v.is_integer()) or isinstance(v, str) for v in leaves
         ):
             out.append(
-                err(
-                    "EB120",
-                    f"{label} is {spec.dtype} in the signature, but the example holds non-integers",
-                    _HINT,
+                EB120.at(
                     loc,
+                    f"{label} is {spec.dtype} in the signature, but the example holds non-integers",
+                    hint=_HINT,
                 )
             )
         elif spec.dtype.startswith("float") and any(isinstance(v, str) for v in leaves):
             out.append(
-                err(
-                    "EB120",
-                    f"{label} is {spec.dtype} in the signature, but the example holds text",
-                    _HINT,
+                EB120.at(
                     loc,
+                    f"{label} is {spec.dtype} in the signature, but the example holds text",
+                    hint=_HINT,
                 )
             )
     return out

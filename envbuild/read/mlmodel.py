@@ -11,9 +11,10 @@ from typing import Any
 
 from envbuild._paths import inside
 from envbuild._yaml import YamlDoc
+from envbuild.codes import EB102, EB103, EB105
 from envbuild.errors import InputError
 from envbuild.findings import Finding, Location
-from envbuild.read._common import err, jsonable, str_or_none
+from envbuild.read._common import jsonable, str_or_none
 from envbuild.read.signature import SchemaError, Signature, parse_params, parse_schema
 
 MLMODEL = "MLmodel"
@@ -164,11 +165,10 @@ def parse_mlmodel(doc: YamlDoc, root: Path, problems: list[Finding]) -> MLmodel:
     flavors_raw = data.get("flavors")
     if not isinstance(flavors_raw, dict) or not flavors_raw:
         problems.append(
-            err(
-                "EB102",
-                "MLmodel has no 'flavors' mapping",
-                "re-save the model with MLflow",
+            EB102.at(
                 doc.at(("flavors",)),
+                "MLmodel has no 'flavors' mapping",
+                hint="re-save the model with MLflow",
             )
         )
         flavors_raw = {}
@@ -178,11 +178,10 @@ def parse_mlmodel(doc: YamlDoc, root: Path, problems: list[Finding]) -> MLmodel:
         name = str(name)
         if not isinstance(params, dict):
             problems.append(
-                err(
-                    "EB102",
-                    f"flavor {name!r} must be a mapping",
-                    "re-save the model with MLflow",
+                EB102.at(
                     doc.at(("flavors", name)),
+                    f"flavor {name!r} must be a mapping",
+                    hint="re-save the model with MLflow",
                 )
             )
             continue
@@ -213,11 +212,10 @@ def parse_mlmodel(doc: YamlDoc, root: Path, problems: list[Finding]) -> MLmodel:
     if sig_raw is not None:
         if not isinstance(sig_raw, dict):
             problems.append(
-                err(
-                    "EB105",
-                    "signature must be a mapping",
-                    "re-save the model with MLflow",
+                EB105.at(
                     doc.at(("signature",)),
+                    "signature must be a mapping",
+                    hint="re-save the model with MLflow",
                 )
             )
         else:
@@ -234,11 +232,10 @@ def parse_mlmodel(doc: YamlDoc, root: Path, problems: list[Finding]) -> MLmodel:
                     )
                 except SchemaError as exc:
                     problems.append(
-                        err(
-                            "EB105",
-                            f"invalid signature {key}: {exc}",
-                            "re-log the model with mlflow.models.infer_signature",
+                        EB105.at(
                             doc.at(("signature", key)),
+                            f"invalid signature {key}: {exc}",
+                            hint="re-log the model with mlflow.models.infer_signature",
                         )
                     )
                     parts[key] = None
@@ -292,7 +289,7 @@ def _check_path(
         problems.extend(exc.problems)
         return
     if missing is not None and not target.exists():
-        problems.append(err("EB103", missing[0], missing[1], where))
+        problems.append(EB103.at(where, missing[0], hint=missing[1]))
 
 
 _FLAVOR_DATA_KEYS = ("data", "pickled_model", "model_data", "saved_model_dir", "model_file")
@@ -331,22 +328,20 @@ def _parse_pyfunc(
         for key in ("conda", "virtualenv"):
             if env.get(key) is not None and not isinstance(env.get(key), str):
                 problems.append(
-                    err(
-                        "EB102",
-                        f"env.{key} must be a file name",
-                        "re-save the model with MLflow",
+                    EB102.at(
                         doc.at((*base, "env", key)),
+                        f"env.{key} must be a file name",
+                        hint="re-save the model with MLflow",
                     )
                 )
         conda = env.get("conda") if isinstance(env.get("conda"), str) else None
         virtualenv = env.get("virtualenv") if isinstance(env.get("virtualenv"), str) else None
     elif env is not None:
         problems.append(
-            err(
-                "EB102",
-                "env must be a file name or {conda:, virtualenv:}",
-                "re-save the model with MLflow",
+            EB102.at(
                 doc.at((*base, "env")),
+                "env must be a file name or {conda:, virtualenv:}",
+                hint="re-save the model with MLflow",
             )
         )
     # every path the flavor names must stay inside the folder; data paths must exist
@@ -357,7 +352,7 @@ def _parse_pyfunc(
         where = doc.at((*base, key))
         if not isinstance(value, str):
             problems.append(
-                err("EB102", f"{key} must be a path", "re-save the model with MLflow", where)
+                EB102.at(where, f"{key} must be a path", hint="re-save the model with MLflow")
             )
             continue
         _check_path(root, value, where, problems, missing=_missing_file(value))
@@ -402,11 +397,10 @@ def _parse_pyfunc(
         r"\d+\.\d+(\.\d+)?([a-z]+\d*)?", python_version
     ):
         problems.append(
-            err(
-                "EB102",
-                f"python_version {python_version!r} is not a version",
-                "write it as 3.11.7",
+            EB102.at(
                 doc.at((*base, "python_version")),
+                f"python_version {python_version!r} is not a version",
+                hint="write it as 3.11.7",
             )
         )
         python_version = None

@@ -6,8 +6,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from envbuild._paths import inside
+from envbuild.codes import EB103
 from envbuild.errors import InputError
-from envbuild.findings import Finding, Location, Severity
+from envbuild.findings import Finding, Location
 from envbuild.read.conda_yaml import CondaFile, read_conda_yaml
 from envbuild.read.env import EnvSpec, PythonPin
 from envbuild.read.python_env import PythonEnvFile, read_python_env
@@ -60,12 +61,10 @@ def read_model_env(
         if not target.is_file():
             if declared:
                 problems.append(
-                    Finding(
-                        code="EB103",
-                        severity=Severity.ERROR,
-                        message=f"the MLmodel names {rel} but the file is missing",
+                    EB103.at(
+                        loc,
+                        f"the MLmodel names {rel} but the file is missing",
                         hint="restore the file or re-save the model with MLflow",
-                        location=loc,
                     )
                 )
             continue

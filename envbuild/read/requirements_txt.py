@@ -13,8 +13,9 @@ from packaging.requirements import Requirement as PkgRequirement
 
 from envbuild._paths import inside, relative_to
 from envbuild._redact import redact
+from envbuild.codes import EB110, EB111
 from envbuild.errors import InputError
-from envbuild.findings import Finding, Location, Severity
+from envbuild.findings import Finding, Location
 from envbuild.read._common import read_in
 from envbuild.read.env import PipOption, ReqKind, Requirement
 
@@ -150,12 +151,10 @@ def _name_from_url(url: str) -> PkgRequirement | None:
 
 
 def _bad_line(text: str, location: Location, reason: str) -> Finding:
-    return Finding(
-        code="EB110",
-        severity=Severity.ERROR,
-        message=f"invalid requirement {redact(text)!r}: {reason}",
+    return EB110.at(
+        location,
+        f"invalid requirement {redact(text)!r}: {reason}",
         hint="write a PEP 508 requirement such as 'numpy>=1.24,<2' or a pip option line",
-        location=location,
     )
 
 
@@ -236,12 +235,10 @@ def _nested(
 ) -> RequirementsFile | Finding | None:
     assert opt.value is not None
     if _URL.match(opt.value):
-        return Finding(
-            code="EB111",
-            severity=Severity.ERROR,
-            message=f"{opt.option} {redact(opt.value)}: remote requirement files are not read",
+        return EB111.at(
+            opt.location,
+            f"{opt.option} {redact(opt.value)}: remote requirement files are not read",
             hint="copy the file into the model folder and reference it by relative path",
-            location=opt.location,
         )
     try:
         target = inside(base, opt.value, location=opt.location)

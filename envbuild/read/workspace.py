@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from envbuild._yaml import YamlDoc, load_yaml
+from envbuild.codes import EB102
 from envbuild.errors import InputError, ProblemsError
-from envbuild.findings import Finding, Location, Severity
+from envbuild.findings import Finding, Location
 from envbuild.read._common import bad_shape, read_text
 from envbuild.read.conda_yaml import CondaFile, parse_conda_doc, read_conda_yaml
 from envbuild.read.env import EnvSpec
@@ -85,12 +86,10 @@ def read_workspace_env(path: Path) -> WorkspaceEnv:
     for key in data:
         if str(key) not in _WORKSPACE_KEYS:
             problems.append(
-                Finding(
-                    code="EB102",
-                    severity=Severity.ERROR,
-                    message=f"unknown key {key!r} in a workspace environment",
+                EB102.at(
+                    doc.at((str(key),)),
+                    f"unknown key {key!r} in a workspace environment",
                     hint="known keys: " + ", ".join(sorted(_WORKSPACE_KEYS - {"$schema"})),
-                    location=doc.at((str(key),)),
                 )
             )
     image = data.get("image")

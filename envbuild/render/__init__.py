@@ -22,9 +22,11 @@ import jinja2
 from envbuild import __version__
 from envbuild.contents import RefusedFiles, select
 from envbuild.errors import InputError
-from envbuild.findings import Finding, Location, Severity
+from envbuild.findings import Code, Finding, Location, Severity, table
 from envbuild.read import CondaDep, EnvSpec, ModelFolder, WorkspaceEnv
 from envbuild.render.context import (
+    EB407,
+    EB408,
     IndexPlan,
     bytecode_script,
     conda_environment,
@@ -80,17 +82,38 @@ __all__ = [
 ]
 
 # Finding codes of the builder (render/ and build.py); the README table gathers them.
-CODES: dict[str, str] = {
-    "EB401": "a value bound for the Dockerfile is unsafe (newline, control character, bad syntax)",
-    "EB402": "a lock line is not a pinned requirement envbuild can install with hashes",
-    "EB403": "an index URL carries credentials and the engine has no BuildKit secrets",
-    "EB404": "the environment names conda-only packages: the micromamba path is rendered",
-    "EB405": "the lock pins CUDA builds: a CUDA runtime base image is rendered",
-    "EB406": "the workspace environment's base image replaces the python:X.Y-slim default",
-    "EB407": "a local --find-links directory is packed into the build context",
-    "EB408": "a model file is a symbolic link or special file and is not copied",
-    "EB409": "the server package envbuild copies into the image or venv is missing",
-}
+EB401 = Code(
+    "EB401",
+    Severity.ERROR,
+    "a value bound for the Dockerfile is unsafe (newline, control character, bad syntax)",
+)
+EB402 = Code(
+    "EB402",
+    Severity.ERROR,
+    "a lock line is not a pinned requirement envbuild can install with hashes",
+)
+EB403 = Code(
+    "EB403",
+    Severity.ERROR,
+    "an index URL carries credentials and the engine has no BuildKit secrets",
+)
+EB404 = Code(
+    "EB404",
+    Severity.INFO,
+    "the environment names conda-only packages: the micromamba path is rendered",
+)
+EB405 = Code(
+    "EB405", Severity.INFO, "the lock pins CUDA builds: a CUDA runtime base image is rendered"
+)
+EB406 = Code(
+    "EB406",
+    Severity.INFO,
+    "the workspace environment's base image replaces the python:X.Y-slim default",
+)
+EB409 = Code(
+    "EB409", Severity.ERROR, "the server package envbuild copies into the image or venv is missing"
+)
+CODES: dict[str, str] = table(EB401, EB402, EB403, EB404, EB405, EB406, EB407, EB408, EB409)
 
 PORT = 8080
 HEALTH_PATH = "/ping"  # the route the HEALTHCHECK and the smoke test probe
@@ -216,13 +239,11 @@ def _base(target: _Target, *, base_image: str | None, override: WorkspaceEnv | N
         kind = BuildKind.CONDA
         default_base = CONDA_RUNTIME_IMAGE
         findings.append(
-            Finding(
-                code="EB404",
-                severity=Severity.INFO,
-                message="conda-only packages "
+            EB404.at(
+                conda[0].location,
+                "conda-only packages "
                 + ", ".join(sorted(d.name for d in conda))
                 + ": rendering the micromamba path (needs a conda channel to build)",
-                location=conda[0].location,
             )
         )
     elif cuda:
@@ -231,10 +252,9 @@ def _base(target: _Target, *, base_image: str | None, override: WorkspaceEnv | N
         default_base = f"nvidia/cuda:{tag_version}-runtime-ubuntu22.04"
         python_source = "only-managed"
         findings.append(
-            Finding(
-                code="EB405",
-                severity=Severity.INFO,
-                message=f"CUDA {cuda[0]} builds in the lock ({', '.join(cuda[1])}): "
+            EB405.at(
+                Location(),
+                f"CUDA {cuda[0]} builds in the lock ({', '.join(cuda[1])}): "
                 f"base image {default_base}",
             )
         )
@@ -242,11 +262,9 @@ def _base(target: _Target, *, base_image: str | None, override: WorkspaceEnv | N
     check_image(chosen)
     if override is not None and override.image and not base_image:
         findings.append(
-            Finding(
-                code="EB406",
-                severity=Severity.INFO,
-                message=f"base image {override.image} from {override.file}",
-                location=Location(file=override.file, field="image"),
+            EB406.at(
+                Location(file=override.file, field="image"),
+                f"base image {override.image} from {override.file}",
             )
         )
     if chosen != default_base and kind is BuildKind.PIP:

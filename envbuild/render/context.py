@@ -17,11 +17,19 @@ from envbuild._paths import inside
 from envbuild._redact import has_credentials
 from envbuild.contents import Contents
 from envbuild.errors import InputError
-from envbuild.findings import Finding, Location, Severity
+from envbuild.findings import Code, Finding, Location, Severity
 from envbuild.read import CondaDep
 from envbuild.render.plan import BuildKind, ContextFile, Secret
 from envbuild.render.safety import check_requirement, check_text, unsafe
 from envbuild.resolve.lock import Pin
+
+EB407 = Code(
+    "EB407", Severity.INFO, "a local --find-links directory is packed into the build context"
+)
+EB408 = Code(
+    "EB408", Severity.WARNING, "a model file is a symbolic link or special file and is not copied"
+)
+
 
 # envbuild/, whose serve/ and _scripts/ are copied into the context
 _PACKAGE = Path(__file__).resolve().parents[1]
@@ -48,11 +56,9 @@ def model_files(
                 continue
             if not path.is_dir():
                 findings.append(
-                    Finding(
-                        code="EB408",
-                        severity=Severity.WARNING,
-                        message=f"{rel} is not a regular file; not copied into the image",
-                        location=Location(file=rel),
+                    EB408.at(
+                        Location(file=rel),
+                        f"{rel} is not a regular file; not copied into the image",
                     )
                 )
             continue
@@ -206,10 +212,8 @@ def find_links_files(
                 here += 1
         packed += here
         findings.append(
-            Finding(
-                code="EB407",
-                severity=Severity.INFO,
-                message=f"--find-links {directory}: {here} wheel(s) packed into the context",
+            EB407.at(
+                Location(), f"--find-links {directory}: {here} wheel(s) packed into the context"
             )
         )
     return files, findings, packed

@@ -6,15 +6,22 @@ import re
 
 from packaging.version import Version
 
-from envbuild.findings import Finding, Location, Severity
+from envbuild.findings import Code, Finding, Location, Severity, table
 from envbuild.read import EnvSpec, ModelFolder
 from envbuild.resolve.lock import Lock
 from envbuild.resolve.target import version_of
 
-CODES: dict[str, str] = {
-    "EB320": "drift: the resolved version differs from the one the model was trained with",
-    "EB321": "drift: the resolved version differs from the model's requirements pin",
-}
+EB320 = Code(
+    "EB320",
+    Severity.WARNING,
+    "drift: the resolved version differs from the one the model was trained with",
+)
+EB321 = Code(
+    "EB321",
+    Severity.WARNING,
+    "drift: the resolved version differs from the model's requirements pin",
+)
+CODES: dict[str, str] = table(EB320, EB321)
 
 
 def _public(v: Version) -> Version:
@@ -56,35 +63,31 @@ def drift_findings(
             continue
         major = pin.version.major != trained.major
         out.append(
-            Finding(
-                code="EB320",
-                severity=Severity.WARNING,
-                message=f"the {flavor.name} model was written by {flavor.library} {trained} "
-                f"but would be served by {pin.version}"
-                + (" (a different major version)" if major else ""),
-                hint=f"pin {flavor.library}=={trained} in the model's requirements",
-                location=Location(
+            EB320.at(
+                Location(
                     file="MLmodel",
                     field=f"flavors.{flavor.name}.{flavor.version_field}",
                     line=_mlmodel_line(folder, flavor.name, flavor.version_field),
                 ),
+                f"the {flavor.name} model was written by {flavor.library} {trained} "
+                f"but would be served by {pin.version}"
+                + (" (a different major version)" if major else ""),
+                hint=f"pin {flavor.library}=={trained} in the model's requirements",
             )
         )
     mlflow_v = version_of(folder.mlmodel.mlflow_version)
     served = lock.pin("mlflow") or lock.pin("mlflow-skinny")
     if mlflow_v is not None and served is not None and _public(served.version) != mlflow_v:
         out.append(
-            Finding(
-                code="EB320",
-                severity=Severity.WARNING,
-                message=f"the model was saved by mlflow {mlflow_v} but would be served by "
-                f"{served.name} {served.version}",
-                hint=f"pin mlflow=={mlflow_v}",
-                location=Location(
+            EB320.at(
+                Location(
                     file="MLmodel",
                     field="mlflow_version",
                     line=_mlmodel_line(folder, None, "mlflow_version"),
                 ),
+                f"the model was saved by mlflow {mlflow_v} but would be served by "
+                f"{served.name} {served.version}",
+                hint=f"pin mlflow=={mlflow_v}",
             )
         )
     if override is not None:
@@ -94,13 +97,11 @@ def drift_findings(
             if want is None or pin is None or _public(pin.version) == _public(want):
                 continue
             out.append(
-                Finding(
-                    code="EB321",
-                    severity=Severity.WARNING,
-                    message=f"the model requires {req.raw!r}; the override resolves "
+                EB321.at(
+                    req.location,
+                    f"the model requires {req.raw!r}; the override resolves "
                     f"{pin.name} {pin.version}",
                     hint=f"pin {req.raw} in the override",
-                    location=req.location,
                 )
             )
     return tuple(out)

@@ -15,7 +15,7 @@ from packaging.utils import canonicalize_name
 
 from envbuild._adapters import uv as _uv
 from envbuild._redact import redact
-from envbuild.findings import Finding, Location, Severity
+from envbuild.findings import Code, Finding, Location, Severity, table
 from envbuild.read import EnvSpec, Requirement
 from envbuild.resolve.static import req_ref
 from envbuild.resolve.target import Target
@@ -24,14 +24,21 @@ from envbuild.versions import python_of
 if TYPE_CHECKING:
     from envbuild.resolve import Inputs
 
-CODES: dict[str, str] = {
-    "EB310": "requirements that cannot be installed together (the lines on each side)",
-    "EB311": "a requirement that needs another Python than the target",
-    "EB312": "a package or version the index does not have",
-    "EB313": "a package with no installable files for the target platform",
-    "EB314": "a yanked release is pinned",
-    "EB315": "the resolver failed for another reason (index unreachable, bad option)",
-}
+EB310 = Code(
+    "EB310",
+    Severity.ERROR,
+    "requirements that cannot be installed together (the lines on each side)",
+)
+EB311 = Code("EB311", Severity.ERROR, "a requirement that needs another Python than the target")
+EB312 = Code("EB312", Severity.ERROR, "a package or version the index does not have")
+EB313 = Code("EB313", Severity.ERROR, "a package with no installable files for the target platform")
+EB314 = Code("EB314", Severity.WARNING, "a yanked release is pinned")
+EB315 = Code(
+    "EB315",
+    Severity.ERROR,
+    "the resolver failed for another reason (index unreachable, bad option)",
+)
+CODES: dict[str, str] = table(EB310, EB311, EB312, EB313, EB314, EB315)
 
 
 def _chain(edges: Sequence[_uv.Edge], start: str, goal: str) -> list[_uv.Edge] | None:
@@ -94,13 +101,11 @@ def explain_failure(
     if not any(f.severity is Severity.ERROR for f in out):
         first = facts.text or _uv.error_text(stderr) or stderr.strip()
         out.append(
-            Finding(
-                code="EB315",
-                severity=Severity.ERROR,
-                message="the resolver failed: " + redact(first[:500]),
+            EB315.at(
+                Location(),
+                "the resolver failed: " + redact(first[:500]),
                 hint="check the index URLs and the network; offline, pass --offline "
                 "--find-links DIR",
-                location=Location(),
             )
         )
     return out
@@ -115,30 +120,26 @@ def _unavailable(facts: _uv.Explained, inputs: Inputs, target: Target) -> list[F
         where = reqs[0].location if reqs else Location()
         offline = inputs.request.offline or inputs.request.no_index
         out.append(
-            Finding(
-                code="EB312",
-                severity=Severity.ERROR,
-                message=f"{text} is not available"
+            EB312.at(
+                where,
+                f"{text} is not available"
                 + (" in the wheelhouse / offline cache" if offline else " on the index")
                 + (f" (required by {_line_refs(reqs)})" if reqs else ""),
                 hint="add the file to the wheelhouse (--find-links DIR)"
                 if offline
                 else "check the name and version on the index (uv pip compile; "
                 "https://pypi.org/project/<name>/), or the index URL lines",
-                location=where,
             )
         )
     for name, text in facts.no_wheels:
         reqs = direct.get(name, [])
         out.append(
-            Finding(
-                code="EB313",
-                severity=Severity.ERROR,
-                message=f"{text} has no installable files for {target.describe()}"
+            EB313.at(
+                reqs[0].location if reqs else Location(),
+                f"{text} has no installable files for {target.describe()}"
                 + (f" (required by {_line_refs(reqs)})" if reqs else ""),
                 hint="pick a version with wheels for the target, or change --platform / "
                 "--python-version",
-                location=reqs[0].location if reqs else Location(),
             )
         )
     return out
@@ -187,15 +188,13 @@ def _needs_python(
             if near:
                 hint += f", or use {near}, the nearest version that installs on {target.describe()}"
         out.append(
-            Finding(
-                code="EB311",
-                severity=Severity.ERROR,
-                message=f"{pkg_text} needs {needs}, but the target is Python "
+            EB311.at(
+                reqs[0].location if reqs else python_loc,
+                f"{pkg_text} needs {needs}, but the target is Python "
                 f"{target.python} ({python_loc})"
                 + (f"; required by {_line_refs(reqs)}" if reqs else "")
                 + via,
                 hint=hint,
-                location=reqs[0].location if reqs else python_loc,
             )
         )
     return out
@@ -269,13 +268,7 @@ def _conflict(
     )
     if chains:
         msg += ": " + "; ".join(chains)
-    return Finding(
-        code="EB310",
-        severity=Severity.ERROR,
-        message=msg + python_note,
-        hint=hint,
-        location=sides[0].location if sides else Location(),
-    )
+    return EB310.at(sides[0].location if sides else Location(), msg + python_note, hint=hint)
 
 
 def _yanked(facts: _uv.Explained, direct: dict[str, list[Requirement]]) -> list[Finding]:
@@ -285,12 +278,10 @@ def _yanked(facts: _uv.Explained, direct: dict[str, list[Requirement]]) -> list[
         reqs = direct.get(name, [])
         if reqs and any(r.pinned_version for r in reqs):
             out.append(
-                Finding(
-                    code="EB314",
-                    severity=Severity.WARNING,
-                    message=f"{text} was yanked from the index",
+                EB314.at(
+                    reqs[0].location,
+                    f"{text} was yanked from the index",
                     hint="pin another release",
-                    location=reqs[0].location,
                 )
             )
     return out

@@ -16,7 +16,7 @@ from packaging.version import Version
 
 from envbuild._redact import strip_credentials
 from envbuild.errors import InputError
-from envbuild.findings import Location
+from envbuild.findings import Code, Location, Severity, table
 from envbuild.output import header
 from envbuild.read import PipOption
 from envbuild.resolve.target import Target
@@ -24,9 +24,10 @@ from envbuild.versions import PLATFORMS, python_of
 
 LOCK_NAME = "requirements.lock"
 
-CODES: dict[str, str] = {
-    "EB340": "the lock file is stale: resolving again gives a different lock",
-}
+EB340 = Code(
+    "EB340", Severity.ERROR, "the lock file is stale: resolving again gives a different lock"
+)
+CODES: dict[str, str] = table(EB340)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -8,19 +8,22 @@ from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
-from envbuild.findings import Finding, Location, Severity
+from envbuild.findings import Code, Finding, Location, Severity, table
 from envbuild.read import ModelFolder, WorkspaceEnv
 from envbuild.resolve.static import CONDA_TO_PYPI
 from envbuild.resolve.target import version_of
 from envbuild.versions import python_of, same_python
 
-CODES: dict[str, str] = {
-    "EB330": "the override drops the library of one of the model's flavors",
-    "EB331": "the override changes a requirement's major version",
-    "EB332": "the override drops a package the server needs (mlflow)",
-    "EB333": "the override drops or changes another of the model's requirements",
-    "EB334": "the override names a different Python than the model",
-}
+EB330 = Code(
+    "EB330", Severity.ERROR, "the override drops the library of one of the model's flavors"
+)
+EB331 = Code("EB331", Severity.WARNING, "the override changes a requirement's major version")
+EB332 = Code("EB332", Severity.WARNING, "the override drops a package the server needs (mlflow)")
+EB333 = Code(
+    "EB333", Severity.WARNING, "the override drops or changes another of the model's requirements"
+)
+EB334 = Code("EB334", Severity.WARNING, "the override names a different Python than the model")
+CODES: dict[str, str] = table(EB330, EB331, EB332, EB333, EB334)
 
 
 def override_findings(folder: ModelFolder, override: WorkspaceEnv) -> tuple[Finding, ...]:
@@ -49,13 +52,11 @@ def override_findings(folder: ModelFolder, override: WorkspaceEnv) -> tuple[Find
             else ""
         )
         out.append(
-            Finding(
-                code="EB330",
-                severity=Severity.ERROR,
-                message=f"{file} drops {lib}, the library of the model's {flavor_name} "
+            EB330.at(
+                where,
+                f"{file} drops {lib}, the library of the model's {flavor_name} "
                 f"flavor{trained}{model_line}{also}",
                 hint=f"add '{src.raw if src else lib}' to the override's pip dependencies",
-                location=where,
             )
         )
     serving = {"mlflow", "mlflow-skinny"}
@@ -69,13 +70,11 @@ def override_findings(folder: ModelFolder, override: WorkspaceEnv) -> tuple[Find
             else ""
         )
         out.append(
-            Finding(
-                code="EB332",
-                severity=Severity.WARNING,
-                message=f"{file} has no mlflow, which loads and serves the model{model_line}",
+            EB332.at(
+                where,
+                f"{file} has no mlflow, which loads and serves the model{model_line}",
                 hint="envbuild adds mlflow-skinny at the model's mlflow_version; add mlflow to "
                 "the override to control the version yourself",
-                location=where,
             )
         )
     for name, req in sorted(model_reqs.items()):
@@ -84,12 +83,10 @@ def override_findings(folder: ModelFolder, override: WorkspaceEnv) -> tuple[Find
         theirs = mine.get(name)
         if theirs is None:
             out.append(
-                Finding(
-                    code="EB333",
-                    severity=Severity.WARNING,
-                    message=f"{file} drops {req.raw!r} ({req.location})",
+                EB333.at(
+                    where,
+                    f"{file} drops {req.raw!r} ({req.location})",
                     hint=f"add '{req.raw}' to the override if the model needs it",
-                    location=where,
                 )
             )
     for name, req in sorted(model_reqs.items()):
@@ -102,31 +99,27 @@ def override_findings(folder: ModelFolder, override: WorkspaceEnv) -> tuple[Find
         their_pin = version_of(theirs.pinned_version) if theirs.pinned_version else None
         spec_set = theirs.requirement.specifier
         if their_pin is not None and their_pin.major != model_v.major:
-            code, what = "EB331", f"major version {model_v.major} to {their_pin.major}"
+            code, what = EB331, f"major version {model_v.major} to {their_pin.major}"
         elif not spec_set.contains(model_v, prereleases=True):
-            code, what = "EB333", f"version: {theirs.raw!r} excludes {model_v}"
+            code, what = EB333, f"version: {theirs.raw!r} excludes {model_v}"
         else:
             continue
         out.append(
-            Finding(
-                code=code,
-                severity=Severity.WARNING,
-                message=f"{file} changes {name}'s {what} ({theirs.location}; the model "
+            code.at(
+                theirs.location,
+                f"{file} changes {name}'s {what} ({theirs.location}; the model "
                 f"requires {req.raw!r} at {req.location})",
                 hint=f"use the model's pin '{req.raw}' unless the model was re-validated",
-                location=theirs.location,
             )
         )
     if spec.python is not None and model.python is not None:
         a, b = python_of(spec.python.version), python_of(model.python.version)
         if a is not None and b is not None and not same_python(a, b):
             out.append(
-                Finding(
-                    code="EB334",
-                    severity=Severity.WARNING,
-                    message=f"{file} names Python {a}, the model {b} ({model.python.location})",
+                EB334.at(
+                    spec.python.location,
+                    f"{file} names Python {a}, the model {b} ({model.python.location})",
                     hint="serve on the Python the model was saved with, or re-validate it",
-                    location=spec.python.location,
                 )
             )
     return tuple(out)

@@ -15,19 +15,34 @@ from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 
 from envbuild._redact import redact
-from envbuild.findings import Finding, Severity
+from envbuild.findings import Code, Finding, Severity, table
 from envbuild.read import EnvSpec, ModelFolder, ReqKind, Requirement
 from envbuild.resolve.target import Target
 from envbuild.serving import SERVING_SOURCE
 
-CODES: dict[str, str] = {
-    "EB301": "a requirement line that cannot be locked with hashes (editable, VCS, local path)",
-    "EB302": "the same package is required twice with specifiers no version satisfies",
-    "EB303": "the same package is required twice (compatible specifiers)",
-    "EB304": "a requirement's environment marker excludes it on the target",
-    "EB305": "a conda-only dependency, which the pip-only path ignores",
-    "EB306": "an unpinned requirement: builds will drift",
-}
+EB301 = Code(
+    "EB301",
+    Severity.ERROR,
+    "a requirement line that cannot be locked with hashes (editable, VCS, local path)",
+    also=(Severity.WARNING,),
+)
+EB302 = Code(
+    "EB302",
+    Severity.ERROR,
+    "the same package is required twice with specifiers no version satisfies",
+)
+EB303 = Code("EB303", Severity.INFO, "the same package is required twice (compatible specifiers)")
+EB304 = Code(
+    "EB304", Severity.WARNING, "a requirement's environment marker excludes it on the target"
+)
+EB305 = Code(
+    "EB305",
+    Severity.WARNING,
+    "a conda-only dependency, which the pip-only path ignores",
+    also=(Severity.INFO,),
+)
+EB306 = Code("EB306", Severity.WARNING, "an unpinned requirement: builds will drift")
+CODES: dict[str, str] = table(EB301, EB302, EB303, EB304, EB305, EB306)
 
 
 def specifiers_disjoint(a: SpecifierSet, b: SpecifierSet) -> bool:
@@ -76,27 +91,24 @@ def static_findings(
     for req in spec.requirements:
         if req.kind in (ReqKind.EDITABLE, ReqKind.VCS):
             out.append(
-                Finding(
-                    code="EB301",
-                    severity=Severity.ERROR,
-                    message=f"{redact(req.raw)!r} cannot be locked with hashes "
+                EB301.at(
+                    req.location,
+                    f"{redact(req.raw)!r} cannot be locked with hashes "
                     f"({req.kind.value} requirement)",
                     hint="publish the package to an index or build a wheel into a wheelhouse "
                     "(--find-links DIR) and require it by name and version",
-                    location=req.location,
                 )
             )
             continue
         if req.kind is ReqKind.PATH or (req.kind is ReqKind.URL and req.requirement is None):
             out.append(
-                Finding(
-                    code="EB301",
-                    severity=Severity.WARNING,
-                    message=f"{redact(req.raw)!r} is a {req.kind.value} requirement; "
+                EB301.at(
+                    req.location,
+                    f"{redact(req.raw)!r} is a {req.kind.value} requirement; "
                     "it is left out of the lock",
                     hint="put the file in a wheelhouse and require it by name: "
                     "envbuild lock --find-links DIR",
-                    location=req.location,
+                    severity=Severity.WARNING,
                 )
             )
             continue
@@ -110,26 +122,22 @@ def static_findings(
                 applies = True
             if not applies:
                 out.append(
-                    Finding(
-                        code="EB304",
-                        severity=Severity.WARNING,
-                        message=f"{req.raw!r} is not installed on {target.describe()}: "
+                    EB304.at(
+                        req.location,
+                        f"{req.raw!r} is not installed on {target.describe()}: "
                         f"its marker '{pkg.marker}' is false there",
                         hint="drop the marker if the model needs the package on the target",
-                        location=req.location,
                     )
                 )
                 continue
         active.append(req)
         if req.kind is ReqKind.NAMED and req.pinned_version is None:
             out.append(
-                Finding(
-                    code="EB306",
-                    severity=Severity.WARNING,
-                    message=f"{req.raw!r} is not pinned: builds will drift as new releases appear",
+                EB306.at(
+                    req.location,
+                    f"{req.raw!r} is not pinned: builds will drift as new releases appear",
                     hint="pin the version the model was trained with (name==X.Y.Z), or "
                     "commit the lock (envbuild lock)",
-                    location=req.location,
                 )
             )
     out.extend(_duplicates([*active, *active_constraints(spec, marker_env)]))
@@ -169,26 +177,22 @@ def _duplicates(reqs: Sequence[Requirement]) -> list[Finding]:
                 if specifiers_disjoint(a, b):
                     reported = True
                     out.append(
-                        Finding(
-                            code="EB302",
-                            severity=Severity.ERROR,
-                            message=f"{first.raw!r} ({req_ref(first)}) and {second.raw!r} "
+                        EB302.at(
+                            second.location,
+                            f"{first.raw!r} ({req_ref(first)}) and {second.raw!r} "
                             f"({req_ref(second)}) cannot both hold: no version of {name} "
                             "satisfies both",
                             hint=f"keep one requirement for {name}: the version the model was "
                             "trained with",
-                            location=second.location,
                         )
                     )
         if not reported:
             where = ", ".join(f"{r.raw!r} ({req_ref(r)})" for r in group)
             out.append(
-                Finding(
-                    code="EB303",
-                    severity=Severity.INFO,
-                    message=f"{name} is required {len(group)} times: {where}",
+                EB303.at(
+                    group[-1].location,
+                    f"{name} is required {len(group)} times: {where}",
                     hint="keep one line per package so the files cannot drift apart",
-                    location=group[-1].location,
                 )
             )
     return out
@@ -201,38 +205,33 @@ def _conda_only(spec: EnvSpec) -> list[Finding]:
         pypi = canonicalize_name(CONDA_TO_PYPI.get(dep.name, dep.name))
         if pypi in pip_names:
             out.append(
-                Finding(
-                    code="EB305",
-                    severity=Severity.INFO,
-                    message=f"conda dependency {dep.raw!r} is ignored by the pip-only path; "
+                EB305.at(
+                    dep.location,
+                    f"conda dependency {dep.raw!r} is ignored by the pip-only path; "
                     f"{pypi} comes from the pip requirements instead",
                     hint="remove the conda entry, or keep both at the same version",
-                    location=dep.location,
+                    severity=Severity.INFO,
                 )
             )
         elif _CONDA_NATIVE.match(dep.name):
             out.append(
-                Finding(
-                    code="EB305",
-                    severity=Severity.WARNING,
-                    message=f"conda dependency {dep.raw!r} is a native package; the pip-only "
+                EB305.at(
+                    dep.location,
+                    f"conda dependency {dep.raw!r} is a native package; the pip-only "
                     "path does not install it",
                     hint="wheels bundle their native libraries; if the model needs this one, "
                     "use a base image that has it (--base-image)",
-                    location=dep.location,
                 )
             )
         else:
             version = dep.version.lstrip("=") if dep.version else None
             pin = f"{pypi}=={version}" if version and re.fullmatch(r"[\w.]+", version) else pypi
             out.append(
-                Finding(
-                    code="EB305",
-                    severity=Severity.WARNING,
-                    message=f"conda dependency {dep.raw!r} is conda-only: the pip-only path "
+                EB305.at(
+                    dep.location,
+                    f"conda dependency {dep.raw!r} is conda-only: the pip-only path "
                     f"leaves it out, so {pypi} will not be installed",
                     hint=f"add '{pin}' to the pip requirements if the model needs it",
-                    location=dep.location,
                 )
             )
     return out

@@ -12,7 +12,7 @@ from packaging.version import InvalidVersion, Version
 
 from envbuild._adapters import uv as _uv
 from envbuild.errors import InputError
-from envbuild.findings import Finding, Location, Severity
+from envbuild.findings import Code, Finding, Location, Severity, table
 from envbuild.read import EnvSpec, ModelFolder
 from envbuild.versions import (
     DEFAULT_PYTHON,
@@ -22,10 +22,15 @@ from envbuild.versions import (
     same_python,
 )
 
-CODES: dict[str, str] = {
-    "EB300": "the Python versions in MLmodel, conda.yaml and python_env.yaml disagree",
-    "EB307": "no Python version recorded: the default target Python is assumed",
-}
+EB300 = Code(
+    "EB300",
+    Severity.WARNING,
+    "the Python versions in MLmodel, conda.yaml and python_env.yaml disagree",
+)
+EB307 = Code(
+    "EB307", Severity.WARNING, "no Python version recorded: the default target Python is assumed"
+)
+CODES: dict[str, str] = table(EB300, EB307)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -101,13 +106,11 @@ def target_for(
         if others:
             listed = ", ".join(f"{v} ({p.location})" for p, v in known)
             findings.append(
-                Finding(
-                    code="EB300",
-                    severity=Severity.WARNING,
-                    message=f"the model's files name different Pythons: {listed}",
+                EB300.at(
+                    others[0][0].location,
+                    f"the model's files name different Pythons: {listed}",
                     hint=f"envbuild targets {first} ({first_pin.location}); make the files "
                     "agree, or pass --python-version",
-                    location=others[0][0].location,
                 )
             )
     if python_version is not None:
@@ -125,12 +128,10 @@ def target_for(
     else:
         python = Version(DEFAULT_PYTHON)
         findings.append(
-            Finding(
-                code="EB307",
-                severity=Severity.WARNING,
-                message=f"no Python version recorded; targeting Python {DEFAULT_PYTHON}",
+            EB307.at(
+                Location(file="MLmodel", field="flavors.python_function.python_version"),
+                f"no Python version recorded; targeting Python {DEFAULT_PYTHON}",
                 hint="pass --python-version, or record python in python_env.yaml",
-                location=Location(file="MLmodel", field="flavors.python_function.python_version"),
             )
         )
     return Target(python=python, platform=platform), tuple(findings)

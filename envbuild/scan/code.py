@@ -18,12 +18,15 @@ from pathlib import Path
 
 from envbuild._paths import inside
 from envbuild.errors import InputError
-from envbuild.findings import Finding, Location, Severity
+from envbuild.findings import Code, Location, Severity, table
 from envbuild.scan import FileScan, Ref, RefKind, iter_files
 
-CODES: dict[str, str] = {
-    "EB212": "a Python file the model carries could not be parsed; its imports are unknown",
-}
+EB212 = Code(
+    "EB212",
+    Severity.WARNING,
+    "a Python file the model carries could not be parsed; its imports are unknown",
+)
+CODES: dict[str, str] = table(EB212)
 
 _GUARDS = frozenset({"ImportError", "ModuleNotFoundError", "Exception", "BaseException"})
 
@@ -211,13 +214,11 @@ def scan_code(
                     file=rel,
                     format="python",
                     findings=(
-                        Finding(
-                            code="EB212",
-                            severity=Severity.WARNING,
-                            message=f"cannot parse {rel}: {type(exc).__name__}: "
+                        EB212.at(
+                            Location(file=rel, line=line),
+                            f"cannot parse {rel}: {type(exc).__name__}: "
                             f"{getattr(exc, 'msg', None) or exc}",
                             hint="fix the file; its imports were not scanned",
-                            location=Location(file=rel, line=line),
                         ),
                     ),
                 )

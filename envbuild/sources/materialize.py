@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from envbuild._adapters.mlflow import Mlflow, ModelVersion
 
 
+from envbuild.findings import Code, Severity, table
 from envbuild.sources.cache import (
     cache_root,
     download,
@@ -30,21 +31,40 @@ from envbuild.sources.uri import Kind, ModelRef, parse
 log = logging.getLogger("envbuild")
 
 
-CODES: dict[str, str] = {
-    "EB600": "malformed or unsupported model URI",
-    "EB601": "the MLflow client is not installed (pip install 'envbuild[mlflow]')",
-    "EB602": "runs:/ or models:/ without a tracking server (--tracking-uri, MLFLOW_TRACKING_URI)",
-    "EB603": "the tracking server cannot be reached",
-    "EB604": "no such run on the tracking server",
-    "EB605": "no such registered model",
-    "EB606": "no such model version, alias, stage or logged model",
-    "EB607": "nothing to download at the URI, or the download is not an MLflow model folder",
-    "EB608": "the download cache cannot be used (--cache-dir, ENVBUILD_CACHE_DIR)",
-    "EB609": "the tracking server refused access (credentials)",
-    "EB610": "another MLflow error",
-    "EB611": "MLflow needs another package for this store (boto3, sqlalchemy, ...)",
-    "EB612": "a command would write into a downloaded model (use --output, --check, --dry-run)",
-}
+EB600 = Code("EB600", Severity.ERROR, "malformed or unsupported model URI")
+EB601 = Code(
+    "EB601", Severity.ERROR, "the MLflow client is not installed (pip install 'envbuild[mlflow]')"
+)
+EB602 = Code(
+    "EB602",
+    Severity.ERROR,
+    "runs:/ or models:/ without a tracking server (--tracking-uri, MLFLOW_TRACKING_URI)",
+)
+EB603 = Code("EB603", Severity.ERROR, "the tracking server cannot be reached")
+EB604 = Code("EB604", Severity.ERROR, "no such run on the tracking server")
+EB605 = Code("EB605", Severity.ERROR, "no such registered model")
+EB606 = Code("EB606", Severity.ERROR, "no such model version, alias, stage or logged model")
+EB607 = Code(
+    "EB607",
+    Severity.ERROR,
+    "nothing to download at the URI, or the download is not an MLflow model folder",
+)
+EB608 = Code(
+    "EB608", Severity.ERROR, "the download cache cannot be used (--cache-dir, ENVBUILD_CACHE_DIR)"
+)
+EB609 = Code("EB609", Severity.ERROR, "the tracking server refused access (credentials)")
+EB610 = Code("EB610", Severity.ERROR, "another MLflow error")
+EB611 = Code(
+    "EB611", Severity.ERROR, "MLflow needs another package for this store (boto3, sqlalchemy, ...)"
+)
+EB612 = Code(
+    "EB612",
+    Severity.ERROR,
+    "a command would write into a downloaded model (use --output, --check, --dry-run)",
+)
+CODES: dict[str, str] = table(
+    EB600, EB601, EB602, EB603, EB604, EB605, EB606, EB607, EB608, EB609, EB610, EB611, EB612
+)
 
 SOURCE_FILE = "source.json"
 

@@ -28,7 +28,7 @@ from envbuild.scan.pickles.containers import (
     _scan_zip,
     _sniff,
 )
-from envbuild.scan.pickles.unsafe import unsafe_reason
+from envbuild.scan.pickles.unsafe import CODES, unsafe_reason
 from envbuild.scan.pickles.vm import (
     _finish,
     _Out,
@@ -46,21 +46,6 @@ __all__ = [
     "scan_pickle_bytes",
     "unsafe_reason",
 ]
-
-# Finding codes of the pickle scan (envbuild.codes gathers them for the README table).
-CODES: dict[str, str] = {
-    "EB501": "a pickle references a callable that can run code or touch the system "
-    "(os.system, subprocess.*, builtins.eval, ...): loading it is unsafe",
-    "EB502": "a pickle carries Python code by value (cloudpickle functions or classes); "
-    "loading it defines and may run that code",
-    "EB503": "a pickle imports or calls something the scan cannot name (a computed import, "
-    "a call of a computed callable, attributes set on an imported object, an EXT extension "
-    "code, dangerous names in bytes that did not parse)",
-    "EB210": "a pickle could not be parsed past some offset; the rest was scanned by byte patterns",
-    "EB211": "a pickle or container could not be opened (unknown codec, lz4/zstandard not "
-    "installed, corrupt data, too large or nested too deep): it cannot be verified, so "
-    "commands that load the model refuse it",
-}
 
 
 def scan_file(path: Path, rel: str, *, sniff: bool = False) -> FileScan | None:

@@ -24,10 +24,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from envbuild.findings import Finding, Location, Severity
+from envbuild.findings import Location
 from envbuild.scan import FileScan, Ref, RefKind
 from envbuild.scan.pickles.heuristic import _IDENT_TEXT, _heuristic
-from envbuild.scan.pickles.unsafe import _HINT
+from envbuild.scan.pickles.unsafe import _HINT, EB210, EB211, EB503
 from envbuild.scan.pickles.vm import (
     _finish,
     _Out,
@@ -196,13 +196,11 @@ def _unreadable(file: str, member: str | None, why: str) -> FileScan:
         file=file,
         format="unreadable",
         findings=(
-            Finding(
-                code="EB211",
-                severity=Severity.WARNING,
-                message=f"{file}" + (f"[{member}]" if member else "") + f": {why}",
+            EB211.at(
+                Location(file=file, field=member),
+                f"{file}" + (f"[{member}]" if member else "") + f": {why}",
                 hint="its requirements and safety are unknown: install what opens it (lz4, "
                 "zstandard) so the scan can read it, or pass --trust-model",
-                location=Location(file=file, field=member),
             ),
         ),
     )
@@ -219,11 +217,8 @@ def _scan_skops(schema: bytes, file: str, member: str) -> FileScan:
         doc = json.loads(schema)
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         out.findings.append(
-            Finding(
-                code="EB210",
-                severity=Severity.WARNING,
-                message=f"skops schema.json is not valid JSON ({exc}); scanned by byte patterns",
-                location=out.loc(),
+            EB210.at(
+                out.loc(), f"skops schema.json is not valid JSON ({exc}); scanned by byte patterns"
             )
         )
         for match in _SKOPS_MODULE.finditer(schema):
@@ -359,13 +354,11 @@ def _scan_content(
                 file=file,
                 format=f"{codec}?",
                 findings=(
-                    Finding(
-                        code="EB211",
-                        severity=Severity.WARNING,
-                        message=f"{codec}-compressed file could not be scanned: {exc}",
+                    EB211.at(
+                        Location(file=file, field=member),
+                        f"{codec}-compressed file could not be scanned: {exc}",
                         hint="its requirements and safety are unknown: re-save it, or "
                         "pass --trust-model",
-                        location=Location(file=file, field=member),
                     ),
                 ),
             )
@@ -456,7 +449,7 @@ def _merge(rel: str, scans: list[FileScan]) -> FileScan:
 def _scan_nested(out: _Out, data: bytes, pos: int) -> None:
     with _deeper() as ok:
         if not ok:
-            out.unsafe("EB503", pos, f"pickle nests pickles too deep to scan at byte {pos}", _HINT)
+            out.unsafe(EB503, pos, f"pickle nests pickles too deep to scan at byte {pos}", _HINT)
             return
         _scan_nested_bytes(out, data, pos)
 

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from envbuild.scan import RefKind
-from envbuild.scan.pickles.unsafe import _HINT, _UNSAFE, _listed, unsafe_reason
+from envbuild.scan.pickles.unsafe import _HINT, _UNSAFE, EB503, _listed, unsafe_reason
 
 if TYPE_CHECKING:  # the machine calls in here: its collector is a type only
     from envbuild.scan.pickles.vm import _Out
@@ -77,7 +77,7 @@ def _string_pairs(data: bytes, start: int, out: _Out) -> None:
                 continue
             reported.add((module, name))
             out.unsafe(
-                "EB503",
+                EB503,
                 at,
                 f"pickle could not be parsed, and its strings name {module}.{name} "
                 f"(from byte {at}): {reason}",

@@ -8,6 +8,44 @@ from __future__ import annotations
 
 import _compat_pickle
 
+from envbuild.findings import Code, Severity, table
+
+# Finding codes of the pickle scan (envbuild.codes gathers them for the README table).
+EB501 = Code(
+    "EB501",
+    Severity.UNSAFE,
+    "a pickle references a callable that can run code or touch the system "
+    "(os.system, subprocess.*, builtins.eval, ...): loading it is unsafe",
+)
+EB502 = Code(
+    "EB502",
+    Severity.WARNING,
+    "a pickle carries Python code by value (cloudpickle functions or classes); "
+    "loading it defines and may run that code",
+    also=(Severity.UNSAFE,),  # raised by envbuild.safety
+)
+EB503 = Code(
+    "EB503",
+    Severity.UNSAFE,
+    "a pickle imports or calls something the scan cannot name (a computed import, "
+    "a call of a computed callable, attributes set on an imported object, an EXT extension "
+    "code, dangerous names in bytes that did not parse)",
+)
+EB210 = Code(
+    "EB210",
+    Severity.WARNING,
+    "a pickle could not be parsed past some offset; the rest was scanned by byte patterns",
+)
+EB211 = Code(
+    "EB211",
+    Severity.WARNING,
+    "a pickle or container could not be opened (unknown codec, lz4/zstandard not "
+    "installed, corrupt data, too large or nested too deep): it cannot be verified, so "
+    "commands that load the model refuse it",
+    also=(Severity.UNSAFE,),  # raised by envbuild.safety
+)
+CODES: dict[str, str] = table(EB501, EB502, EB503, EB210, EB211)
+
 _ANY = "*"
 _METHODS = "."  # any dotted name (a method reached through a class), e.g. pathlib Path.unlink
 # Python 2 module names that Python 3's unpickler maps (``fix_imports``)

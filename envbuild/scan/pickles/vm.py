@@ -31,10 +31,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from envbuild.findings import Finding, Location, Severity
+from envbuild.findings import Code, Finding, Location
 from envbuild.scan import FileScan, Ref, RefKind, VersionHint
 from envbuild.scan.pickles.heuristic import _heuristic
-from envbuild.scan.pickles.unsafe import _HINT, _PY2_MODULES, unsafe_reason
+from envbuild.scan.pickles.unsafe import (
+    _HINT,
+    _PY2_MODULES,
+    EB210,
+    EB501,
+    EB502,
+    EB503,
+    unsafe_reason,
+)
 
 
 class _Opaque:
@@ -99,14 +107,8 @@ class _Out:
     def loc(self) -> Location:
         return Location(file=self.file, field=self.member)
 
-    def unsafe(self, code: str, offset: int, message: str, hint: str) -> None:
-        finding = Finding(
-            code=code,
-            severity=Severity.UNSAFE,
-            message=message,
-            hint=hint,
-            location=self.loc(),
-        )
+    def unsafe(self, code: Code, offset: int, message: str, hint: str) -> None:
+        finding = code.at(self.loc(), message, hint=hint)
         self.findings.append(finding)
         self.unsafe_found.append((offset, finding))
 
@@ -142,7 +144,7 @@ class _Out:
         if reason is not None:
             what = f"{module}.{name}" if name else module
             self.unsafe(
-                "EB501",
+                EB501,
                 offset,
                 f"pickle references {what} at byte {offset}: {reason}",
                 _HINT,
@@ -289,7 +291,7 @@ def _walk(stream: IO[bytes], out: _Out, size: int, *, arrays: bool = True) -> No
                     # setattr on a function or module the pickle imported: later dotted
                     # names then resolve to whatever it stored (os, __builtins__, ...)
                     out.unsafe(
-                        "EB503",
+                        EB503,
                         pos,
                         f"pickle sets attributes of {obj.module}.{obj.name} (BUILD at byte "
                         f"{pos}); names looked up through it cannot be known statically",
@@ -485,7 +487,7 @@ def _reduce(out: _Out, func: Any, args: Any, pos: int) -> Any:
             _scan_nested(out, first.data, pos)
         else:
             out.unsafe(
-                "EB503",
+                EB503,
                 pos,
                 f"pickle unpickles bytes it does not carry literally ({func.module}."
                 f"{func.name} at byte {pos}); they cannot be scanned",
@@ -496,7 +498,7 @@ def _reduce(out: _Out, func: Any, args: Any, pos: int) -> Any:
         # itemgetter('exec')(namespace), ...: the callable has no name to check
         root = _root(func)
         out.unsafe(
-            "EB503",
+            EB503,
             pos,
             f"pickle calls a callable computed at load time (from {root.module}.{root.name} "
             f"at byte {root.offset}) at byte {pos}; the callable cannot be named statically",
@@ -511,7 +513,7 @@ def _reduce(out: _Out, func: Any, args: Any, pos: int) -> Any:
             reason = unsafe_reason(module, None)
             if reason is not None:
                 out.unsafe(
-                    "EB501",
+                    EB501,
                     pos,
                     f"pickle passes the {module} module (imported at byte {value.offset}) "
                     f"to a call at byte {pos}: {reason}",
@@ -578,7 +580,7 @@ def _computed(out: _Out, pos: int, opcode: str) -> None:
         else f"the copyreg extension registry ({opcode})"
     )
     out.unsafe(
-        "EB503",
+        EB503,
         pos,
         f"pickle uses {what} at byte {pos}; the callable cannot be named statically",
         "treat the file as untrusted; re-save it with a standard pickler",
@@ -620,14 +622,12 @@ def _failed(out: _Out, exc: _ParseError, fallback: bytes | None) -> None:
     out.failed_at = exc.offset
     if not out.quiet:
         out.findings.append(
-            Finding(
-                code="EB210",
-                severity=Severity.WARNING,
-                message=f"could not parse the pickle past byte {exc.offset} ({exc.reason}); "
+            EB210.at(
+                out.loc(),
+                f"could not parse the pickle past byte {exc.offset} ({exc.reason}); "
                 "the rest was scanned by byte patterns",
                 hint="the requirements from this file may be incomplete; check them "
                 "with `envbuild infer --trace`",
-                location=out.loc(),
             )
         )
     if fallback is not None:
@@ -701,14 +701,12 @@ def looks_like_pickle(head: bytes) -> bool:
 def _finish(out: _Out, fmt: str) -> FileScan:
     if out.by_value_code is not None:
         out.findings.append(
-            Finding(
-                code="EB502",
-                severity=Severity.WARNING,
-                message=f"pickle carries Python code by value (cloudpickle, first at byte "
+            EB502.at(
+                out.loc(),
+                f"pickle carries Python code by value (cloudpickle, first at byte "
                 f"{out.by_value_code}); loading it defines that code",
                 hint="review the code that was pickled, or ship it as a module with "
                 "code_paths so it is pickled by reference",
-                location=out.loc(),
             )
         )
     if out.cloudpickle and fmt == "pickle":
