@@ -1,0 +1,42 @@
+"""The finding-code registry: every finding is made from a declared Code, every declared
+Code is in the README's table with the same summary, and a severity a code does not
+declare is refused."""
+
+from __future__ import annotations
+
+import ast
+
+import pytest
+
+from envbuild.codes import all_codes
+from envbuild.findings import Location, Severity, declared
+from tests.helpers import ROOT
+
+
+def test_no_finding_is_built_from_a_bare_code_string() -> None:
+    allowed = {"findings.py", "errors.py"}
+    offenders = []
+    for path in sorted((ROOT / "envbuild").rglob("*.py")):
+        if path.name in allowed or "serve" in path.parts or "_scripts" in path.parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "Finding":
+                offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert offenders == []
+
+
+def test_every_declared_code_is_in_the_table_with_its_summary() -> None:
+    table = all_codes()  # imports every stage, so every Code is declared
+    codes = declared()
+    assert codes, "no Code was declared"
+    for code, decl in codes.items():
+        assert table.get(code) == decl.summary, code
+
+
+def test_a_severity_the_code_does_not_declare_is_refused() -> None:
+    all_codes()
+    code = declared()["EB410"]  # info by default, a warning when the files are large
+    assert code.at(Location(file="x"), "m").severity is Severity.INFO
+    assert code.at(Location(file="x"), "m", severity=Severity.WARNING).severity is Severity.WARNING
+    with pytest.raises(ValueError):
+        code.at(Location(file="x"), "m", severity=Severity.ERROR)
