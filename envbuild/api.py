@@ -372,9 +372,8 @@ def infer(
         traced = run_trace(python or sys.executable, folder.path)
     inf = infer_env(folder, env, prune=prune, trace=traced)
     findings: list[Finding] = [*folder.findings, *inf.findings]
-    trusted = verdict.trusted_finding() if verdict is not None else None
-    if trusted is not None:
-        findings.append(trusted)
+    if verdict is not None:
+        findings.extend(verdict.notices)
     files: dict[str, str] = {}
     written: list[str] = []
     drift: tuple[Finding, ...] | None = None
@@ -600,9 +599,7 @@ def image(
         target_python=f"{target.python.major}.{target.python.minor}",
         trusted=trust_model,
     )
-    trusted = verdict.trusted_finding()
-    if trusted is not None:
-        findings.append(trusted)
+    findings.extend(verdict.notices)
     labels = source.labels()
     if trust_model:
         labels["io.envbuild.trust-model"] = "true"
@@ -770,9 +767,7 @@ def venv(
     exe, xy = find_python(python, model_xy)
     # Before the venv is created: a venv exists to load the model, and its proof does.
     verdict = require_safe(folder, command="envbuild venv", target_python=xy, trusted=trust_model)
-    trusted = verdict.trusted_finding()
-    if trusted is not None:
-        findings.append(trusted)
+    findings.extend(verdict.notices)
 
     def done(result: VenvResult | None) -> VenvBuildResult:
         return VenvBuildResult(

@@ -95,6 +95,12 @@ class Verdict:
             hint="the proof runs sandboxed; a deployment of this model runs the same code",
         )
 
+    @property
+    def notices(self) -> tuple[Finding, ...]:
+        """What the command's report carries about the verdict (``trusted_finding``)."""
+        trusted = self.trusted_finding()
+        return (trusted,) if trusted is not None else ()
+
     def to_json(self) -> dict[str, Any]:
         return {
             "unsafe": [f.to_json() for f in self.unsafe],
