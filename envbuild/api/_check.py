@@ -1,0 +1,49 @@
+"""``envbuild check``: the command's orchestration of the stages and its result type."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from envbuild.api._common import ModelLocation
+from envbuild.sources import ModelSource
+
+
+def check(
+    models: Sequence[ModelLocation],
+    *,
+    ignore: Sequence[str] = (),
+    strict: bool = False,
+    offline: bool = False,
+    python_version: str | None = None,
+    platform: str = "linux/amd64",
+    env_override: Path | None = None,
+    find_links: Sequence[Path] = (),
+    exclude: Sequence[str] = (),
+    allow_files: Sequence[str] = (),
+    tracking_uri: str | None = None,
+    jobs: int = 0,
+) -> Any:
+    """The pre-deploy check of every model in ``models`` (in parallel): an
+    ``envbuild.check.Report`` whose ``exit_code`` a pipeline can trust."""
+    from envbuild.check import run_check
+    from envbuild.check.settings import options_from
+    from envbuild.check.stages import STAGES
+
+    options = options_from(
+        {},
+        ignore=tuple(ignore),
+        strict=strict,
+        offline=offline,
+        python_version=python_version,
+        platform=platform,
+        env_override=env_override,
+        find_links=tuple(find_links),
+        exclude=tuple(exclude),
+        allow_files=tuple(allow_files),
+        tracking_uri=tracking_uri,
+    )
+    locations = [m.uri if isinstance(m, ModelSource) else os.fspath(m) for m in models]
+    return run_check(locations, options, STAGES, jobs=jobs)
