@@ -40,3 +40,22 @@ def test_a_severity_the_code_does_not_declare_is_refused() -> None:
     assert code.at(Location(file="x"), "m", severity=Severity.WARNING).severity is Severity.WARNING
     with pytest.raises(ValueError):
         code.at(Location(file="x"), "m", severity=Severity.ERROR)
+
+
+def test_every_error_code_raised_is_declared() -> None:
+    """Errors carry their code as ``code="EB8xx"``: each must be a declared Code, so the
+    README table lists every exit a user can meet."""
+    table = all_codes()
+    undeclared = []
+    for path in sorted((ROOT / "envbuild").rglob("*.py")):
+        if "serve" in path.parts or "_scripts" in path.parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if not isinstance(node, ast.Call):
+                continue
+            for kw in node.keywords:
+                value = kw.value
+                if kw.arg == "code" and isinstance(value, ast.Constant):
+                    if isinstance(value.value, str) and value.value not in table:
+                        undeclared.append(f"{path.relative_to(ROOT)}:{node.lineno} {value.value}")
+    assert undeclared == []
