@@ -21,6 +21,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -46,7 +47,7 @@ def _copy(name: str, tmp_path: Path) -> Path:
     return dst
 
 
-def _codes(args: list[str]) -> tuple[int, list[dict[str, object]], dict[str, object] | None]:
+def _codes(args: list[str]) -> tuple[int, list[dict[str, Any]], dict[str, Any] | None]:
     result = CliRunner().invoke(main, [*args, "--format", "json"])
     doc = json.loads(result.stdout)
     return result.exit_code, doc["findings"], doc["result"]
