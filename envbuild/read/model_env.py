@@ -225,15 +225,17 @@ def _choose(
             name
             for name, ours, theirs in disagreements
             if name in recorded
+            # a clear contradiction: one other pin, not a line left out or a file that
+            # contradicts itself (resolve reports that one, EB302)
             and _pins(theirs) == recorded[name][1]
-            and _pins(ours) != recorded[name][1]
+            and _pins(ours) not in (None, recorded[name][1])
         ]
         venv_agrees = [
             name
             for name, ours, theirs in disagreements
             if name in recorded
             and _pins(ours) == recorded[name][1]
-            and _pins(theirs) != recorded[name][1]
+            and _pins(theirs) not in (None, recorded[name][1])
         ]
         if len(conda_agrees) > len(venv_agrees):
             name = conda_agrees[0]
@@ -244,12 +246,12 @@ def _choose(
             )
         else:
             followed, why = venv_file, _VIRTUALENV_WHY
-    for _, ours, theirs in disagreements:
+    for name, ours, theirs in disagreements:
         at = (theirs + ours) if followed == conda.file else (ours + theirs)
         problems.append(
             EB113.at(
                 at[0].location,
-                f"{_lines(ours, venv_file)} but {_lines(theirs, conda.file)}; envbuild "
+                f"{_lines(name, ours, venv_file)} but {_lines(name, theirs, conda.file)}; envbuild "
                 f"follows {followed}: {why}",
                 hint="make the files agree (re-save the model), or choose with --env-from "
                 f"conda|requirements ({_CONDA_WHY}; {_VIRTUALENV_WHY})",
@@ -295,9 +297,9 @@ def _pins(side: Side) -> str | None:
     return versions.pop() if len(versions) == 1 else None
 
 
-def _lines(side: Side, file: str) -> str:
+def _lines(name: str, side: Side, file: str) -> str:
     if not side:
-        return f"{file} does not list it"
+        return f"{file} does not list {name}"
     shown = ", ".join(
         f"{r.location.file}" + (f":{r.location.line}" if r.location.line else "") + f" {r.raw!r}"
         for r in side

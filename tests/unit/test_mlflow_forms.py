@@ -182,6 +182,20 @@ def test_disagreeing_files_are_reported_with_both_lines() -> None:
     assert folder.python_version == "3.9.18"
 
 
+def test_auto_switches_only_on_a_clear_contradiction(tmp_path: Path) -> None:
+    """requirements.txt leaving lightgbm out (or naming it twice) is not a reason to leave
+    MLflow's virtualenv path: each difference is still reported."""
+    folder = _copy(DISAGREEING.name, tmp_path)
+    req = folder / "requirements.txt"
+    req.write_text(req.read_text().replace("lightgbm==3.3.5\n", ""))
+    read = read_model(folder)
+    assert read.env.followed == "python_env.yaml"
+    [finding] = [f for f in read.findings if f.code == "EB113"]
+    assert "python_env.yaml does not list lightgbm" in finding.message
+    req.write_text(req.read_text() + "\nlightgbm==3.3.5\nlightgbm==4.1.0\n")
+    assert read_model(folder).env.followed == "python_env.yaml"
+
+
 def test_env_from_chooses_the_file() -> None:
     as_venv = read_model(DISAGREEING, env_from=EnvFrom.REQUIREMENTS)
     assert as_venv.env.followed == "python_env.yaml"
