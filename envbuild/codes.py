@@ -19,23 +19,53 @@ EB102 = Code(
     Severity.ERROR,
     "a file has the wrong structure (a field of the wrong type, an unknown section)",
 )
-EB103 = Code("EB103", Severity.ERROR, "a file the MLmodel or an environment file names is missing")
+EB103 = Code(
+    "EB103",
+    Severity.ERROR,
+    "a file the MLmodel or an environment file names is missing",
+    also=(Severity.WARNING,),
+)
 EB104 = Code(
     "EB104",
     Severity.ERROR,
     "a path leaves the model folder (.., an absolute path, a symbolic link)",
+)
+EB108 = Code(
+    "EB108",
+    Severity.WARNING,
+    "the model folder has no environment file: the environment is derived from the "
+    "MLmodel's flavors and mlflow_version",
 )
 EB105 = Code("EB105", Severity.ERROR, "the signature is not valid (inputs, outputs or params)")
 EB106 = Code("EB106", Severity.ERROR, "the input example is not valid JSON")
 EB110 = Code("EB110", Severity.ERROR, "a requirement line is invalid")
 EB111 = Code("EB111", Severity.ERROR, "a remote requirements file (-r URL) is not read")
 EB112 = Code("EB112", Severity.ERROR, "a conda match spec is invalid")
+EB113 = Code(
+    "EB113",
+    Severity.WARNING,
+    "conda.yaml and python_env.yaml/requirements.txt disagree on a requirement; the "
+    "finding names the file envbuild follows (--env-from chooses)",
+)
 EB120 = Code("EB120", Severity.ERROR, "the input example does not match the signature")
 EB130 = Code(
     "EB130", Severity.ERROR, "[tool.envbuild] in pyproject.toml is invalid or has an unknown key"
 )
 READER: dict[str, str] = table(
-    EB100, EB101, EB102, EB103, EB104, EB105, EB106, EB110, EB111, EB112, EB120, EB130
+    EB100,
+    EB101,
+    EB102,
+    EB103,
+    EB104,
+    EB105,
+    EB106,
+    EB108,
+    EB110,
+    EB111,
+    EB112,
+    EB113,
+    EB120,
+    EB130,
 )
 EB800 = Code("EB800", Severity.ERROR, "an operation failed (resolution, build, smoke test)")
 EB900 = Code("EB900", Severity.ERROR, "uv, which envbuild depends on, is missing")

@@ -406,11 +406,16 @@ def referenced(folder: ModelFolder) -> tuple[frozenset[str], tuple[str, ...]]:
     (data, pickled_model, model_path, python_model, artifacts, code, code_paths, ...), the
     environment files read, the input and serving examples, and MLflow's conventional
     names."""
+    from envbuild.read.mlmodel import loaded_code_path  # envbuild.read imports this module
+
     root = folder.path
     m = folder.mlmodel
     candidates: list[str] = [c.rstrip("/") for c in CONVENTIONAL]
     for flavor in m.flavors:
         candidates.extend(_strings(flavor.params))
+        code_path = flavor.params.get("model_code_path")
+        if isinstance(code_path, str):  # absolute as MLflow records it: the file it loads
+            candidates.append(loaded_code_path(code_path))
     candidates.extend(_strings(m.saved_input_example_info or {}))
     candidates.extend(folder.env.spec.files)
     if folder.input_example is not None:

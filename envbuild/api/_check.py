@@ -25,6 +25,7 @@ def check(
     allow_files: Sequence[str] = (),
     tracking_uri: str | None = None,
     jobs: int = 0,
+    env_from: str = "auto",
 ) -> Any:
     """The pre-deploy check of every model in ``models`` (in parallel): an
     ``envbuild.check.Report`` whose ``exit_code`` a pipeline can trust."""
@@ -44,6 +45,7 @@ def check(
         exclude=tuple(exclude),
         allow_files=tuple(allow_files),
         tracking_uri=tracking_uri,
+        env_from=env_from,
     )
     locations = [m.uri if isinstance(m, ModelSource) else os.fspath(m) for m in models]
     return run_check(locations, options, STAGES, jobs=jobs)

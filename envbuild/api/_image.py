@@ -103,6 +103,7 @@ def _read_lock_file(
 def image(
     model: ModelLocation,
     *,
+    env_from: str = "auto",
     tags: Sequence[str] = (),
     output: Path | None = None,
     build: bool = True,
@@ -140,7 +141,7 @@ def image(
     source = _source(
         model, tracking_uri=tracking_uri, registry_uri=registry_uri, cache_dir=cache_dir
     )
-    folder = read_model(source.path)
+    folder = read_model(source.path, env_from=env_from)
     findings: list[Finding] = list(folder.findings)
     override = read_workspace_env(env_override) if env_override else None
     given = _read_lock_file(lock_file, python_version=python_version, platform=platform)

@@ -62,6 +62,7 @@ def _env_targets(folder: ModelFolder) -> dict[str, str]:
 def infer(
     model: ModelLocation,
     *,
+    env_from: str = "auto",
     python: str | None = None,
     dry_run: bool = False,
     check: bool = False,
@@ -91,7 +92,7 @@ def infer(
             "writing the environment files", hint="use --check or --dry-run with a URI"
         )
     pending = start_inspect(python)  # runs while the model is read and scanned
-    folder = read_model(source.path)
+    folder = read_model(source.path, env_from=env_from)
     traced = None
     verdict = None
     env: InstalledEnv | Callable[[], InstalledEnv] = pending

@@ -78,6 +78,7 @@ def _stale(old: str | None, new: str, path: Path) -> Finding | None:
 def lock(
     model: ModelLocation,
     *,
+    env_from: str = "auto",
     python_version: str | None = None,
     platform: str = "linux/amd64",
     output: Path | None = None,
@@ -108,7 +109,7 @@ def lock(
         source.require_local(
             "writing requirements.lock", hint="pass --output FILE (or --dry-run, --check)"
         )
-    folder = read_model(source.path)
+    folder = read_model(source.path, env_from=env_from)
     findings: list[Finding] = list(folder.findings)
     override = read_workspace_env(env_override) if env_override else None
     spec = override.spec if override else None

@@ -39,6 +39,7 @@ class ShowResult:
 def show(
     model: ModelLocation,
     *,
+    env_from: str = "auto",
     exclude: Sequence[str] = (),
     allow_files: Sequence[str] = (),
     tracking_uri: str | None = None,
@@ -50,7 +51,7 @@ def show(
     source = _source(
         model, tracking_uri=tracking_uri, registry_uri=registry_uri, cache_dir=cache_dir
     )
-    folder = read_model(source.path)
+    folder = read_model(source.path, env_from=env_from)
     return ShowResult(
         source=source,
         folder=folder,

@@ -60,6 +60,7 @@ def _inputs_digest(folder: ModelFolder, python: Path, xy: str, find_links: Seque
 def venv(
     model: ModelLocation,
     *,
+    env_from: str = "auto",
     path: Path,
     python: str | None = None,
     find_links: Sequence[Path] = (),
@@ -86,7 +87,7 @@ def venv(
     source = _source(
         model, tracking_uri=tracking_uri, registry_uri=registry_uri, cache_dir=cache_dir
     )
-    folder = read_model(source.path)
+    folder = read_model(source.path, env_from=env_from)
     findings: list[Finding] = list(folder.findings)
     model_xy = ".".join((folder.python_version or DEFAULT_PYTHON).split(".")[:2])
     exe, xy = find_python(python, model_xy)

@@ -55,7 +55,7 @@ def check_model(location: str, options: CheckOptions, stages: Sequence[Stage]) -
     source: dict[str, Any] = {}
     try:
         path, source = _materialize(location, options)
-        folder = read_model(path)
+        folder = read_model(path, env_from=options.env_from)
     except EnvbuildError as exc:
         return ModelReport(
             model=location,

@@ -26,6 +26,7 @@ class CheckOptions:
     tracking_uri: str | None = None
     exclude: tuple[str, ...] = ()  # model files left out of the image (gitignore syntax)
     allow_files: tuple[str, ...] = ()  # secret-looking files allowed by name
+    env_from: str = "auto"  # the environment file followed (read.EnvFrom)
 
 
 @dataclass(frozen=True, kw_only=True)

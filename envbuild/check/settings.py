@@ -22,6 +22,7 @@ SETTINGS_KEYS = {
     "format": str,
     "exclude": list,
     "allow-file": list,
+    "env-from": str,
 }
 
 
@@ -81,6 +82,7 @@ def options_from(
     exclude: tuple[str, ...] = (),
     allow_files: tuple[str, ...] = (),
     tracking_uri: str | None = None,
+    env_from: str | None = None,
 ) -> CheckOptions:
     """The options a check runs with: what the command line gives, else the settings.
     Ignored codes, excludes and allowed files add up; ``EB3xx,EB501`` splits on commas."""
@@ -104,4 +106,5 @@ def options_from(
         tracking_uri=tracking_uri,
         exclude=(*(str(p) for p in settings.get("exclude", [])), *exclude),
         allow_files=(*(str(p) for p in settings.get("allow-file", [])), *allow_files),
+        env_from=env_from or settings.get("env-from", "auto"),
     )

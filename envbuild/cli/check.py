@@ -14,6 +14,7 @@ from envbuild.cli import main
 from envbuild.cli.common import (
     EXIT_CODES_HELP,
     allow_file_option,
+    env_from_option,
     env_override_option,
     exclude_option,
     find_links_option,
@@ -58,6 +59,7 @@ def _model_folders(arguments: tuple[str, ...]) -> list[str]:
 )
 @python_version_option
 @platform_option(None, "linux/amd64, or [tool.envbuild] platform")
+@env_from_option
 @env_override_option
 @find_links_option
 @exclude_option
@@ -79,6 +81,7 @@ def check(
     offline: bool | None,
     python_version: str | None,
     target_platform: str | None,
+    env_from: str | None,
     env_override: Path | None,
     find_links: tuple[Path, ...],
     exclude: tuple[str, ...],
@@ -109,6 +112,7 @@ def check(
         exclude=exclude,
         allow_files=allow_files,
         tracking_uri=tracking_uri,
+        env_from=env_from,
     )
     folders = _model_folders(models)
     if not folders:

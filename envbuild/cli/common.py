@@ -159,6 +159,16 @@ python_version_option = click.option(
     default=None,
     help="Target Python X.Y[.Z] (default: the model's; need not be installed).",
 )
+env_from_option = click.option(
+    "--env-from",
+    "env_from",
+    type=click.Choice(["auto", "conda", "requirements"]),
+    default=None,
+    help="The model's environment file to follow: conda (conda.yaml, as Azure ML and "
+    "MLflow's conda manager build), requirements (python_env.yaml + requirements.txt, "
+    "MLflow's virtualenv path), or auto (default: the virtualenv path, unless only "
+    "conda.yaml agrees with the versions MLmodel records). Disagreements are EB113.",
+)
 env_override_option = click.option(
     "--env-override",
     type=click.Path(dir_okay=False, path_type=Path),

@@ -12,6 +12,7 @@ from envbuild.cli.common import (
     EXIT_CODES_HELP,
     allow_file_option,
     common,
+    env_from_option,
     env_override_option,
     exclude_option,
     find_links_option,
@@ -76,10 +77,12 @@ from envbuild.sources import ModelSource
 @trust_model_option
 @exclude_option
 @allow_file_option
+@env_from_option
 @common
 @model_argument
 def image(
     model: ModelSource,
+    env_from: str | None,
     tags: tuple[str, ...],
     output: Path | None,
     no_build: bool,
@@ -107,6 +110,7 @@ def image(
     --no-build)."""
     result = api.image(
         model,
+        env_from=env_from or "auto",
         tags=tags,
         output=output,
         build=not no_build,

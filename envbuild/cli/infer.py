@@ -8,7 +8,14 @@ import click
 
 from envbuild import api
 from envbuild.cli import main
-from envbuild.cli.common import EXIT_CODES_HELP, common, model_argument, present, trust_model_option
+from envbuild.cli.common import (
+    EXIT_CODES_HELP,
+    common,
+    env_from_option,
+    model_argument,
+    present,
+    trust_model_option,
+)
 from envbuild.infer import Inference
 from envbuild.read import ModelFolder
 from envbuild.sources import ModelSource
@@ -80,10 +87,12 @@ def _explain_text(doc: dict[str, Any]) -> list[str]:
     "(marked as traced).",
 )
 @trust_model_option
+@env_from_option
 @common
 @model_argument
 def infer_command(
     model: ModelSource,
+    env_from: str | None,
     python: str | None,
     dry_run: bool,
     check: bool,
@@ -104,6 +113,7 @@ def infer_command(
     lines (index URLs, find-links) are kept unless --force."""
     result = api.infer(
         model,
+        env_from=env_from or "auto",
         python=python,
         dry_run=dry_run,
         check=check,

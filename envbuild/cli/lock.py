@@ -11,6 +11,7 @@ from envbuild.cli import main
 from envbuild.cli.common import (
     EXIT_CODES_HELP,
     common,
+    env_from_option,
     env_override_option,
     find_links_option,
     model_argument,
@@ -47,10 +48,12 @@ from envbuild.sources import ModelSource
     help="Ignore files uploaded to the index after DATE (e.g. 2026-11-01T00:00:00Z): "
     "the same lock tomorrow.",
 )
+@env_from_option
 @common
 @model_argument
 def lock(
     model: ModelSource,
+    env_from: str | None,
     python_version: str | None,
     target_platform: str,
     output: Path | None,
@@ -71,6 +74,7 @@ def lock(
     side and the chain of dependencies between them."""
     result = api.lock(
         model,
+        env_from=env_from or "auto",
         python_version=python_version,
         platform=target_platform,
         output=output,

@@ -11,6 +11,7 @@ from envbuild.cli import main
 from envbuild.cli.common import (
     EXIT_CODES_HELP,
     common,
+    env_from_option,
     find_links_option,
     model_argument,
     present,
@@ -40,10 +41,12 @@ from envbuild.sources import ModelSource
     help="Predict on the input example in the venv and compare with stored predictions.",
 )
 @trust_model_option
+@env_from_option
 @common
 @model_argument
 def venv(
     model: ModelSource,
+    env_from: str | None,
     path: Path,
     python: str | None,
     find_links: tuple[Path, ...],
@@ -57,6 +60,7 @@ def venv(
     on an unchanged model only checks a stamp file."""
     result = api.venv(
         model,
+        env_from=env_from or "auto",
         path=path,
         python=python,
         find_links=find_links,

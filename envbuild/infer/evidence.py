@@ -394,12 +394,14 @@ def missing_findings(c: Collector) -> list[Finding]:
                 Location(file=texts[0].split(" at ")[-1].split("@")[0].split(":")[0])
                 if " at " in texts[0]
                 else Location(),
-                f"module {top!r} is not installed in the training environment "
-                f"(the model's {what} it: {texts[0]}"
+                f"module {top!r} is not installed in the training environment nor shipped "
+                f"under code/ (the model's {what} it: {texts[0]}"
                 + (f", +{len(texts) - 1} more" if len(texts) > 1 else "")
-                + ")",
-                hint="install it where the model was trained, or point --python at that "
-                "environment; infer cannot pin it",
+                + "); infer cannot pin it and does not guess a package name for it",
+                hint=f"if {top} is your own code, re-save the model with "
+                f"code_paths=['{top}.py'] (or its package folder) so MLflow ships it under "
+                "code/; if it is a published library, install it where the model was trained "
+                "or point --python at that environment",
                 severity=Severity.INFO if optional else None,
             )
         )

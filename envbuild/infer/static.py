@@ -12,8 +12,15 @@ from packaging.utils import canonicalize_name
 
 from envbuild.findings import Code, Finding, Location, Severity, table
 from envbuild.infer.evidence import code_paths, main_ref_findings
-from envbuild.infer.names import FORMAT_LIBRARIES, MLFLOW_DISTS, PROVIDES, distribution_for
-from envbuild.read import ModelFolder
+from envbuild.infer.names import (
+    FORMAT_LIBRARIES,
+    IMPORT_NAMES,
+    MLFLOW_DISTS,
+    PROVIDES,
+    PYFUNC_RUNTIME,
+    distribution_for,
+)
+from envbuild.read import FLAVOR_LIBRARIES, ModelFolder
 from envbuild.resolve import Lock, target_for
 from envbuild.safety import grade
 from envbuild.scan import PICKLE_KINDS, Ref, RefKind, scan_model
@@ -30,7 +37,14 @@ EB231 = Code(
     Severity.WARNING,
     "a declared requirement nothing in the model needs (not referenced, not required by what is)",
 )
-CODES: dict[str, str] = table(EB230, EB231)
+EB232 = Code(
+    "EB232",
+    Severity.ERROR,
+    "the model's pickles reference a module that nothing declared provides and the folder "
+    "does not ship (an author's module: ship it with code_paths)",
+    also=(Severity.WARNING,),
+)
+CODES: dict[str, str] = table(EB230, EB231, EB232)
 
 
 def _names(items: Iterable[str | None]) -> set[str]:
@@ -82,6 +96,9 @@ def dependency_findings(
     for dist, refs in sorted(missing.items()):
         first = refs[0]
         via_lock = dist in resolved
+        if not via_lock and not known_distribution(first.module, folder):
+            findings.append(_unshipped(first, refs))
+            continue
         places = ", ".join(sorted({r.where for r in refs})[:3])
         findings.append(
             EB230.at(
@@ -95,6 +112,43 @@ def dependency_findings(
             )
         )
     return findings
+
+
+def known_distribution(module: str, folder: ModelFolder) -> bool:
+    """Whether the distribution named for ``module`` is known to provide it: the name
+    tables (IMPORT_NAMES), the flavors' libraries, the serialization formats, MLflow and
+    what its pyfunc loader imports. Any other name is
+    only a guess from the module's name, and a guess is how dependency confusion starts:
+    a same-named PyPI project may be unrelated (or planted)."""
+    dist = distribution_for(module)
+    parts = module.split(".")
+    if parts[0] in IMPORT_NAMES or ".".join(parts[:2]) in IMPORT_NAMES:
+        return True
+    known = {canonicalize_name(lib) for _, lib in FLAVOR_LIBRARIES.values()}
+    known |= {canonicalize_name(f.library) for f in folder.mlmodel.flavors if f.library}
+    known |= {canonicalize_name(n) for n in (*FORMAT_LIBRARIES.values(), *PYFUNC_RUNTIME)}
+    return dist in known | set(MLFLOW_DISTS)
+
+
+def _unshipped(first: Ref, refs: list[Ref]) -> Finding:
+    """A module nothing declares, not under code/, and with no known distribution: most
+    often the author's own module, importable where the model was trained but not shipped.
+    Pickles fail to load without it (an error); code imports may be guarded (a warning)."""
+    top = first.module.split(".")[0]
+    places = ", ".join(sorted({r.where for r in refs})[:3])
+    pickled = any(r.kind in PICKLE_KINDS for r in refs)
+    what = f"references {first.qualname!r}" if pickled else f"imports {first.module!r}"
+    return EB232.at(
+        Location(file=first.file, line=first.line),
+        f"{first.file} {what} (at {places}): module {top!r} is not declared, not shipped "
+        "under code/, and no known distribution provides it; envbuild does not guess a "
+        "package name for it",
+        hint=f"if {top} is your own code, ship it: re-save the model with "
+        f"code_paths=['{top}.py'] (or its package folder), which MLflow copies under code/; "
+        "if it is a published library, add the distribution that provides it (envbuild "
+        "infer --python <the training environment> finds its name and version)",
+        severity=None if pickled else Severity.WARNING,
+    )
 
 
 def _counts(ref: Ref, stdlib: set[str], local: frozenset[str]) -> bool:

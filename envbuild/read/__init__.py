@@ -20,7 +20,15 @@ from envbuild.read.conda_yaml import (
     parse_conda_spec,
     read_conda_yaml,
 )
-from envbuild.read.env import CondaDep, EnvSpec, PipOption, PythonPin, ReqKind, Requirement
+from envbuild.read.env import (
+    CondaDep,
+    EnvFrom,
+    EnvSpec,
+    PipOption,
+    PythonPin,
+    ReqKind,
+    Requirement,
+)
 from envbuild.read.example import InputExample, check_example, read_input_example
 from envbuild.read.mlmodel import (
     FLAVOR_LIBRARIES,
@@ -60,6 +68,7 @@ __all__ = [
     "CondaDep",
     "CondaFile",
     "DataType",
+    "EnvFrom",
     "EnvSpec",
     "Flavor",
     "InputExample",
@@ -136,14 +145,27 @@ class ModelFolder:
             "python_version": self.python_version,
             "signature": m.signature.to_json() if m.signature else None,
             "input_example": self.input_example.to_json() if self.input_example else None,
-            "environment": self.env.spec.to_json(),
+            "environment": {
+                **self.env.spec.to_json(),
+                "followed": self.env.followed,
+                "why": self.env.why,
+            },
             "findings": [f.to_json() for f in self.findings],
         }
 
 
-def read_model(path: str | Path) -> ModelFolder:
+def read_model(path: str | Path, *, env_from: EnvFrom | str = EnvFrom.AUTO) -> ModelFolder:
     """Read a model folder. Raises ProblemsError (exit 2) listing every input problem;
-    returns the folder with non-fatal findings otherwise."""
+    returns the folder with non-fatal findings otherwise. ``env_from`` chooses the
+    environment file followed (read/model_env.py)."""
+    try:
+        env_from = EnvFrom(env_from)
+    except ValueError:
+        raise InputError(
+            f"--env-from {env_from!r} is not one of {', '.join(e.value for e in EnvFrom)}",
+            location=Location(field="--env-from"),
+            code="EB100",
+        ) from None
     root = Path(path)
     if not root.exists():
         raise InputError(
@@ -203,6 +225,8 @@ def read_model(path: str | Path) -> ModelFolder:
         field_prefix="flavors.python_function.env."
         if mlmodel.pyfunc and not mlmodel.pyfunc.env_legacy
         else "flavors.python_function.",
+        env_from=env_from,
+        mlmodel=mlmodel,
     )
     problems.extend(p for p in env.problems if p.severity is Severity.ERROR)
     findings.extend(p for p in env.problems if p.severity is not Severity.ERROR)

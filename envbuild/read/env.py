@@ -14,6 +14,14 @@ from envbuild._redact import redact
 from envbuild.findings import Location
 
 
+class EnvFrom(StrEnum):
+    """Which of a model's environment files envbuild follows (``--env-from``)."""
+
+    AUTO = "auto"  # MLflow's virtualenv path, unless conda.yaml alone agrees with MLmodel
+    CONDA = "conda"  # conda.yaml: what Azure ML and MLflow's conda env manager build from
+    REQUIREMENTS = "requirements"  # python_env.yaml + requirements.txt: MLflow's virtualenv
+
+
 class ReqKind(StrEnum):
     NAMED = "named"  # name[extras] specifier ; marker   (or name @ url)
     URL = "url"  # a bare archive URL

@@ -3,10 +3,12 @@ must stay inside the folder). Reading never imports or unpickles anything."""
 
 from __future__ import annotations
 
+import ntpath
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from envbuild._paths import inside
@@ -99,7 +101,8 @@ class PyFunc:
     code: str | None = None
     model_path: str | None = None
     python_model: str | None = None
-    model_code_path: str | None = None
+    model_code_path: str | None = None  # the file MLflow loads, relative to the folder
+    model_code_path_recorded: str | None = None  # as MLmodel records it (often absolute)
     model_config: Any = None
     artifacts: Mapping[str, Any] = field(default_factory=dict)
     env_conda: str | None = None
@@ -117,6 +120,7 @@ class PyFunc:
             "model_path": self.model_path,
             "python_model": self.python_model,
             "model_code_path": self.model_code_path,
+            "model_code_path_recorded": self.model_code_path_recorded,
             "model_config": jsonable(self.model_config),
             "artifacts": jsonable(self.artifacts),
             "env": {
@@ -269,6 +273,17 @@ def parse_mlmodel(doc: YamlDoc, root: Path, problems: list[Finding]) -> MLmodel:
     )
 
 
+def loaded_code_path(value: str) -> str:
+    """The file MLflow loads for a ``model_code_path``: the file of that name inside the
+    model folder (``os.path.join(model_path, os.path.basename(model_code_path))`` in
+    mlflow/pyfunc/model.py and mlflow/langchain/model.py). MLflow records the author's
+    absolute path by design; a relative value is kept as written, so ``..`` and symbolic
+    links out of the folder are still refused (EB104)."""
+    if os.path.isabs(value) or PurePosixPath(value).is_absolute() or ntpath.isabs(value):
+        return ntpath.basename(value)  # either separator: a model saved on Windows too
+    return value
+
+
 def _missing_file(value: str) -> tuple[str, str]:
     return f"names {value!r}, which is missing", "restore the model's files or re-save the model"
 
@@ -306,6 +321,9 @@ def _check_flavor_paths(
             key in _FLAVOR_DATA_KEYS or key == "code" or key.endswith(("_path", "_file"))
         ):
             continue
+        if key == "model_code_path":  # langchain before MLflow 2.15 kept it here
+            _check_code_path(root, value, doc.at(("flavors", name, key)), problems)
+            continue
         _check_path(
             root,
             value,
@@ -313,6 +331,23 @@ def _check_flavor_paths(
             problems,
             missing=_missing_file(value) if key in _FLAVOR_DATA_KEYS else None,
         )
+
+
+def _check_code_path(root: Path, value: str, where: Location, problems: list[Finding]) -> None:
+    """models-from-code: the file MLflow loads (loaded_code_path) must be in the folder."""
+    loaded = loaded_code_path(value)
+    _check_path(
+        root,
+        loaded,
+        where,
+        problems,
+        missing=(
+            f"names {value!r}; MLflow loads {loaded!r} from the model folder, which is missing"
+            if loaded != value
+            else _missing_file(value)[0],
+            "restore the model's files or re-save the model",
+        ),
+    )
 
 
 def _parse_pyfunc(
@@ -355,6 +390,9 @@ def _parse_pyfunc(
                 EB102.at(where, f"{key} must be a path", hint="re-save the model with MLflow")
             )
             continue
+        if key == "model_code_path":
+            _check_code_path(root, value, where, problems)
+            continue
         _check_path(root, value, where, problems, missing=_missing_file(value))
     for key, value in (("conda", conda), ("virtualenv", virtualenv)):
         if value is None:
@@ -390,6 +428,7 @@ def _parse_pyfunc(
             and isinstance(value, str)
         ):
             _check_path(root, value, doc.at((*base, key)), problems, missing=None)
+    code_path = params.get("model_code_path")
     python_version = str_or_none(params.get("python_version"))
     if isinstance(params.get("python_version"), float):  # python_version: 3.10 -> "3.10"
         python_version = doc.text((*base, "python_version")) or python_version
@@ -411,7 +450,8 @@ def _parse_pyfunc(
         code=str_or_none(params.get("code")),
         model_path=str_or_none(params.get("model_path")),
         python_model=str_or_none(params.get("python_model")),
-        model_code_path=str_or_none(params.get("model_code_path")),
+        model_code_path=loaded_code_path(code_path) if isinstance(code_path, str) else None,
+        model_code_path_recorded=code_path if isinstance(code_path, str) else None,
         model_config=params.get("model_config"),
         artifacts=artifacts if isinstance(artifacts, dict) else {},
         env_conda=conda,

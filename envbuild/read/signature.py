@@ -237,8 +237,13 @@ def parse_params(raw: Any) -> tuple[ParamSpec, ...]:
         raise SchemaError("params must be a JSON list")
     out = []
     for spec in raw:
-        if not isinstance(spec, Mapping) or "name" not in spec or "type" not in spec:
-            raise SchemaError("a param spec needs 'name' and 'type'")
+        # MLflow accepts `dtype` as well as `type` (ParamSpec.from_json_dict: MLflow 2.5-2.7
+        # wrote `dtype`), and `type` wins when both are present
+        if not isinstance(spec, Mapping) or "name" not in spec:
+            raise SchemaError("a param spec needs 'name' and 'type' (or 'dtype')")
+        kind = spec.get("type") or spec.get("dtype")
+        if kind is None:
+            raise SchemaError("a param spec needs 'name' and 'type' (or 'dtype')")
         shape = spec.get("shape")
         if shape is not None and (
             not isinstance(shape, list) or not all(isinstance(d, int) for d in shape)
@@ -247,7 +252,7 @@ def parse_params(raw: Any) -> tuple[ParamSpec, ...]:
         out.append(
             ParamSpec(
                 name=str(spec["name"]),
-                type=_parse_type(spec["type"]),
+                type=_parse_type({**spec, "type": kind} if kind == "object" else kind),
                 default=spec.get("default"),
                 shape=tuple(shape) if shape is not None else None,
             )

@@ -8,7 +8,7 @@ import pytest
 
 from envbuild._redact import redact
 from envbuild.errors import InputError, ProblemsError
-from envbuild.findings import Location
+from envbuild.findings import Location, Severity
 from envbuild.read import (
     ReqKind,
     parse_conda_spec,
@@ -179,7 +179,11 @@ def test_model_env_precedence_and_python_pins(tmp_path: Path) -> None:
     env = read_model_env(
         tmp_path, conda_path="conda.yaml", virtualenv_path="python_env.yaml", mlmodel_python=None
     )
-    assert env.problems == ()
+    # the files disagree on numpy: reported, and MLflow's virtualenv path is followed
+    assert [(p.code, p.location.file, p.location.line) for p in env.problems] == [
+        ("EB113", "requirements.txt", 1)
+    ]
+    assert env.followed == "python_env.yaml"
     assert env.spec.python is not None and env.spec.python.version == "3.10.2"
     assert [p.version for p in env.spec.python_pins] == ["3.10.2", "3.9.1"]
     assert [r.raw for r in env.spec.requirements] == ["numpy==1.26.4"]
@@ -187,12 +191,27 @@ def test_model_env_precedence_and_python_pins(tmp_path: Path) -> None:
 
 
 def test_missing_declared_env_file(tmp_path: Path) -> None:
+    """No environment file at all: one EB108 warning naming the missing file, derived."""
     env = read_model_env(
         tmp_path, conda_path="conda.yaml", virtualenv_path=None, mlmodel_python=None
     )
-    assert [(p.code, p.location.file, p.location.field) for p in env.problems] == [
-        ("EB103", "MLmodel", "conda")
+    assert [(p.code, p.severity, p.location.file, p.location.field) for p in env.problems] == [
+        ("EB108", Severity.WARNING, "MLmodel", "conda")
     ]
+    assert env.followed == "MLmodel"
+
+
+def test_missing_declared_env_file_with_another_present(tmp_path: Path) -> None:
+    """MLflow falls back to the files present: a warning, not an error."""
+    (tmp_path / "requirements.txt").write_text("numpy==1.26.4\n")
+    env = read_model_env(
+        tmp_path, conda_path="conda.yaml", virtualenv_path=None, mlmodel_python=None
+    )
+    assert [(p.code, p.severity, p.location.field) for p in env.problems] == [
+        ("EB103", Severity.WARNING, "conda")
+    ]
+    assert env.followed == "requirements.txt"
+    assert [r.raw for r in env.spec.requirements] == ["numpy==1.26.4"]
 
 
 def test_workspace_env(tmp_path: Path) -> None:
