@@ -43,6 +43,8 @@ from envbuild.resolve.static import (
 )
 from envbuild.resolve.target import CODES as _target_codes
 from envbuild.resolve.target import Target, target_for
+from envbuild.resolve.wheels import CODES as _wheel_codes
+from envbuild.resolve.wheels import source_build_findings, source_builds
 from envbuild.serving import serving_requirements
 from envbuild.versions import DEFAULT_PYTHON, PLATFORMS, Platform
 
@@ -63,6 +65,8 @@ __all__ = [
     "parse_lock",
     "render_lock",
     "resolve",
+    "source_build_findings",
+    "source_builds",
     "specifiers_disjoint",
     "static_findings",
     "target_for",
@@ -79,6 +83,7 @@ CODES: dict[str, str] = {
     **_override_codes,
     **_drift_codes,
     **_explain_codes,
+    **_wheel_codes,
 }
 
 
@@ -291,6 +296,9 @@ def resolve(
         exclude_newer=exclude_newer,
     )
     lock = Lock(target=target, pins=pins, text=text, options=inputs.options)
+    lock = replace(lock, source_builds=source_builds(lock, offline=offline))
+    located = {name: reqs[0].location for name, reqs in inputs.direct.items() if reqs}
+    findings.extend(source_build_findings(lock, located))
     findings.extend(drift_findings(folder, lock, spec if env is not None else None))
     return Resolution(lock=lock, findings=tuple(findings))
 
