@@ -168,8 +168,9 @@ def image(
         labels["io.envbuild.trust-model"] = "true"
     if given is not None:
         # a lock file says nothing of wheels: ask uv, as resolve() does for a fresh lock
-        locked: Lock | None = replace(given, source_builds=source_builds(given))
-        findings.extend(source_build_findings(locked, {}, file=str(lock_file)))
+        checked = replace(given, source_builds=source_builds(given))
+        findings.extend(source_build_findings(checked, {}, file=str(lock_file)))
+        locked: Lock | None = checked
     else:
         resolution_findings, locked = lock_for(
             folder,

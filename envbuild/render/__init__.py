@@ -114,9 +114,7 @@ EB406 = Code(
 EB409 = Code(
     "EB409", Severity.ERROR, "the server package envbuild copies into the image or venv is missing"
 )
-CODES: dict[str, str] = table(
-    EB401, EB402, EB403, EB404, EB405, EB406, EB407, EB408, EB409, EB411
-)
+CODES: dict[str, str] = table(EB401, EB402, EB403, EB404, EB405, EB406, EB407, EB408, EB409, EB411)
 
 PORT = 8080
 HEALTH_PATH = "/ping"  # the route the HEALTHCHECK and the smoke test probe
@@ -345,7 +343,6 @@ def _context(
     source = source_builds(
         lock,
         index.lock_text,
-        python_xy=target.python_xy,
         install_args=install_args,
         secrets=index.secrets,
     )
@@ -469,7 +466,6 @@ def _template_context(
         "staged": context.staged,
         "source_builds": list(context.source.names) if context.source else [],
         "source_pins": context.source.describe(lock) if context.source else "",
-        "builder_image": context.source.image if context.source else "",
         "builder_args": list(context.source.pip_args) if context.source else [],
         "builder_secrets": list(context.source.pip_secrets) if context.source else [],
         "python_source": base.python_source,

@@ -1,7 +1,8 @@
 """Pins with no wheel for the target (``Lock.source_builds``, found by resolve/wheels.py):
-a throwaway builder stage on the full ``python:X.Y`` image (gcc, Python's headers) turns
-their locked sdists into wheels, hashes checked, and the slim stages install those wheels,
-so no compiler reaches the final image. Or, when the build may not compile anything, the
+a throwaway builder stage on the image's own base (so the wheels fit its interpreter) adds
+a compiler with apt-get, and Python's headers where the base has none, and turns the locked
+sdists into wheels, hashes checked; the next stage installs those wheels, so no compiler
+reaches the final image. Or, when the build may not compile anything, the
 refusal that names the pins before any build starts."""
 
 from __future__ import annotations
@@ -39,11 +40,10 @@ _PIN_START = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?==
 
 @dataclass(frozen=True, kw_only=True)
 class SourceBuilds:
-    """What the Dockerfile's builder stage needs: the pins, its image, pip's index
-    arguments and secret variables, and the two lock files of the context."""
+    """What the Dockerfile's builder stage needs: the pins, pip's index arguments and
+    secret variables, and the two lock files of the context."""
 
     names: tuple[str, ...]
-    image: str
     pip_args: tuple[tuple[str, ...], ...]
     pip_secrets: tuple[tuple[str, str], ...]  # (secret id, pip's variable)
     files: tuple[ContextFile, ...]
@@ -76,7 +76,6 @@ def source_builds(
     lock: Lock,
     lock_text: str,
     *,
-    python_xy: str,
     install_args: Sequence[tuple[str, ...]],
     secrets: Sequence[Secret],
 ) -> SourceBuilds | None:
@@ -92,12 +91,12 @@ def source_builds(
     pip_args = tuple(
         (_PIP_FLAGS.get(arg[0], arg[0]), *arg[1:])
         for arg in install_args
-        if arg and arg[0] in (*_PIP_FLAGS, "--find-links")
+        if arg
+        and arg[0] in (*_PIP_FLAGS, "--find-links")
         and not (len(arg) > 1 and arg[1].startswith("/tmp/envbuild/"))
     )
     return SourceBuilds(
         names=lock.source_builds,
-        image=f"python:{python_xy}",
         pip_args=pip_args,
         pip_secrets=tuple((s.id, _PIP_ENV[s.env]) for s in secrets if s.env in _PIP_ENV),
         files=(
