@@ -191,10 +191,13 @@ def image(
             image=None,
             findings=tuple(findings),
         )
-    if wheels_only and locked.source_builds:
-        raise refuse_source_builds(locked, "--wheels-only forbids building from source").after(
-            findings
+    if locked.source_builds and (wheels_only or wheelhouse):  # before any download or build
+        why = (
+            "--wheels-only forbids building from source"
+            if wheels_only
+            else "--wheelhouse installs downloaded wheels only"
         )
+        raise refuse_source_builds(locked, why).after(findings)
     canonical = canonical_command(
         "envbuild image",
         source.path.resolve().name if source.kind in ("local", "file") else source.uri,

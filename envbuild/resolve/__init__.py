@@ -5,7 +5,8 @@ One module per stage: the target (``target.py``), a static pass over the require
 (``override.py``), the resolution itself with uv as the engine (here, through
 ``envbuild/_adapters/uv.py``), the explanation of a failure as findings that point at the
 requirement lines on each side (``explain.py``), and drift between the resolved versions
-and those the model was trained with (``drift.py``). A successful resolution is a
+and those the model was trained with (``drift.py``), and which locked pins have no wheel
+for the target so would build from source (``wheels.py``). A successful resolution is a
 :class:`Lock` (``lock.py``): every package pinned with its hashes, rendered as a pip
 requirements file.
 """

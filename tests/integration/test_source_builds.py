@@ -66,17 +66,23 @@ def test_check_reports_the_pin_before_any_build(tmp_path: Path) -> None:
 
 
 @pytest.mark.network
-def test_wheels_only_refuses_before_building(tmp_path: Path) -> None:
-    done = run_envbuild(
-        "image", str(sdist_model(tmp_path)), "--no-build", "--wheels-only", "--format", "json"
-    )
+@pytest.mark.parametrize(
+    ("flag", "why"),
+    [
+        ("--wheels-only", "--wheels-only forbids building from source"),
+        ("--wheelhouse", "--wheelhouse installs downloaded wheels only"),
+    ],
+)
+def test_refused_before_building(tmp_path: Path, flag: str, why: str) -> None:
+    """Said before any download or build, naming the pin: no Docker needed (--no-build)."""
+    done = run_envbuild("image", str(sdist_model(tmp_path)), "--no-build", flag, "--format", "json")
     assert done.returncode == 1, done.stderr[-2000:]
     error = json.loads(done.stdout)["error"]
     assert error["code"] == "EB411"
     assert error["message"] == (
-        "psutil==5.8.0 has no wheel for Python 3.10.13 on linux/amd64 and "
-        "--wheels-only forbids building from source"
+        f"psutil==5.8.0 has no wheel for Python 3.10.13 on linux/amd64 and {why}"
     )
+    assert "downloading the wheelhouse" not in done.stderr
 
 
 @pytest.mark.docker
