@@ -26,7 +26,6 @@ EB411 = Code(
 
 WHEELS_LOCK = ".envbuild/wheels.lock"
 SOURCE_LOCK = ".envbuild/source-builds.lock"
-BUILT = "/tmp/envbuild/built"  # where the builder stage leaves the wheels
 
 # uv's index flags (IndexPlan.install_args) and variables (Secret.env) as pip spells them
 _PIP_FLAGS = {"--default-index": "--index-url", "--index": "--extra-index-url"}
