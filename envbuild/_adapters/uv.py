@@ -116,6 +116,7 @@ class CompileRequest:
     pre: bool = False
     resolution: str = "highest"  # highest | lowest-direct
     generate_hashes: bool = True
+    no_deps: bool = False  # the requirements as given, none of their dependencies
     only_binary: Sequence[str] = ()
     no_binary: Sequence[str] = ()
     exclude_newer: str | None = None  # ignore files uploaded after this date (RFC 3339)
@@ -156,6 +157,8 @@ def compile_requirements(req: CompileRequest, *, timeout: float = 600) -> Compil
         ]
         if req.generate_hashes:
             args.append("--generate-hashes")
+        if req.no_deps:
+            args.append("--no-deps")
         if req.constraints:
             (folder / CONSTRAINTS_NAME).write_text("".join(f"{c}\n" for c in req.constraints))
             args += ["--constraint", CONSTRAINTS_NAME]

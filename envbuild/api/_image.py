@@ -5,7 +5,7 @@ from __future__ import annotations
 import platform as _platform
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +17,8 @@ from envbuild.findings import Finding, Location, exit_code_for
 from envbuild.output import canonical_command
 from envbuild.read import ModelFolder, read_model, read_workspace_env
 from envbuild.render import BuildPlan
-from envbuild.resolve import (
-    Lock,
-    target_for,
-)
+from envbuild.render.source import refuse_source_builds
+from envbuild.resolve import Lock, source_build_findings, source_builds, target_for
 from envbuild.safety import Verdict, require_safe
 from envbuild.sources import ModelSource
 from envbuild.versions import minor_of
@@ -114,6 +112,7 @@ def image(
     find_links: Sequence[Path] = (),
     lock_file: Path | None = None,
     wheelhouse: bool = False,
+    wheels_only: bool = False,
     network_mode: str | None = None,
     smoke: bool = True,
     keep_failed: bool = False,
@@ -128,7 +127,8 @@ def image(
     or ``build`` is false) build the image, prove it in a sandboxed container and only then
     apply ``tags``. ``lock_file`` (written by ``envbuild lock``) is built as it is, with no
     resolution: what CI locked is what gets built. A model the static scan calls unsafe is
-    refused first (EB510)."""
+    refused first (EB510). Pins with no wheel for the target are compiled in a throwaway
+    builder stage, or with ``wheels_only`` refused before anything is built (EB411)."""
     from envbuild._adapters import docker as _docker
     from envbuild._adapters.uv import uv_requirement
     from envbuild.build import build_image, download_wheelhouse, write_context
@@ -168,7 +168,10 @@ def image(
     if trust_model:
         labels["io.envbuild.trust-model"] = "true"
     if given is not None:
-        locked: Lock | None = given
+        # a lock file says nothing of wheels: ask uv, as resolve() does for a fresh lock
+        checked = replace(given, source_builds=source_builds(given))
+        findings.extend(source_build_findings(checked, {}, file=str(lock_file)))
+        locked: Lock | None = checked
     else:
         resolution_findings, locked = lock_for(
             folder,
@@ -189,6 +192,13 @@ def image(
             image=None,
             findings=tuple(findings),
         )
+    if locked.source_builds and (wheels_only or wheelhouse):  # before any download or build
+        why = (
+            "--wheels-only forbids building from source"
+            if wheels_only
+            else "--wheelhouse installs downloaded wheels only"
+        )
+        raise refuse_source_builds(locked, why).after(findings)
     canonical = canonical_command(
         "envbuild image",
         source.path.resolve().name if source.kind in ("local", "file") else source.uri,
@@ -200,6 +210,7 @@ def image(
         ("--find-links", [p.name for p in find_links]),
         ("--lock", lock_file.name if lock_file else None),
         ("--wheelhouse", wheelhouse),
+        ("--wheels-only", wheels_only),
         ("--network", network_mode),
         ("--exclude", list(exclude)),
         ("--allow-file", list(allow_files)),

@@ -58,6 +58,12 @@ from envbuild.sources import ModelSource
     help="Download every locked wheel here and install with --no-index (no network in the build).",
 )
 @click.option(
+    "--wheels-only",
+    is_flag=True,
+    help="Refuse, before building, when a locked package has no wheel for the target "
+    "(default: compile it in a throwaway builder stage; no compiler reaches the image).",
+)
+@click.option(
     "--network",
     "network_mode",
     help="Network for the build's RUN steps (e.g. none, to prove a --wheelhouse build "
@@ -93,6 +99,7 @@ def image(
     find_links: tuple[Path, ...],
     lock_file: Path | None,
     wheelhouse: bool,
+    wheels_only: bool,
     network_mode: str | None,
     smoke: bool,
     keep_failed: bool,
@@ -121,6 +128,7 @@ def image(
         find_links=find_links,
         lock_file=lock_file,
         wheelhouse=wheelhouse,
+        wheels_only=wheels_only,
         network_mode=network_mode,
         smoke=smoke,
         keep_failed=keep_failed,

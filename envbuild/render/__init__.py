@@ -49,6 +49,7 @@ from envbuild.render.detect import (
 from envbuild.render.lock import serving_runtime_only
 from envbuild.render.plan import BuildKind, BuildPlan, ContextFile, Secret
 from envbuild.render.safety import FILTERS, check_image, check_requirement, check_text, unsafe
+from envbuild.render.source import EB411, SourceBuilds, refuse_source_builds, source_builds
 from envbuild.resolve.lock import Lock, Pin
 from envbuild.versions import is_minor, is_platform
 
@@ -113,7 +114,7 @@ EB406 = Code(
 EB409 = Code(
     "EB409", Severity.ERROR, "the server package envbuild copies into the image or venv is missing"
 )
-CODES: dict[str, str] = table(EB401, EB402, EB403, EB404, EB405, EB406, EB407, EB408, EB409)
+CODES: dict[str, str] = table(EB401, EB402, EB403, EB404, EB405, EB406, EB407, EB408, EB409, EB411)
 
 PORT = 8080
 HEALTH_PATH = "/ping"  # the route the HEALTHCHECK and the smoke test probe
@@ -289,11 +290,13 @@ class _Context:
     links: bool
     uv_from: str
     staged: bool
+    source: SourceBuilds | None  # the builder stage for pins with no wheel for the target
     findings: tuple[Finding, ...]
 
 
 def _context(
     folder: ModelFolder,
+    lock: Lock,
     target: _Target,
     base: _Base,
     *,
@@ -330,9 +333,24 @@ def _context(
             findings.extend(lfind)
             if packed:
                 install_args.append(("--find-links", "/tmp/envbuild/links"))
+    if lock.source_builds and (wheelhouse or base.kind is not BuildKind.PIP):
+        raise refuse_source_builds(
+            lock,
+            "--wheelhouse installs downloaded wheels only"
+            if wheelhouse
+            else f"the {base.kind.value} path has no builder stage to compile them",
+        )
+    source = source_builds(
+        lock,
+        index.lock_text,
+        install_args=install_args,
+        secrets=index.secrets,
+    )
+    if source is not None:
+        files.extend(source.files)
     uv = uv_source(
         kind=base.kind,
-        staged=bool(wheelhouse) or packed > 0 or base.kind is not BuildKind.PIP,
+        staged=bool(wheelhouse) or packed > 0 or base.kind is not BuildKind.PIP or bool(source),
         platform=target.platform,
         uv_binary=uv_binary,
         uv_requirement=uv_requirement,
@@ -351,6 +369,7 @@ def _context(
         links=packed > 0,
         uv_from=uv.origin,
         staged=uv.staged,
+        source=source,
         findings=tuple(findings),
     )
 
@@ -445,6 +464,10 @@ def _template_context(
         "links": context.links,
         "uv_from": context.uv_from,
         "staged": context.staged,
+        "source_builds": list(context.source.names) if context.source else [],
+        "source_pins": context.source.describe(lock) if context.source else "",
+        "builder_args": list(context.source.pip_args) if context.source else [],
+        "builder_secrets": list(context.source.pip_secrets) if context.source else [],
         "python_source": base.python_source,
         "system_packages": system_packages(target.pins),
         "runtime_env": _runtime_env(folder),
@@ -517,6 +540,7 @@ def render(
         )
     context = _context(
         folder,
+        lock,
         target,
         base,
         wheelhouse=wheelhouse,

@@ -5,7 +5,8 @@ One module per stage: the target (``target.py``), a static pass over the require
 (``override.py``), the resolution itself with uv as the engine (here, through
 ``envbuild/_adapters/uv.py``), the explanation of a failure as findings that point at the
 requirement lines on each side (``explain.py``), and drift between the resolved versions
-and those the model was trained with (``drift.py``). A successful resolution is a
+and those the model was trained with (``drift.py``), and which locked pins have no wheel
+for the target so would build from source (``wheels.py``). A successful resolution is a
 :class:`Lock` (``lock.py``): every package pinned with its hashes, rendered as a pip
 requirements file.
 """
@@ -43,6 +44,8 @@ from envbuild.resolve.static import (
 )
 from envbuild.resolve.target import CODES as _target_codes
 from envbuild.resolve.target import Target, target_for
+from envbuild.resolve.wheels import CODES as _wheel_codes
+from envbuild.resolve.wheels import source_build_findings, source_builds
 from envbuild.serving import serving_requirements
 from envbuild.versions import DEFAULT_PYTHON, PLATFORMS, Platform
 
@@ -63,6 +66,8 @@ __all__ = [
     "parse_lock",
     "render_lock",
     "resolve",
+    "source_build_findings",
+    "source_builds",
     "specifiers_disjoint",
     "static_findings",
     "target_for",
@@ -79,6 +84,7 @@ CODES: dict[str, str] = {
     **_override_codes,
     **_drift_codes,
     **_explain_codes,
+    **_wheel_codes,
 }
 
 
@@ -291,6 +297,9 @@ def resolve(
         exclude_newer=exclude_newer,
     )
     lock = Lock(target=target, pins=pins, text=text, options=inputs.options)
+    lock = replace(lock, source_builds=source_builds(lock, offline=offline))
+    located = {name: reqs[0].location for name, reqs in inputs.direct.items() if reqs}
+    findings.extend(source_build_findings(lock, located))
     findings.extend(drift_findings(folder, lock, spec if env is not None else None))
     return Resolution(lock=lock, findings=tuple(findings))
 

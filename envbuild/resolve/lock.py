@@ -52,6 +52,8 @@ class Lock:
     pins: tuple[Pin, ...]
     text: str  # the requirements.lock content
     options: tuple[PipOption, ...]  # index/find-links lines needed (values unredacted)
+    # pins uv finds no wheel for on the target (resolve/wheels.py): built from their sdists
+    source_builds: tuple[str, ...] = ()
 
     @property
     def sha256(self) -> str:
@@ -76,6 +78,7 @@ class Lock:
             "sha256": self.sha256,
             "pins": [p.to_json() for p in self.pins],
             "options": [o.to_json() for o in self.options],
+            "source_builds": list(self.source_builds),
         }
 
 

@@ -368,3 +368,106 @@ def test_find_links_wheels_are_counted_per_directory(tmp_path: Path) -> None:
         ".envbuild/links/aiohttp-3.14.5-cp311-cp311-manylinux_2_28_x86_64.whl",
         ".envbuild/links/numpy-2.4.6-cp311-cp311-manylinux_2_28_x86_64.whl",
     ]
+
+
+# --------------------------------------------------------------------------------------
+# pins with no wheel for the target: the throwaway builder stage, or a refusal
+
+
+def source_lock(text: str | None = None) -> Lock:
+    """The pyfunc-custom lock plus psutil==5.8.0 (its real hashes: PyPI has wheels for
+    CPython 3.6-3.9 only), which resolve/wheels.py reports as a source build on 3.11."""
+    from dataclasses import replace
+
+    return replace(lock_view("pyfunc-custom-psutil", text=text), source_builds=("psutil",))
+
+
+def test_golden_source_build_stage(request: pytest.FixtureRequest) -> None:
+    lock = source_lock()
+    plan = render(
+        read_model(EXAMPLES / "pyfunc-custom"),
+        lock,
+        command="envbuild image examples/pyfunc-custom",
+        uv_binary=FAKE_UV,
+        uv_requirement=UV_REQ,
+    )
+    check_golden(request, "pyfunc-custom-source-build", plan.dockerfile)
+    text = plan.dockerfile
+    builder = text.index("AS build\n")
+    assert builder < text.index("AS deps\n") < text.rindex("\nFROM ")
+    runtime = text[text.rindex("\nFROM ") :]  # the final stage: no compiler, no apt
+    assert "build-essential" not in runtime and "apt-get" not in runtime
+    assert "build-essential" in text[builder : text.index("AS deps\n")]
+    assert "COPY --from=build /tmp/envbuild/built /tmp/envbuild/built" in text
+    files = {f.path: f.read().decode() for f in plan.files if f.path.endswith(".lock")}
+    source, wheels = files[".envbuild/source-builds.lock"], files[".envbuild/wheels.lock"]
+    assert "psutil==5.8.0 \\\n" in source and "psutil" not in wheels
+    assert "pyarrow==25.0.1" in wheels and "pyarrow" not in source
+    assert source.count("--hash=sha256:") == 28  # every file PyPI has for psutil 5.8.0
+    # together they are the lock, pin for pin; the full lock still ships as provenance
+    parts = read_lock(f"{TARGET_LINE}\n{wheels}").pins + read_lock(f"{TARGET_LINE}\n{source}").pins
+    assert parts == (*(p for p in lock.pins if p.name != "psutil"), lock.pin("psutil"))
+    assert (
+        files[".envbuild/requirements.lock"]
+        == split_index_options(lock.text, wheelhouse=False).lock_text
+    )
+
+
+def test_source_build_stage_gets_the_index_and_secrets_as_pip_spells_them() -> None:
+    secret = "https://deploy:s3cr3t-token@pkgs.example.com/simple"
+    text = (
+        "--index-url https://mirror.example.com/simple\n"
+        f"--extra-index-url {secret}\n"
+        + (GOLDEN / "locks" / "pyfunc-custom-psutil.lock").read_text()
+    )
+    plan = render(
+        read_model(EXAMPLES / "pyfunc-custom"),
+        source_lock(text),
+        command="envbuild image examples/pyfunc-custom",
+        buildkit=True,
+        uv_binary=FAKE_UV,
+        uv_requirement=UV_REQ,
+    )
+    builder = plan.dockerfile[: plan.dockerfile.index("AS deps\n")]
+    assert "--index-url https://mirror.example.com/simple" in builder
+    assert "--mount=type=secret,id=envbuild_index_0,required=true" in builder
+    assert 'PIP_EXTRA_INDEX_URL="$(cat /run/secrets/envbuild_index_0)"' in builder
+    assert "s3cr3t" not in plan.dockerfile
+
+
+def test_source_builds_refused_where_nothing_can_compile_them() -> None:
+    from envbuild.errors import FailedError
+
+    folder = read_model(EXAMPLES / "pyfunc-custom")
+    wheels = [Path("/tmp/wh/numpy-2.4.6-cp311-cp311-manylinux_2_28_x86_64.whl")]
+    with pytest.raises(FailedError) as exc:
+        render(folder, source_lock(), command="c", wheelhouse=wheels, uv_binary=FAKE_UV)
+    assert exc.value.code == "EB411"
+    assert "psutil==5.8.0 has no wheel for Python 3.11 on linux/amd64" in exc.value.message
+    assert "--wheelhouse" in exc.value.message
+    # the CUDA path has no builder stage
+    cuda = lock_view("pytorch-tensor")
+    from dataclasses import replace
+
+    pin = cuda.pins[0].name
+    with pytest.raises(FailedError) as exc:
+        render(
+            read_model(EXAMPLES / "pytorch-tensor"),
+            replace(cuda, source_builds=(pin,)),
+            command="c",
+            uv_binary=FAKE_UV,
+        )
+    assert exc.value.code == "EB411" and "cuda path" in exc.value.message
+
+
+def test_split_lock_moves_whole_pin_blocks() -> None:
+    from envbuild.render.source import split_lock
+
+    text = (
+        "# header\n--find-links /x\na==1 \\\n    --hash=sha256:aa\n    # via b\n"
+        "b==2 \\\n    --hash=sha256:bb \\\n    --hash=sha256:bc\n    # via -r r.txt\nc==3 \\\n"
+        "    --hash=sha256:cc\n"
+    )
+    kept, moved = split_lock(text, {"b"})
+    assert moved == "b==2 \\\n    --hash=sha256:bb \\\n    --hash=sha256:bc\n    # via -r r.txt\n"
+    assert kept == text.replace(moved, "")

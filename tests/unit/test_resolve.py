@@ -290,3 +290,49 @@ def test_credentials_never_reach_the_lock_or_output(tmp_path: Path) -> None:
     assert "--index-url https://${INDEX_USER}:${INDEX_TOKEN}@mirror.example.invalid/simple" in text
     for out in (text, result.stdout, result.stderr):
         assert "s3cret" not in out
+
+
+def test_wheel_check_asks_uv_once_per_missing_pin_and_stops_on_other_failures(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Error path (a fake uv): each round sets aside the pin uv names, with the lock's own
+    target and index; a failure that names no wheel-less pin ends the search, keeping
+    what was found, rather than calling every pin a source build."""
+    from envbuild.findings import Location
+    from envbuild.read import PipOption
+    from envbuild.resolve import source_builds
+    from envbuild.resolve.lock import Lock, Pin
+    from envbuild.resolve.target import Target
+
+    asked: list[_uv.CompileRequest] = []
+    answers = [
+        "  cause: Because psutil==5.8.0 has no usable wheels and you require psutil==5.8.0, "
+        "we can conclude that your requirements are unsatisfiable.",
+        "error: Failed to fetch: `https://mirror.example.com/simple/numpy/`",
+    ]
+
+    def fake(req: _uv.CompileRequest, *, timeout: float = 600) -> _uv.CompileResult:
+        asked.append(req)
+        stderr = "error: No solution found when resolving dependencies\n" + answers.pop(0)
+        return _uv.CompileResult(ok=False, stdout="", stderr=stderr, returncode=1, seconds=0)
+
+    monkeypatch.setattr(_uv, "compile_requirements", fake)
+    pins = tuple(
+        Pin(name=n, version=Version(v), hashes=(), requested_by=())
+        for n, v in (("numpy", "2.4.6"), ("psutil", "5.8.0"))
+    )
+    index = PipOption(
+        option="--index-url", value="https://mirror.example.com/simple", location=Location()
+    )
+    lock = Lock(
+        target=Target(python=Version("3.11"), platform="linux/arm64"),
+        pins=pins,
+        text="",
+        options=(index,),
+    )
+    assert source_builds(lock) == ("psutil",)
+    assert [r.requirements for r in asked] == [("numpy==2.4.6", "psutil==5.8.0"), ("numpy==2.4.6",)]
+    first = asked[0]
+    assert first.only_binary == (":all:",) and first.no_deps and not first.generate_hashes
+    assert first.platform == "aarch64-manylinux_2_28" and first.python_version == "3.11"
+    assert first.index_url == "https://mirror.example.com/simple"
