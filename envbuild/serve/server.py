@@ -226,7 +226,7 @@ class Handler(BaseHTTPRequestHandler):
         data = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1")
         if self.command != "HEAD":
             data += resp.body
-        self.wfile.write(data)
+        # Counted before the answer leaves, so a client that has it sees it in /metrics.
         elapsed = time.perf_counter() - self._t0
         app = self.server.app
         app.metrics.finished(
@@ -236,6 +236,7 @@ class Handler(BaseHTTPRequestHandler):
             getattr(self, "_in_flight", False),
         )
         self._in_flight = False
+        self.wfile.write(data)
         if app.config.access_log:
             access_log.info(
                 '%s "%s" %d %d %.1fms',

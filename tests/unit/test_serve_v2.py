@@ -250,7 +250,7 @@ def test_queued_requests_of_one_kind_are_merged_and_split_back() -> None:
         answers = [f.result(10) for f in (first, *rest)]
         assert other_params.result(10)["y"].tolist() == (frames[4]["a"] * 2).tolist()
         assert other_columns.result(10)["y"].tolist() == [2.0]
-    for frame, answer in zip(frames, answers, strict=True):
+    for frame, answer in zip(frames[:4], answers, strict=True):
         assert answer["y"].tolist() == (frame["a"] * 2).tolist()
         assert list(answer.index) == list(range(len(frame)))
     # the first alone; the three same-kind ones in one call; the other kinds alone
