@@ -14,7 +14,16 @@ during the load waits in the backlog instead of being refused. Then, with ENVBUI
 and restarts any that die. Each worker serves one thread per connection (HTTP/1.1 keep-alive)
 and runs predictions on a bounded pool (ENVBUILD_THREADS) so a slow model times out with
 504 instead of piling up. SIGTERM/SIGINT: stop accepting, close idle keep-alive
-connections, let in-flight requests finish (up to ENVBUILD_GRACE seconds), exit 0.
+connections, let in-flight requests finish (up to ENVBUILD_GRACE seconds), exit 0. A
+connection accepted but not yet read from is not idle: its first request is answered.
+
+Routes: MLflow's (/invocations, /ping, /health, /version), /openapi.json, /metrics
+(metrics.py, counters shared by the workers) and the Open Inference Protocol V2 (v2.py);
+what they answer is app.py, the batching of concurrent predictions batching.py.
+
+Kept rather than moved onto uvicorn (issue #16): benchmarks/bench_serve.py runs this server,
+``mlflow models serve`` (uvicorn) and MLServer side by side on one model; the figures that
+decided it are in the issue's closing note.
 """
 
 from __future__ import annotations
