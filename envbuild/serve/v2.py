@@ -45,8 +45,6 @@ COLUMN_TYPES = {
     "double": "FP64",
 }
 HEADER = "Inference-Header-Content-Length"
-# Request parameters that belong to the protocol, never passed to the model as params.
-_RESERVED = {"binary_data_output", "content_type", "headers", "binary_data", "timeout"}
 
 
 def error(status: int, message: str) -> Response:
