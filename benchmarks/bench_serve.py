@@ -4,7 +4,7 @@
     python benchmarks/bench_serve.py [--model examples/sklearn-credit] [--workers 2]
         [--connections 1 64 200] [--requests 2000] [--rounds 2]
         [--mlserver-venv /tmp/mlserver] [--skip-mlflow] [--skip-mlserver]
-        [--pin-server 1] [--pin-load 0] [--json]
+        [--pin-server 1] [--pin-load 0] [--open-rate 250] [--json]
 
 All three serve the same model folder on loopback from local processes (no Docker), each
 with --workers worker processes:
@@ -22,7 +22,9 @@ before and after. For each server and endpoint: cold start (process start to the
 on its health route), then benchmarks/load_test.py's closed loop at each --connections
 (every connection sends its next request when the answer came; every /invocations answer is
 compared with expected_predictions.json, every V2 answer's first output with its
-predictions): req/s, p50, p99, errors. --pin-server / --pin-load put the servers and the
+predictions): req/s, p50, p99, errors; with --open-rate also an open loop at that offered
+rate over up to 200 connections (latency from each request's scheduled time, so queueing
+counts; the row's conn column reads @RATE/s). --pin-server / --pin-load put the servers and the
 load generator on separate CPUs (taskset lists) where the machine has the cores.
 """
 
@@ -162,12 +164,19 @@ def ensure_mlserver(venv: Path, model: Path) -> str | None:
     return None if done.returncode == 0 else done.stderr[-1000:]
 
 
-def closed_loop(
-    url: str, body: Path, expect: Path | None, connections: int, requests: int, pin: str | None
+def loop(
+    url: str,
+    body: Path,
+    expect: Path | None,
+    connections: int,
+    requests: int,
+    pin: str | None,
+    rate: float = 0.0,
 ) -> dict[str, Any]:
+    """load_test.py's closed loop, or with ``rate`` its open loop at that offered rate."""
     argv = [sys.executable, str(HERE / "load_test.py"), url, "--payload", str(body),
             "--concurrency", str(connections), "--requests", str(requests),
-            "--max-seconds", "120", "--json"]  # fmt: skip
+            "--max-seconds", "120", "--json", "--rate", str(rate)]  # fmt: skip
     if expect is not None:
         argv += ["--expect", str(expect)]
     if pin:
@@ -205,6 +214,12 @@ def main() -> int:
     ap.add_argument("--skip-mlserver", action="store_true")
     ap.add_argument("--pin-server", help="CPUs for the servers, e.g. 1")
     ap.add_argument("--pin-load", help="CPUs for the load generator, e.g. 0")
+    ap.add_argument(
+        "--open-rate",
+        type=float,
+        default=0.0,
+        help="also an open loop at this many req/s (e.g. half MLflow's peak)",
+    )
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()  # fmt: skip
 
@@ -226,7 +241,7 @@ def main() -> int:
     routes = {"envbuild": ["/invocations", "/v2/models/model/infer"], "mlflow": ["/invocations"],
               "mlserver": ["/invocations", "/v2/models/model/infer"]}  # fmt: skip
     print(f"load average before: {loadavg()}", file=sys.stderr)
-    rows: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
+    rows: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     colds: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-serve-") as tmp:
         v2_file = Path(tmp) / "v2.json"
@@ -244,14 +259,24 @@ def main() -> int:
                         if is_v2:
                             check_v2(url, v2, expected)
                         for n in args.connections:
-                            report = closed_loop(url, v2_file if is_v2 else body_file,
-                                                 None if is_v2 else expect_file,
-                                                 n, args.requests, args.pin_load)  # fmt: skip
-                            rows.setdefault((kind, route, n), []).append(report)
+                            report = loop(url, v2_file if is_v2 else body_file,
+                                          None if is_v2 else expect_file,
+                                          n, args.requests, args.pin_load)  # fmt: skip
+                            rows.setdefault((kind, route, str(n)), []).append(report)
                             print(f"round {round_ + 1} {kind} {route} c={n}: "
                                   f"{report['throughput_rps']} req/s, p50 {report['latency_ms']['p50']} ms, "
                                   f"p99 {report['latency_ms']['p99']} ms, errors {report['errors']}",
                                   file=sys.stderr)  # fmt: skip
+                        if args.open_rate:
+                            report = loop(url, v2_file if is_v2 else body_file,
+                                          None if is_v2 else expect_file, 200,
+                                          args.requests, args.pin_load, args.open_rate)  # fmt: skip
+                            rows.setdefault((kind, route, f"@{args.open_rate:g}/s"), []).append(
+                                report
+                            )
+                            print(f"round {round_ + 1} {kind} {route} open loop {args.open_rate:g}/s: "
+                                  f"p50 {report['latency_ms']['p50']} ms, p99 {report['latency_ms']['p99']} ms, "
+                                  f"errors {report['errors']}", file=sys.stderr)  # fmt: skip
                 finally:
                     proc.stop()
     print(f"load average after: {loadavg()}", file=sys.stderr)
@@ -269,10 +294,10 @@ def main() -> int:
         print(json.dumps(table, indent=1))
     else:
         print(
-            f"{'server':<9} {'route':<24} {'conn':>4} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6} {'cold s':>6}"
+            f"{'server':<9} {'route':<24} {'conn':>7} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6} {'cold s':>6}"
         )
         for r in table:
-            print(f"{r['server']:<9} {r['route']:<24} {r['connections']:>4} {r['rps']:>8} "
+            print(f"{r['server']:<9} {r['route']:<24} {r['connections']:>7} {r['rps']:>8} "
                   f"{r['p50_ms']:>8} {r['p99_ms']:>8} {r['errors']:>6} {r['cold_start_s']:>6}")  # fmt: skip
     return 1 if any(r["errors"] for r in table) else 0
 
