@@ -91,6 +91,8 @@ class Plan:
     expect: Any
     sent: int = 0
     connected: int = 0
+    rate: float = 0.0  # requests per second offered (open loop); 0: closed loop
+    started: float = 0.0
 
 
 def _classify(exc: BaseException) -> str:
@@ -123,8 +125,15 @@ async def _client(plan: Plan, stats: Stats, start: asyncio.Event) -> None:
     plan.connected += 1
     await start.wait()
     while plan.sent < plan.total and time.monotonic() < plan.deadline:
+        index = plan.sent
         plan.sent += 1
         t0 = time.perf_counter()
+        if plan.rate:
+            # Open loop: request i is due at started + i/rate; its latency counts from then,
+            # so a late start (every connection busy) is charged to the server.
+            t0 = plan.started + index / plan.rate
+            if t0 > time.perf_counter():
+                await asyncio.sleep(t0 - time.perf_counter())
         try:
             if conn is None:
                 conn = await _connect(plan)
@@ -173,6 +182,7 @@ async def run(
     keepalive: bool = True,
     expect_status: int = 200,
     expect: Any = None,
+    rate: float = 0.0,
 ) -> dict[str, Any]:
     """Run the load and return the report (see the module docstring)."""
     parts = urlsplit(url)
@@ -197,6 +207,7 @@ async def run(
         keepalive=keepalive,
         expect_status=expect_status,
         expect=expect,
+        rate=rate,
     )
     stats = Stats()
     start = asyncio.Event()
@@ -206,6 +217,7 @@ async def run(
     while plan.connected < concurrency and time.monotonic() < connect_wait:
         await asyncio.sleep(0.005)
     t0 = time.perf_counter()
+    plan.started = t0
     start.set()
     await asyncio.gather(*tasks)
     wall = time.perf_counter() - t0
@@ -220,6 +232,7 @@ async def run(
     return {
         "url": url,
         "concurrency": concurrency,
+        "offered_rps": rate or None,
         "keepalive": keepalive,
         "requests_planned": requests,
         "requests_sent": plan.sent,
@@ -251,6 +264,13 @@ def main(argv: list[str] | None = None) -> int:
         help="JSON file; each response body must equal it (or its 'predictions' "
         "wrapped as {'predictions': ...} when it is an expected_predictions.json)",
     )
+    ap.add_argument(
+        "--rate",
+        type=float,
+        default=0.0,
+        help="open loop: offer this many requests per second (latency from each request's "
+        "scheduled time; --concurrency bounds the connections); default: closed loop",
+    )
     ap.add_argument("--json", action="store_true", help="print one JSON document")
     args = ap.parse_args(argv)
     if args.concurrency < 1 or args.requests < 1:
@@ -275,6 +295,7 @@ def main(argv: list[str] | None = None) -> int:
             keepalive=not args.no_keepalive,
             expect_status=args.expect_status,
             expect=expect,
+            rate=args.rate,
         )
     )
     if args.json:

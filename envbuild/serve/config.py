@@ -38,6 +38,16 @@ ENV_VARS: dict[str, tuple[str, str]] = {
     "ENVBUILD_GRACE": ("30", "seconds in-flight requests get after SIGTERM"),
     "ENVBUILD_LOG_LEVEL": ("INFO", "DEBUG, INFO, WARNING or ERROR; logs go to stderr"),
     "ENVBUILD_ACCESS_LOG": ("1", "1 logs one line per request, 0 does not"),
+    "ENVBUILD_MODEL_NAME": ("model", "the model's name in the V2 routes (/v2/models/<name>)"),
+    "ENVBUILD_BATCH": (
+        "auto",
+        "merge queued requests into one predict: 1, 0, or auto (on for row-wise flavors)",
+    ),
+    "ENVBUILD_BATCH_MAX": ("64", "most requests merged into one predict"),
+    "ENVBUILD_BATCH_WAIT_MS": (
+        "0",
+        "ms a free predict slot may wait for more requests while others are being read",
+    ),
 }
 
 _FALLBACKS = {
@@ -65,6 +75,10 @@ class Config:
     grace: float
     log_level: str
     access_log: bool
+    model_name: str = "model"
+    batch: str = "auto"  # "auto", "1" or "0"
+    batch_max: int = 64
+    batch_wait: float = 0.0  # seconds
 
 
 def _get(env: Mapping[str, str], name: str) -> tuple[str, str]:
@@ -110,6 +124,13 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
     access, _ = _get(env, "ENVBUILD_ACCESS_LOG")
     if access.lower() not in ("0", "1", "true", "false", "yes", "no"):
         raise ConfigError(f"ENVBUILD_ACCESS_LOG={access!r} is not 0 or 1")
+    batch, _ = _get(env, "ENVBUILD_BATCH")
+    batch = {"true": "1", "yes": "1", "false": "0", "no": "0"}.get(batch.lower(), batch.lower())
+    if batch not in ("auto", "0", "1"):
+        raise ConfigError(f"ENVBUILD_BATCH={batch!r} is not auto, 0 or 1")
+    name, _ = _get(env, "ENVBUILD_MODEL_NAME")
+    if "/" in name:
+        raise ConfigError(f"ENVBUILD_MODEL_NAME={name!r} has a '/'")
     return Config(
         model_dir=_get(env, "ENVBUILD_MODEL_DIR")[0],
         host=_get(env, "ENVBUILD_HOST")[0],
@@ -123,4 +144,8 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
         grace=_number(env, "ENVBUILD_GRACE", float, 0, 3600),
         log_level=level.upper(),
         access_log=access.lower() in ("1", "true", "yes"),
+        model_name=name,
+        batch=batch,
+        batch_max=_number(env, "ENVBUILD_BATCH_MAX", int, 1, 65536),
+        batch_wait=_number(env, "ENVBUILD_BATCH_WAIT_MS", float, 0, 10000) / 1000,
     )

@@ -50,6 +50,7 @@ class Response:
     status: int
     body: bytes
     content_type: str = "application/json"
+    headers: tuple[tuple[str, str], ...] = ()  # more response headers (V2's binary extension)
 
 
 class RequestError(Exception):
@@ -358,18 +359,21 @@ class Scorer:
                 "INTERNAL_ERROR",
             ) from None
 
+    def parse(
+        self, body: bytes, content_type: str | None
+    ) -> tuple[Any, dict[str, Any] | None, bool]:
+        """An /invocations body as (data, params, unwrapped); raises RequestError."""
+        mime = parse_content_type(content_type)
+        if mime == "application/json":
+            return self._parse_json(body)
+        if mime == "text/csv":
+            return self._parse_csv(body), None, False
+        return self._parse_parquet(body), None, False
+
     def invoke(self, body: bytes, content_type: str | None) -> Response:
         """One /invocations request: bytes in, the HTTP response out (never raises)."""
         try:
-            mime = parse_content_type(content_type)
-            unwrapped = False
-            params: dict[str, Any] | None = None
-            if mime == "application/json":
-                data, params, unwrapped = self._parse_json(body)
-            elif mime == "text/csv":
-                data = self._parse_csv(body)
-            else:
-                data = self._parse_parquet(body)
+            data, params, unwrapped = self.parse(body, content_type)
             raw = self.predict(data, params)
             return Response(200, self.serialize(raw, unwrapped))
         except RequestError as exc:

@@ -14,17 +14,25 @@ during the load waits in the backlog instead of being refused. Then, with ENVBUI
 and restarts any that die. Each worker serves one thread per connection (HTTP/1.1 keep-alive)
 and runs predictions on a bounded pool (ENVBUILD_THREADS) so a slow model times out with
 504 instead of piling up. SIGTERM/SIGINT: stop accepting, close idle keep-alive
-connections, let in-flight requests finish (up to ENVBUILD_GRACE seconds), exit 0.
+connections, let in-flight requests finish (up to ENVBUILD_GRACE seconds), exit 0. A
+connection accepted but not yet read from is not idle: its first request is answered.
+
+Routes: MLflow's (/invocations, /ping, /health, /version), /openapi.json, /metrics
+(metrics.py, counters shared by the workers) and the Open Inference Protocol V2 (v2.py);
+what they answer is app.py, the batching of concurrent predictions batching.py.
+
+Kept rather than moved onto uvicorn (issue #16): benchmarks/bench_serve.py runs this server,
+``mlflow models serve`` (uvicorn) and MLServer side by side on one model; the figures that
+decided it are in the issue's closing note.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
 import fcntl
-import json
 import logging
 import os
+import re
 import signal
 import socket
 import struct
@@ -33,75 +41,22 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from . import __version__
+from .app import App, openapi_for
 from .config import Config
-from .openapi import build_openapi
+from .metrics import CONTENT_TYPE as METRICS_TYPE
 from .protocol import Response, Scorer, error_body
+from .v2 import HEADER as V2_HEADER
 
 log = logging.getLogger("envbuild.serve")
 access_log = logging.getLogger("envbuild.serve.access")
 
 _PING = Response(200, b"\n")
-
-
-class App:
-    """Routes to bytes; everything the handler needs, prepared once per process."""
-
-    def __init__(self, scorer: Scorer, config: Config) -> None:
-        self.scorer = scorer
-        self.config = config
-        self.version = Response(200, scorer.mlflow_version.encode(), "text/plain; charset=utf-8")
-        self.openapi = Response(200, json.dumps(openapi_for(scorer), indent=1).encode())
-        self.pool: concurrent.futures.ThreadPoolExecutor | None = None
-
-    def start_pool(self) -> None:
-        # Created after fork: a thread pool does not survive os.fork().
-        self.pool = concurrent.futures.ThreadPoolExecutor(
-            max_workers=self.config.threads, thread_name_prefix="predict"
-        )
-
-    def invocations(self, body: bytes, content_type: str | None) -> Response:
-        if self.pool is None:
-            return self.scorer.invoke(body, content_type)
-        future = self.pool.submit(self.scorer.invoke, body, content_type)
-        try:
-            return future.result(timeout=self.config.timeout)
-        except concurrent.futures.TimeoutError:
-            future.cancel()
-            log.error("prediction took longer than %gs (ENVBUILD_TIMEOUT)", self.config.timeout)
-            return Response(
-                504,
-                error_body(
-                    "DEADLINE_EXCEEDED",
-                    f"the prediction took longer than {self.config.timeout:g}s (ENVBUILD_TIMEOUT)",
-                ),
-            )
-
-
-def openapi_for(scorer: Scorer) -> dict[str, Any]:
-    meta = scorer.metadata
-    example = None
-    info = getattr(meta, "saved_input_example_info", None) or {}
-    path = info.get("serving_input_path") if isinstance(info, dict) else None
-    model_dir = getattr(scorer, "model_dir", None)
-    if path and model_dir:
-        full = os.path.join(model_dir, path)
-        try:
-            if os.path.getsize(full) <= 65536:
-                with open(full, encoding="utf-8") as f:
-                    example = json.load(f)
-        except (OSError, ValueError):
-            example = None
-    uuid = getattr(meta, "model_uuid", None)
-    return build_openapi(
-        scorer.signature_dict(),
-        title=f"MLflow model {uuid}" if uuid else "MLflow model",
-        version=str(uuid or "1"),
-        mlflow_version=scorer.mlflow_version,
-        example=example,
-    )
+_EMPTY = Response(200, b"")
+_V2_MODEL = re.compile(r"^/v2/models/([^/]+)(?:/versions/([^/]+))?(?:/(ready|infer))?$")
+__all__ = ["App", "Server", "listen", "openapi_for", "serve"]
 
 
 ACCEPT_TIMEOUT = 1  # seconds a blocking accept() may wait (see Server.server_bind)
@@ -237,7 +192,11 @@ class Handler(BaseHTTPRequestHandler):
         # StreamRequestHandler applies self.timeout to the socket: idle keep-alive limit.
         self.timeout = self.server.app.config.keepalive  # type: ignore[misc]
         super().setup()
-        self.server.mark(self.connection, idle=True)
+        # Not idle: a connection is accepted because a client made it, and its first request
+        # is read even if a stop begins now (marked idle here, a connection accepted just
+        # before begin_stop was shut down with its request unread). The read is bounded by
+        # the keep-alive timeout; after the answer, _send marks it idle.
+        self.server.mark(self.connection, idle=False)
 
     def finish(self) -> None:
         self.server.mark(self.connection, idle=None)
@@ -247,7 +206,15 @@ class Handler(BaseHTTPRequestHandler):
     def parse_request(self) -> bool:
         self.server.mark(self.connection, idle=False)
         self._t0 = time.perf_counter()
+        self._route = "other"
+        self._in_flight = False
         return super().parse_request()
+
+    def _begin(self, route: str) -> None:
+        """The request is for ``route`` (its metrics label); counted in flight until sent."""
+        self._route = route
+        self._in_flight = True
+        self.server.app.metrics.started(route)
 
     # -- responses -----------------------------------------------------------------------
 
@@ -261,22 +228,32 @@ class Handler(BaseHTTPRequestHandler):
         head.append(f"Date: {self.date_time_string()}")
         head.append(f"Content-Type: {resp.content_type}")
         head.append(f"Content-Length: {len(resp.body)}")
-        for name, value in extra or ():
+        for name, value in (*resp.headers, *(extra or ())):
             head.append(f"{name}: {value}")
         if self.close_connection:
             head.append("Connection: close")
         data = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1")
         if self.command != "HEAD":
             data += resp.body
+        # Counted before the answer leaves, so a client that has it sees it in /metrics.
+        elapsed = time.perf_counter() - self._t0
+        app = self.server.app
+        app.metrics.finished(
+            getattr(self, "_route", "other"),
+            resp.status,
+            elapsed,
+            getattr(self, "_in_flight", False),
+        )
+        self._in_flight = False
         self.wfile.write(data)
-        if self.server.app.config.access_log:
+        if app.config.access_log:
             access_log.info(
                 '%s "%s" %d %d %.1fms',
                 self.client_address[0],
                 self.requestline,
                 resp.status,
                 len(resp.body),
-                (time.perf_counter() - self._t0) * 1000,
+                elapsed * 1000,
             )
         self.server.mark(self.connection, idle=True)
 
@@ -350,20 +327,42 @@ class Handler(BaseHTTPRequestHandler):
 
     # -- routes --------------------------------------------------------------------------
 
+    _GET_ROUTES = ("/ping", "/health", "/version", "/openapi.json", "/metrics", "/v2",
+                   "/v2/health/live", "/v2/health/ready")  # fmt: skip
+
     def do_GET(self) -> None:
         path = urlsplit(self.path).path
         app = self.server.app
+        if path in self._GET_ROUTES:
+            self._begin(path)
         if path in ("/ping", "/health"):
             self._send(_PING)
         elif path == "/version":
             self._send(app.version)
         elif path == "/openapi.json":
             self._send(app.openapi)
+        elif path == "/metrics":
+            self._send(Response(200, app.metrics.render(), METRICS_TYPE))
+        elif path == "/v2":
+            self._send(app.v2.server_metadata)
+        elif path in ("/v2/health/live", "/v2/health/ready"):
+            self._send(_EMPTY)
         elif path == "/invocations":
+            self._begin(path)
             self._send(
                 Response(405, error_body("BAD_REQUEST", "use POST for /invocations")),
                 [("Allow", "POST")],
             )
+        elif (match := _V2_MODEL.match(path)) is not None:
+            name, version, what = unquote(match[1]), match[2] and unquote(match[2]), match[3]
+            self._begin(f"/v2/models/{{name}}/{what}" if what else "/v2/models/{name}")
+            bad = app.v2.check(name, version)
+            if bad is not None:
+                self._send(bad)
+            elif what == "infer":
+                self._send(app.v2.error_405, [("Allow", "POST")])
+            else:
+                self._send(_EMPTY if what == "ready" else app.v2.model_metadata)
         else:
             self._not_found(path)
 
@@ -371,12 +370,19 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         path = urlsplit(self.path).path
+        match = _V2_MODEL.match(path)
+        if path == "/invocations" or (match is not None and match[3] == "infer"):
+            self._begin("/invocations" if match is None else "/v2/models/{name}/infer")
         body = self._read_body()
         if body is None:
             return
+        app = self.server.app
         if path == "/invocations":
-            self._send(self.server.app.invocations(body, self.headers.get("Content-Type")))
-        elif path in ("/ping", "/health", "/version", "/openapi.json"):
+            self._send(app.invocations(body, self.headers.get("Content-Type")))
+        elif match is not None and match[3] == "infer":
+            name, version = unquote(match[1]), match[2] and unquote(match[2])
+            self._send(app.infer(name, version, body, self.headers.get(V2_HEADER)))
+        elif path in self._GET_ROUTES or match is not None:
             self._send(
                 Response(405, error_body("BAD_REQUEST", f"use GET for {path}")),
                 [("Allow", "GET, HEAD")],
@@ -398,7 +404,8 @@ class Handler(BaseHTTPRequestHandler):
             404,
             "ENDPOINT_NOT_FOUND",
             f"no route {path!r}; routes: /invocations (POST), /ping, /health, /version, "
-            "/openapi.json",
+            "/openapi.json, /metrics, /v2/health/live, /v2/health/ready, /v2/models/<name>, "
+            "/v2/models/<name>/ready, /v2/models/<name>/infer (POST)",
         )
 
 
@@ -454,11 +461,11 @@ _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 def _supervise(server: Server, workers: int) -> int:
     """Fork and watch the workers; returns the exit code."""
-    children: dict[int, float] = {}
+    children: dict[int, int] = {}  # pid -> its metrics slot (a restart takes it over)
     stopping = False
     recent_crashes: list[float] = []
 
-    def spawn() -> None:
+    def spawn(slot: int) -> None:
         # The stop signals are blocked across the fork: a SIGTERM sent to a new worker
         # before it reset its handlers ran the master's handler in the worker, which then
         # served on with its stop signal spent (seen: `docker stop` right after the first
@@ -470,8 +477,9 @@ def _supervise(server: Server, workers: int) -> int:
             for signum in (*_STOP_SIGNALS, signal.SIGALRM):
                 signal.signal(signum, signal.SIG_DFL)
             signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
+            server.app.metrics.use_slot(slot)
             _worker(server)
-        children[pid] = time.monotonic()
+        children[pid] = slot
         signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
         if stopping:  # a signal arrived while forking
             _kill(pid, signal.SIGTERM)
@@ -500,8 +508,8 @@ def _supervise(server: Server, workers: int) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGALRM, on_alarm)
-    for _ in range(workers):
-        spawn()
+    for slot in range(workers):
+        spawn(slot)
     log.info("%d workers started", workers)
     # The workers answer; the master has nothing else to do until one exits.
     _environment_warnings(server.app.scorer)
@@ -511,9 +519,9 @@ def _supervise(server: Server, workers: int) -> int:
             pid, status = os.wait()
         except ChildProcessError:
             break
-        started = children.pop(pid, None)
-        if started is None:
+        if pid not in children:
             continue
+        slot = children.pop(pid)
         exit_code = (
             os.waitstatus_to_exitcode(status) if hasattr(os, "waitstatus_to_exitcode") else status
         )
@@ -530,7 +538,7 @@ def _supervise(server: Server, workers: int) -> int:
                 _kill(other, signal.SIGTERM)
             signal.alarm(max(1, int(server.app.config.grace + 0.999)))
             continue
-        spawn()
+        spawn(slot)
     signal.alarm(0)
     server.socket.close()
     return code
@@ -582,20 +590,22 @@ def serve(
     if scorer is None:
         scorer = Scorer(config.model_dir)
     server.app = App(scorer, config)
+    server.app.metrics.load_seconds = time.perf_counter() - t0
     log.info(
         "model %s loaded with MLflow %s in %.2fs",
         config.model_dir,
         scorer.mlflow_version,
-        time.perf_counter() - t0,
+        server.app.metrics.load_seconds,
     )
     host, port = server.server_address[:2]
     log.info(
-        "listening on http://%s:%d (workers %d, threads %d, backlog %d)",
+        "listening on http://%s:%d (workers %d, threads %d, backlog %d, batching %s)",
         host,
         port,
         config.workers,
         config.threads,
         config.backlog,
+        "on" if server.app.batching else "off",
     )
     sys.stderr.flush()
     if config.workers == 1:

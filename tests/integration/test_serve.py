@@ -501,6 +501,17 @@ def test_200_concurrent_new_connections_lose_nothing(servers: dict[str, Running]
     assert report["ok"] == 1000 and report["errors"] == 0
 
 
+def in_flight(server: Running, route: str) -> None:
+    """Return once /metrics (summed over the workers) shows a request on ``route`` in flight."""
+    line = re.compile(rf'^envbuild_requests_in_flight{{route="{re.escape(route)}"}} (\d+)', re.M)
+    deadline = time.monotonic() + 60
+    while True:
+        match = line.search(get(server, "/metrics")[2].decode())
+        if match and int(match[1]) > 0:
+            return
+        assert time.monotonic() < deadline, server.text()[-2000:]
+
+
 def test_workers_restart_and_sigterm_drains(serve_env: dict[str, Path], tmp_path: Path) -> None:
     name = "pyfunc-custom"
     server = start_server(serve_env, EXAMPLES / name, tmp_path / "log", ENVBUILD_WORKERS="2")
@@ -526,7 +537,7 @@ def test_workers_restart_and_sigterm_drains(serve_env: dict[str, Path], tmp_path
         result: dict[str, Any] = {}
         sender = threading.Thread(target=lambda: result.update(r=post(server, big)))
         sender.start()
-        time.sleep(0.5)
+        in_flight(server, "/invocations")  # its headers are read: it is in flight
         server.proc.send_signal(signal.SIGTERM)
         sender.join(60)
         status, doc = result["r"]

@@ -1,0 +1,225 @@
+"""Adaptive batching: requests that queue while the model is busy go into one ``predict``.
+
+A request's parsed input joins a queue; if a prediction slot (ENVBUILD_THREADS per
+worker) is free it runs at once, alone: with no queue nothing waits. While every slot is
+busy, requests pile up; a slot that frees takes the oldest one and every queued request
+of the same kind (up to ENVBUILD_BATCH_MAX requests), concatenates their inputs, calls
+``predict`` once and splits the answer back by row counts. Of the same kind means: a
+DataFrame with the same columns and dtypes, or an array with the same dtype and trailing
+shape, and the same params; anything else runs alone. ENVBUILD_BATCH_WAIT_MS > 0 lets a
+slot also wait that long for more requests, only while others are being read.
+
+If the merged call fails, or its answer does not have one row per input row, each
+request runs alone, so a bad row gets its own error and nobody else's. On by default
+(``auto``) for flavors whose predict is row by row (scikit-learn, XGBoost, LightGBM,
+CatBoost, ONNX, Keras/TensorFlow, PyTorch); a custom pyfunc may look across rows, so it
+is batched only with ENVBUILD_BATCH=1.
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import importlib
+import json
+import sys
+import threading
+import time
+from typing import Any, Callable
+
+ROW_WISE_LOADERS = frozenset(
+    {
+        "mlflow.sklearn",
+        "mlflow.xgboost",
+        "mlflow.lightgbm",
+        "mlflow.catboost",
+        "mlflow.onnx",
+        "mlflow.keras",
+        "mlflow.tensorflow",
+        "mlflow.pytorch",
+    }
+)
+
+
+def row_wise(metadata: Any) -> bool:
+    """Whether the model's pyfunc loader is one whose predict treats rows independently."""
+    flavors = getattr(metadata, "flavors", None) or {}
+    conf = flavors.get("python_function") or {}
+    return conf.get("loader_module") in ROW_WISE_LOADERS
+
+
+def batch_key(data: Any, params: dict[str, Any] | None) -> tuple[Any, int] | None:
+    """(what must match to merge, rows) for a mergeable input; None runs it alone."""
+    try:
+        p = json.dumps(params, sort_keys=True) if params else ""
+    except (TypeError, ValueError):
+        return None
+    pd = sys.modules.get("pandas")
+    if pd is not None and isinstance(data, pd.DataFrame):
+        cols = tuple(str(c) for c in data.columns)
+        if len(set(cols)) != len(cols):
+            return None
+        return ("frame", cols, tuple(str(t) for t in data.dtypes), p), len(data)
+    np = sys.modules.get("numpy")
+    if np is not None and isinstance(data, np.ndarray) and data.ndim >= 1:
+        return ("array", data.shape[1:], str(data.dtype), p), int(data.shape[0])
+    return None
+
+
+def merge(inputs: list[Any]) -> Any:
+    first = inputs[0]
+    pd = sys.modules.get("pandas")
+    if pd is not None and isinstance(first, pd.DataFrame):
+        return pd.concat(inputs, ignore_index=True)
+    np: Any = importlib.import_module("numpy")
+    return np.concatenate(inputs)
+
+
+def split(raw: Any, rows: list[int]) -> list[Any] | None:
+    """The merged answer cut back into one answer per request, or None if it cannot be."""
+    total = sum(rows)
+    bounds = []
+    start = 0
+    for n in rows:
+        bounds.append((start, start + n))
+        start += n
+    pd = sys.modules.get("pandas")
+    np = sys.modules.get("numpy")
+    if pd is not None and isinstance(raw, (pd.DataFrame, pd.Series)):
+        if len(raw) != total:
+            return None
+        return [raw.iloc[a:b].reset_index(drop=True) for a, b in bounds]
+    if np is not None and isinstance(raw, np.ndarray):
+        if raw.ndim == 0 or raw.shape[0] != total:
+            return None
+        return [raw[a:b] for a, b in bounds]
+    if isinstance(raw, list) and len(raw) == total:
+        return [raw[a:b] for a, b in bounds]
+    if isinstance(raw, dict) and raw and np is not None:
+        parts: list[dict[str, Any]] = [{} for _ in rows]
+        for key, value in raw.items():
+            arr = value if isinstance(value, np.ndarray) else None
+            if arr is None or arr.ndim == 0 or arr.shape[0] != total:
+                return None
+            for part, (a, b) in zip(parts, bounds):
+                part[key] = arr[a:b]
+        return list(parts)
+    return None
+
+
+class _Item:
+    __slots__ = ("data", "future", "key", "params", "rows")
+
+    def __init__(self, data: Any, params: Any, key: Any, rows: int) -> None:
+        self.data = data
+        self.params = params
+        self.key = key
+        self.rows = rows
+        self.future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+
+
+class Batcher:
+    """Runs ``predict(data, params)`` on ``pool``, merging what queues (see the module)."""
+
+    def __init__(
+        self,
+        predict: Callable[[Any, Any], Any],
+        pool: concurrent.futures.Executor,
+        slots: int,
+        max_requests: int,
+        max_wait: float,
+        record: Callable[[int, int], None] | None = None,
+    ) -> None:
+        self._predict = predict
+        self._pool = pool
+        self._slots = max(1, slots)
+        self.max_requests = max(1, max_requests)
+        self.max_wait = max_wait
+        self._record = record
+        self._cv = threading.Condition()
+        self._queue: collections.deque[_Item] = collections.deque()
+        self._running = 0
+        self._arriving = 0
+
+    def arriving(self, delta: int) -> None:
+        """A request of this worker started (+1) or finished (-1) being read and parsed."""
+        with self._cv:
+            self._arriving += delta
+
+    def submit(self, data: Any, params: dict[str, Any] | None) -> concurrent.futures.Future[Any]:
+        found = batch_key(data, params)
+        key, rows = found if found is not None else (None, 0)
+        item = _Item(data, params, key, rows)
+        with self._cv:
+            self._queue.append(item)
+            start = self._running < self._slots
+            if start:
+                self._running += 1
+            self._cv.notify_all()
+        if start:
+            self._pool.submit(self._drain)
+        return item.future
+
+    def _drain(self) -> None:
+        while True:
+            with self._cv:
+                batch = self._take()
+                if not batch:
+                    self._running -= 1
+                    return
+            self._run(batch)
+
+    def _take(self) -> list[_Item]:
+        """The next batch (called with the lock held): the oldest live item and its kind."""
+        while self._queue:
+            first = self._queue.popleft()
+            if first.future.set_running_or_notify_cancel():
+                break
+        else:
+            return []
+        batch = [first]
+        if first.key is None:
+            return batch
+        deadline = time.monotonic() + self.max_wait
+        while True:
+            self._collect(batch)
+            remaining = deadline - time.monotonic()
+            if len(batch) >= self.max_requests or remaining <= 0 or self._arriving == 0:
+                return batch
+            self._cv.wait(remaining)
+
+    def _collect(self, batch: list[_Item]) -> None:
+        key = batch[0].key
+        kept: collections.deque[_Item] = collections.deque()
+        while self._queue and len(batch) < self.max_requests:
+            item = self._queue.popleft()
+            if item.key == key:
+                if item.future.set_running_or_notify_cancel():
+                    batch.append(item)
+            else:
+                kept.append(item)
+        kept.extend(self._queue)
+        self._queue = kept
+
+    def _run(self, batch: list[_Item]) -> None:
+        if len(batch) > 1:
+            try:
+                raw = self._predict(merge([i.data for i in batch]), batch[0].params)
+                parts = split(raw, [i.rows for i in batch])
+            except Exception:
+                parts = None  # each alone below: the failing request gets its own error
+            if parts is not None:
+                if self._record is not None:
+                    self._record(len(batch), sum(i.rows for i in batch))
+                for item, part in zip(batch, parts):
+                    item.future.set_result(part)
+                return
+        for item in batch:
+            try:
+                result = self._predict(item.data, item.params)
+            except BaseException as exc:
+                item.future.set_exception(exc)
+            else:
+                item.future.set_result(result)
+            if self._record is not None:
+                self._record(1, item.rows)
