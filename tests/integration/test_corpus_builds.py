@@ -1,7 +1,7 @@
 """Real venv builds of a handful of corpus models (tests/corpus/), default flags: the
 proof each reports. A model without an input example is predicted on a payload
 synthesized from its signature; a model with one matches the predictions the generator
-stored (MLflow 2.9 on Python 3.9); a copy whose model file is corrupt fails the build on
+stored (MLflow 2.22 on Python 3.10); a copy whose model file is corrupt fails the build on
 its load. The image's proof on a synthesized payload is test_image.py's (on a cached
 dependency layer: a corpus image is a full build of minutes); the whole corpus goes
 through `benchmarks/corpus.py --build`."""
@@ -78,8 +78,8 @@ def test_a_corrupt_model_fails_the_build_on_its_load(noexample_venv: dict[str, o
 @pytest.mark.network
 @pytest.mark.slow
 def test_a_model_with_example_matches_the_stored_predictions(tmp_path: Path) -> None:
-    require_python("3.9")
-    done, doc = _venv(MODELS / "mlflow2.9.2-py3.9-sklearn-pickle", tmp_path / "v")
+    require_python("3.10")
+    done, doc = _venv(MODELS / "mlflow2.22.5-py3.10-sklearn-cloudpickle", tmp_path / "v")
     assert done.returncode == 0, done.stderr[-2000:]
     smoke = doc["result"]["smoke"]  # type: ignore[index]
     assert smoke["proof"] == "matched stored predictions" and smoke["synthesized"] is None
