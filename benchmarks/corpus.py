@@ -140,7 +140,7 @@ def guarded(what: str, fn: Any, *args: Any) -> dict[str, Any]:
 def _err(doc: dict[str, Any] | None, stderr: str) -> str:
     if doc:
         if doc.get("error"):
-            return f"{doc['error'].get('code', '')} {doc['error'].get('message', '')}"[:60]
+            return f"{doc['error'].get('code', '')} {doc['error'].get('message', '')}"[:90]
         bad = _codes(doc.get("findings", []), "error", "unsafe")
         if bad:
             return ",".join(bad)
