@@ -84,3 +84,32 @@ def test_a_model_with_example_matches_the_stored_predictions(tmp_path: Path) -> 
     smoke = doc["result"]["smoke"]  # type: ignore[index]
     assert smoke["proof"] == "matched stored predictions" and smoke["synthesized"] is None
     assert smoke["expected"] == "expected_predictions.json" and smoke["compared"]
+
+
+@pytest.mark.venv
+@pytest.mark.network
+@pytest.mark.slow
+def test_made_up_values_the_model_refuses_leave_the_load_proven(
+    noexample_venv: dict[str, object],
+) -> None:
+    """The signature altered to call `age` a string: the synthesized "a" passes MLflow's
+    schema enforcement, the pipeline raises ValueError on it (a 500 about the values, not
+    the environment), so the smoke passes on the load alone and says why (EB806). Run on
+    the module's venv through smoke_venv: the same sandbox, no second install."""
+    from envbuild.build import smoke_venv
+    from envbuild.read import read_model
+
+    altered = Path(str(noexample_venv["tmp"])) / "altered" / NOEXAMPLE
+    shutil.copytree(MODELS / NOEXAMPLE, altered)
+    mlmodel = altered / "MLmodel"
+    text = mlmodel.read_text()
+    age = '{"type": "long", "name": "age", "required": true}'
+    assert age in text
+    mlmodel.write_text(text.replace(age, age.replace("long", "string")))
+    result = smoke_venv(Path(str(noexample_venv["venv"])), read_model(altered))
+    assert result.ok and result.proof == "loaded"
+    assert result.refused == (
+        "HTTP 500: the model raised ValueError: could not convert string to float: 'a'"
+    )
+    finding = result.refusal_finding()
+    assert finding is not None and finding.code == "EB806" and finding.severity == "warning"
