@@ -8,9 +8,14 @@
 
 Each model folder is given as it is in the corpus (a repository-root variant as its root).
 One table: name, flavor, MLflow, Python, what the manifest expects (servable), check's
-verdict, the image build and venv results, the proof the smoke test made, whether the
-predictions matched expected_predictions.json, image size and build time. Images are
-tagged <--tag-prefix>-<n> and removed after their smoke test; venvs go to a temp folder.
+verdict, then for the image and the venv: the build result, the proof the smoke test made
+(matched stored predictions, predicted on a synthesized payload, loaded, ...), whether the
+predictions matched the generator's expected_predictions.json, image size and build time;
+under it the ratios and totals. A crash or timeout is recorded in its row and the run
+goes on. Images are tagged <--tag-prefix>-<n> and removed after their smoke test; venvs go
+to a temp folder.
+
+    python benchmarks/corpus.py --build --only A B C --image-only-for A   # a handful
 """
 
 from __future__ import annotations
@@ -84,70 +89,122 @@ def check_all(dirs: dict[str, Path], jobs: int) -> dict[str, str]:
     return out
 
 
-def proof(smoke: dict[str, Any] | None) -> tuple[str, str]:
-    """What the smoke test proved, and whether predictions matched the stored ones."""
+def proof(smoke: dict[str, Any] | None, code: int, doc: dict[str, Any] | None) -> tuple[str, str]:
+    """What the smoke test proved (smoke.proof), and whether the predictions matched those
+    the generator stored (expected_predictions.json): yes, no (EB802 says they differ), or
+    - (nothing stored to compare, or no prediction)."""
+    message = str(((doc or {}).get("error") or {}).get("message", ""))
+    if "predictions differ" in message:
+        return "failed: predictions differ", "no"
     if not smoke:
-        return "-", "-"
-    if smoke.get("proof"):
-        p = str(smoke["proof"])
-    elif smoke.get("compared"):
-        p = "matched stored predictions"
-    elif smoke.get("input"):
-        p = "predicted on the example"
-    else:
-        p = "none (no example)"
+        return ("failed" if code else "-"), "-"
     if not smoke.get("ok"):
-        return "failed: " + str(smoke.get("message", ""))[:40], "no"
-    return p, "yes" if smoke.get("compared") else "-"
+        return "failed: " + str(smoke.get("message", ""))[:40], "-"
+    return str(smoke.get("proof", "?")), "yes" if smoke.get("compared") else "-"
 
 
-def build_one(name: str, path: Path, tag: str, keep: bool) -> dict[str, Any]:
-    row: dict[str, Any] = {}
+def build_image_row(path: Path, tag: str, keep: bool) -> dict[str, Any]:
     t0 = time.monotonic()
     code, doc, err = envbuild("image", str(path), "-t", tag)
-    row["build_s"] = round(time.monotonic() - t0, 1)
     result = (doc or {}).get("result") or {}
     image = result.get("image") or {}
+    row: dict[str, Any] = {"image_s": round(time.monotonic() - t0, 1)}
     row["image"] = "ok" if code == 0 else f"exit {code} {_err(doc, err)}"
     row["size_mb"] = round(image["size"] / 1e6) if image.get("size") else None
-    row["proof"], row["match"] = proof(result.get("smoke"))
+    row["image_proof"], row["image_match"] = proof(result.get("smoke"), code, doc)
     if image.get("id") and not keep:
         subprocess.run(["docker", "rmi", "-f", tag], capture_output=True, check=False)
+    return row
+
+
+def build_venv_row(path: Path) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="envbuild-corpus-venv-") as tmp:
+        t0 = time.monotonic()
         code, doc, err = envbuild("venv", str(path), "--path", str(Path(tmp) / "venv"))
-        vres = (doc or {}).get("result") or {}
+        result = (doc or {}).get("result") or {}
+        row: dict[str, Any] = {"venv_s": round(time.monotonic() - t0, 1)}
         row["venv"] = "ok" if code == 0 else f"exit {code} {_err(doc, err)}"
-        vproof, vmatch = proof(vres.get("smoke"))
-        row["venv_proof"], row["venv_match"] = vproof, vmatch
+        row["venv_proof"], row["venv_match"] = proof(result.get("smoke"), code, doc)
+    return row
+
+
+def guarded(what: str, fn: Any, *args: Any) -> dict[str, Any]:
+    """``fn(*args)``, or the crash recorded in the row: the run goes on."""
+    try:
+        row: dict[str, Any] = fn(*args)
+    except Exception as exc:  # a benchmark records what broke and continues
+        return {what: f"crash: {type(exc).__name__}: {exc}"[:70]}
     return row
 
 
 def _err(doc: dict[str, Any] | None, stderr: str) -> str:
     if doc:
         if doc.get("error"):
-            return f"{doc['error'].get('code', '')} {doc['error'].get('message', '')}"[:60]
+            return f"{doc['error'].get('code', '')} {doc['error'].get('message', '')}"[:90]
         bad = _codes(doc.get("findings", []), "error", "unsafe")
         if bad:
             return ",".join(bad)
     return stderr[:60]
 
 
-def table(rows: list[dict[str, Any]], build: bool) -> str:
-    cols = ["name", "flavor", "mlflow", "python", "servable", "check"]
-    if build:
-        cols += ["image", "proof", "match", "size_mb", "build_s", "venv", "venv_proof"]
-    widths = {c: max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in cols}
+IMAGE_COLS = ["image", "image_proof", "image_match", "size_mb", "image_s"]
+VENV_COLS = ["venv", "venv_proof", "venv_match", "venv_s"]
+
+
+def table(rows: list[dict[str, Any]], cols: list[str]) -> str:
+    widths = {c: max(len(c), *(len(_cell(r.get(c))) for r in rows)) for c in cols}
     lines = ["  ".join(c.ljust(widths[c]) for c in cols)]
     lines.append("  ".join("-" * widths[c] for c in cols))
     for r in rows:
-        lines.append("  ".join(str(r.get(c, "")).ljust(widths[c]) for c in cols))
+        lines.append("  ".join(_cell(r.get(c)).ljust(widths[c]) for c in cols))
     return "\n".join(lines)
+
+
+def _cell(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def totals(rows: list[dict[str, Any]], built: list[str]) -> list[str]:
+    """The ratios under the table: check, each build, proofs, matches, expectations."""
+    n = len(rows)
+    out = [f"check ok: {sum(r['check'].startswith('ok') for r in rows)}/{n}"]
+    for kind in built:
+        done = [r for r in rows if kind in r]
+        if not done:
+            continue
+        ok = [r for r in done if r[kind] == "ok"]
+        proofs: dict[str, int] = {}
+        for r in ok:
+            proofs[r[f"{kind}_proof"]] = proofs.get(r[f"{kind}_proof"], 0) + 1
+        stored = [r for r in done if r["has_example"]]
+        matched = sum(r.get(f"{kind}_match") == "yes" for r in stored)
+        # what the manifest says a correct tool achieves: servable builds, the rest fail
+        agree = sum((r[kind] == "ok") == (r["servable"] == "yes") for r in done)
+        seconds = sum(float(r.get(f"{kind}_s") or 0) for r in done)
+        out.append(
+            f"{kind}: built and proven {len(ok)}/{len(done)}; proofs "
+            + (", ".join(f"{p} {c}" for p, c in sorted(proofs.items())) or "none")
+            + f"; predictions match {matched}/{len(stored)} with stored predictions"
+            + f"; as the manifest expects {agree}/{len(done)}; {seconds:.0f}s in all"
+        )
+    sizes = [r["size_mb"] for r in rows if r.get("size_mb")]
+    if sizes:
+        out.append(f"image size: median {sorted(sizes)[len(sizes) // 2]} MB, max {max(sizes)} MB")
+    return out
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--build", action="store_true", help="also envbuild image and envbuild venv")
     ap.add_argument("--only", nargs="+", help="model names from the manifest")
+    ap.add_argument(
+        "--image-only-for",
+        nargs="+",
+        metavar="NAME",
+        help="with --build: build images for these models only (venvs for all)",
+    )
+    ap.add_argument("--no-image", action="store_true", help="with --build: venvs only")
+    ap.add_argument("--no-venv", action="store_true", help="with --build: images only")
     ap.add_argument("-j", "--jobs", type=int, default=2, help="models checked at once")
     ap.add_argument("--tag-prefix", default="envbuild-corpus")
     ap.add_argument("--keep", action="store_true", help="keep the images")
@@ -155,26 +212,43 @@ def main() -> int:
     opts = ap.parse_args()
     manifest = json.loads((CORPUS / "manifest.json").read_text(encoding="utf-8"))["models"]
     entries = [e for e in manifest if not opts.only or e["name"] in opts.only]
+    unknown = sorted(set(opts.only or ()) - {e["name"] for e in entries})
+    if unknown:
+        ap.error(f"not in the manifest: {', '.join(unknown)}")
     dirs = {e["name"]: CORPUS / "models" / e["name"] for e in entries}
     started = time.monotonic()
     verdicts = check_all(dirs, opts.jobs)
     rows: list[dict[str, Any]] = []
     for i, e in enumerate(entries):
-        row = {
-            "name": e["name"],
+        name = e["name"]
+        row: dict[str, Any] = {
+            "name": name,
             "flavor": e["flavor"],
             "mlflow": e["mlflow_version"],
             "python": e["python"],
             "servable": "yes" if e["servable"] else "no",
-            "check": verdicts[e["name"]],
+            "has_example": e["has_input_example"],
+            "check": verdicts[name],
         }
         if opts.build:
-            row.update(build_one(e["name"], dirs[e["name"]], f"{opts.tag_prefix}-{i}", opts.keep))
-            print(f"[{i + 1}/{len(entries)}] {e['name']}: {row['image']}", file=sys.stderr)
+            images = not opts.no_image and (not opts.image_only_for or name in opts.image_only_for)
+            if images:
+                tag = f"{opts.tag_prefix}-{i}"
+                row.update(guarded("image", build_image_row, dirs[name], tag, opts.keep))
+            if not opts.no_venv:
+                row.update(guarded("venv", build_venv_row, dirs[name]))
+            said = ", ".join(f"{k} {row[k]}" for k in ("image", "venv") if k in row)
+            print(f"[{i + 1}/{len(entries)}] {name}: {said}", file=sys.stderr, flush=True)
         rows.append(row)
-    print(table(rows, opts.build))
-    ok = sum(r["check"].startswith("ok") for r in rows)
-    print(f"\n{len(rows)} models, check ok on {ok}, {time.monotonic() - started:.0f}s")
+    cols = ["name", "flavor", "mlflow", "python", "servable", "check"]
+    built = []
+    if opts.build:
+        built = [k for k in ("image", "venv") if any(k in r for r in rows)]
+        cols += (IMAGE_COLS if "image" in built else []) + (VENV_COLS if "venv" in built else [])
+    print(table(rows, cols))
+    print()
+    print("\n".join(totals(rows, built)))
+    print(f"{len(rows)} models in {time.monotonic() - started:.0f}s")
     if opts.json:
         opts.json.write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
     return 0

@@ -254,6 +254,9 @@ def image(
                 )
             except EnvbuildError as exc:
                 raise exc.after(findings) from None
+            refused = built.smoke.refusal_finding() if built.smoke is not None else None
+            if refused is not None:
+                findings.append(refused)
     return ImageResult(
         source=source,
         folder=folder,

@@ -131,6 +131,9 @@ def venv(
         install_venv(locked, path, python=exe)
         lock_sha = locked.sha256
     smoked = smoke_venv(path, folder) if smoke else None
+    refused = smoked.refusal_finding() if smoked is not None else None
+    if refused is not None:
+        findings.append(refused)
     write_stamp(path, {**want, "lock_sha256": lock_sha, "python": xy})
     return done(
         VenvResult(

@@ -14,6 +14,7 @@ from envbuild.build.context import FIXED_MTIME, context_tar, write_context
 from envbuild.build.image import BuiltImage, build_image
 from envbuild.build.lock import host_platform, lock_for
 from envbuild.build.smoke import (
+    EB806,
     SmokeCase,
     SmokeResult,
     check_response,
@@ -78,4 +79,4 @@ EB805 = Code(
 EB902 = Code(
     "EB902", Severity.ERROR, "no Python interpreter of the version the model needs on this machine"
 )
-CODES: dict[str, str] = {**table(EB803, EB804, EB805, EB902), **_docker.CODES}
+CODES: dict[str, str] = {**table(EB803, EB804, EB805, EB806, EB902), **_docker.CODES}

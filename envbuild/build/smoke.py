@@ -1,6 +1,8 @@
 """The smoke test: a prediction on the model's input example, compared with its stored
-predictions; in the image through ``docker exec`` in a confined container, in a venv
-through its own interpreter in envbuild/_adapters/sandbox.py."""
+predictions, or without an example on a payload synthesized from its signature
+(payload.py), or without either the model's load alone; in the image through
+``docker exec`` in a confined container, in a venv through its own interpreter in
+envbuild/_adapters/sandbox.py. A model that does not load always fails it."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import base64
 import json
 import logging
 import math
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,12 +20,19 @@ from typing import Any, Literal
 from envbuild._adapters import docker as _docker
 from envbuild._adapters import sandbox as _sandbox
 from envbuild._paths import inside
+from envbuild.build.payload import synthesize
 from envbuild.errors import FailedError, InputError
-from envbuild.findings import Location
+from envbuild.findings import Code, Finding, Location, Severity
 from envbuild.read import ModelFolder
 from envbuild.render import HEALTH_PATH, server_package
 
 log = logging.getLogger("envbuild")
+
+EB806 = Code(
+    "EB806",
+    Severity.WARNING,
+    "the model refused the smoke payload synthesized from its signature: only its load is proven",
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -32,9 +42,17 @@ class SmokeCase:
     source: str  # the file the payload came from
     expected: Any  # the stored predictions, or None
     expected_file: str | None
+    # made from the signature (payload.py): what it holds, and the document itself
+    synthesized: str | None = None
+    document: Any = None
 
 
-Proof = Literal["loaded", "matched stored predictions", "predicted (no stored predictions)"]
+Proof = Literal[
+    "loaded",
+    "matched stored predictions",
+    "predicted (no stored predictions)",
+    "predicted on a synthesized payload",
+]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -49,22 +67,31 @@ class SmokeResult:
     # what confined the proof: the image smoke's container as the engine reports it; the
     # venv smoke's {"kind": "bwrap" | "process"} (envbuild/_adapters/sandbox.py)
     sandbox: Mapping[str, Any] | None = None
+    synthesized: Any = None  # the payload made from the signature, when it was
+    # why the model's answer to the synthesized payload is not a proof (it loaded, then
+    # refused made-up values): the api reports it as EB806
+    refused: str | None = None
 
     @property
     def proof(self) -> Proof:
-        """How much the smoke test showed: no input example (``source`` None) leaves the
-        load alone, a prediction without stored predictions shows it answers."""
+        """How much the smoke test showed: no payload (``source`` None), or one the model
+        refused, leaves the load alone; a prediction without stored predictions shows it
+        answers."""
         if self.compared:
             return "matched stored predictions"
-        if self.source is not None:
-            return "predicted (no stored predictions)"
-        return "loaded"
+        if self.source is None or self.refused is not None:
+            return "loaded"
+        if self.synthesized is not None:
+            return "predicted on a synthesized payload"
+        return "predicted (no stored predictions)"
 
     def to_json(self) -> dict[str, Any]:
         return {
             "ok": self.ok,
             "proof": self.proof,
             "input": self.source,
+            "synthesized": self.synthesized,
+            "refused": self.refused,
             "expected": self.expected_file,
             "compared": self.compared,
             "seconds_to_health": round(self.seconds_to_health, 2)
@@ -73,6 +100,17 @@ class SmokeResult:
             "message": self.message,
             "sandbox": dict(self.sandbox) if self.sandbox is not None else None,
         }
+
+    def refusal_finding(self) -> Finding | None:
+        """EB806 when the model refused the synthesized payload (proof: only "loaded")."""
+        if self.refused is None:
+            return None
+        return EB806.at(
+            Location(file="MLmodel", field="signature"),
+            f"the model loaded but refused the smoke payload made from MLmodel's signature "
+            f"({self.refused}); only its load is proven",
+            hint="log the model with an input_example so the smoke test can predict on it",
+        )
 
     @classmethod
     def no_example(
@@ -103,17 +141,21 @@ class SmokeResult:
         *,
         seconds: float | None,
         sandbox: Mapping[str, Any] | None,
+        refused: str | None = None,
     ) -> SmokeResult:
-        """Passed on a prediction for ``case`` (compared when it stores predictions)."""
+        """Passed on a prediction for ``case`` (compared when it stores predictions), or
+        on the load alone when the model ``refused`` a synthesized payload."""
         return cls(
             ok=True,
             source=case.source,
             expected_file=case.expected_file,
-            compared=case.expected is not None,
+            compared=case.expected is not None and refused is None,
             predictions=predictions,
             seconds_to_health=seconds,
             message=message,
             sandbox=sandbox,
+            synthesized=case.document,
+            refused=refused,
         )
 
 
@@ -122,7 +164,29 @@ _SERVING_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 
 def smoke_case(folder: ModelFolder) -> SmokeCase | None:
     """What to POST and what to expect: expected_predictions.json names its input; else
-    the serving input example; else the input example wrapped by its type."""
+    the serving input example; else the input example wrapped by its type; else a payload
+    synthesized from the signature (payload.py); None with neither."""
+    case = _example_case(folder)
+    if case is not None:
+        return case
+    made = synthesize(
+        folder.mlmodel.signature,
+        type_hints=folder.mlmodel.extra.get("is_signature_from_type_hint") is True,
+    )
+    if made is None:
+        return None
+    return SmokeCase(
+        payload=json.dumps(made.document).encode(),
+        content_type="application/json",
+        source="MLmodel",
+        expected=None,
+        expected_file=None,
+        synthesized=made.described,
+        document=made.document,
+    )
+
+
+def _example_case(folder: ModelFolder) -> SmokeCase | None:
     root = folder.path
     expected: Any = None
     expected_file: str | None = None
@@ -221,7 +285,42 @@ def check_response(case: SmokeCase | None, status: int, body: bytes) -> tuple[bo
         if diff:
             return False, predictions, f"predictions differ from {case.expected_file}: {diff}"
         return True, predictions, f"predictions match {case.expected_file}"
+    if case is not None and case.synthesized is not None:
+        return (
+            True,
+            predictions,
+            (f"a valid response to a payload synthesized from the signature ({case.synthesized})"),
+        )
     return True, predictions, "a valid response (no stored predictions to compare)"
+
+
+# A model that answers made-up values with one of these is missing part of its
+# environment (a module imported at predict time, an attribute of another version of a
+# library): that fails the smoke test. Any other refusal (400, or a ValueError of a value
+# the model never saw) is about the values, and leaves the proof at the load.
+_ENVIRONMENT_ERRORS = frozenset(
+    {"ImportError", "ModuleNotFoundError", "AttributeError", "NameError"}
+)
+_RAISED = re.compile(r"^the model raised (?P<type>[A-Za-z_][\w.]*)")
+
+
+def refusal(case: SmokeCase | None, status: int, body: bytes) -> str | None:
+    """Why the model's error answer to a synthesized payload leaves only the load proven,
+    or None when the answer fails the smoke test (not synthesized, not the server's JSON
+    error, or an error that says the environment is incomplete)."""
+    if case is None or case.synthesized is None or status == 200:
+        return None
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(doc, dict) or not isinstance(doc.get("message"), str):
+        return None
+    message = str(doc["message"])
+    raised = _RAISED.match(message)
+    if status >= 500 and raised and raised["type"].rsplit(".", 1)[-1] in _ENVIRONMENT_ERRORS:
+        return None
+    return f"HTTP {status}: {message[:300]}"
 
 
 _SMOKE_CLIENT = Path(__file__).parent.parent / "_scripts" / "smoke_client.py"
@@ -306,7 +405,7 @@ def smoke_image(
         if case is None:
             return SmokeResult.no_example(
                 healthy_after,
-                "healthy; the model has no input example to predict on",
+                f"loaded (/ping answers once it has); {_NOTHING_TO_PREDICT}",
                 sandbox=applied,
             )
         if reply["error"]:
@@ -314,13 +413,26 @@ def smoke_image(
         body = base64.b64decode(str(reply["body"]))
         ok, predictions, message = check_response(case, int(reply["status"]), body)
         if not ok:
-            raise _smoke_failure(running, message, start)
+            reason = refusal(case, int(reply["status"]), body)
+            if reason is None:
+                raise _smoke_failure(running, message, start)
+            return SmokeResult.answered(
+                case, None, _refused_message(reason), seconds=healthy_after,
+                sandbox=applied, refused=reason,
+            )  # fmt: skip
         log.info("smoke: %s", message)
         return SmokeResult.answered(
             case, predictions, message, seconds=healthy_after, sandbox=applied
         )
     finally:
         _docker.remove(running)
+
+
+_NOTHING_TO_PREDICT = "the model has no input example, nor a signature to make a payload from"
+
+
+def _refused_message(reason: str) -> str:
+    return f"loaded; the payload synthesized from the signature was refused ({reason})"
 
 
 def _client_reply(done: _docker.Exec) -> dict[str, Any] | None:
@@ -359,8 +471,9 @@ def _smoke_failure(running: _docker.Running, message: str, start: float) -> Fail
 
 def smoke_venv(path: Path, folder: ModelFolder, *, timeout: float = 600) -> SmokeResult:
     """Load the model in the venv's own interpreter, in the sandbox (envbuild/_adapters/sandbox.py),
-    and predict on the input example; with no input example, only load it. The venv is
-    writable (the imports write its bytecode, see install_venv), the model folder is not."""
+    and predict on the input example or a payload synthesized from the signature; with
+    neither, only load it. The venv is writable (the imports write its bytecode, see
+    install_venv), the model folder is not."""
     case = smoke_case(folder)
     root = path.resolve()
     python = root / "bin" / "python"
@@ -402,20 +515,29 @@ def smoke_venv(path: Path, folder: ModelFolder, *, timeout: float = 600) -> Smok
                 code="EB802",
             )
         return SmokeResult.no_example(
-            ran.seconds,
-            "loaded; the model has no input example to predict on",
-            sandbox={"kind": ran.sandbox},
+            ran.seconds, f"loaded; {_NOTHING_TO_PREDICT}", sandbox={"kind": ran.sandbox}
         )
+    lines = ran.stdout.strip().splitlines()
+    # predict prints the response body: 2 for a 4xx, 1 for a 5xx or (no body) no load
+    if ran.returncode in (1, 2) and lines:
+        status = 400 if ran.returncode == 2 else 500
+        reason = refusal(case, status, lines[-1])
+        if reason is not None:
+            return SmokeResult.answered(
+                case, None, _refused_message(reason), seconds=ran.seconds,
+                sandbox={"kind": ran.sandbox}, refused=reason,
+            )  # fmt: skip
     if ran.returncode == 2:  # the server answered 4xx: the payload was refused
         ok, predictions, message = check_response(case, 400, ran.stdout)
         raise FailedError(f"smoke prediction in the venv: {message}", code="EB802")
     if ran.returncode != 0:
         raise FailedError(
-            "smoke prediction in the venv failed",
+            "smoke prediction in the venv failed"
+            if lines
+            else "the model did not load in the venv",
             hint="its output:\n    " + "\n    ".join(ran.stderr_tail() or ["(empty)"]),
             code="EB802",
         )
-    lines = ran.stdout.strip().splitlines()
     ok, predictions, message = check_response(case, 200, lines[-1] if lines else b"")
     if not ok:
         raise FailedError(f"smoke prediction in the venv: {message}", code="EB802")

@@ -274,6 +274,38 @@ def test_weights_only_change_reuses_the_dependency_layer(
 @pytest.mark.docker
 @pytest.mark.network
 @pytest.mark.slow
+def test_without_example_the_image_predicts_on_its_signature(
+    pyfunc: tuple[Path, dict[str, Any]], tmp_path: Path
+) -> None:
+    """pyfunc-custom logged without an input example (same environment: the dependency
+    layer is the cached one): the proof posts one row made from the signature, with the
+    param at its default, in the sandboxed container."""
+    import shutil
+
+    import yaml
+
+    model, _ = pyfunc
+    bare = tmp_path / "pyfunc-custom"
+    shutil.copytree(model, bare)
+    doc = yaml.safe_load((bare / "MLmodel").read_text())
+    del doc["saved_input_example_info"]
+    (bare / "MLmodel").write_text(yaml.safe_dump(doc))
+    for name in ("input_example.json", "serving_input_example.json", "expected_predictions.json"):
+        (bare / name).unlink(missing_ok=True)
+    try:
+        result = build(bare, "envbuild-test-pyfunc:noexample")
+        smoke = result["smoke"]
+        assert smoke["proof"] == "predicted on a synthesized payload" and not smoke["compared"]
+        assert smoke["synthesized"]["params"] == {"threshold": 0.5}
+        assert smoke["sandbox"]["network"] == "none" and result["image"]["proven"]
+    finally:
+        subprocess.run(["docker", "rmi", "-f", "envbuild-test-pyfunc:noexample"],
+                       capture_output=True, check=False)  # fmt: skip
+
+
+@pytest.mark.docker
+@pytest.mark.network
+@pytest.mark.slow
 def test_wheelhouse_builds_without_network(pyfunc: tuple[Path, dict[str, Any]]) -> None:
     model, _ = pyfunc
     result = build(model, "envbuild-test-pyfunc:wheelhouse", "--wheelhouse", "--network", "none")

@@ -1,8 +1,8 @@
 """`envbuild venv` for real: the model's locked environment in a uv venv for Python 3.11
 and for another Python found on this machine (pyenv), the stored predictions reproduced
 in that venv, and a re-run on the unchanged model that only checks the stamp. The smoke
-runs in envbuild/_sandbox.py (bwrap here and in CI); without an input example it loads
-the model, and a model that cannot load fails it. ``infer --trace`` runs in the same
+runs in envbuild/_sandbox.py (bwrap here and in CI); without an input example it predicts
+on a payload made from the signature, and a model that cannot load fails it. ``infer --trace`` runs in the same
 sandbox, with that venv as the inspected interpreter."""
 
 from __future__ import annotations
@@ -111,15 +111,22 @@ def no_example_venv(tmp_path_factory: pytest.TempPathFactory) -> dict[str, objec
 @pytest.mark.venv
 @pytest.mark.network
 @pytest.mark.slow
-def test_model_without_input_example_is_loaded(no_example_venv: dict[str, object]) -> None:
-    """Nothing to predict on: the smoke loads the model in the sandbox and says so."""
+def test_model_without_input_example_predicts_on_its_signature(
+    no_example_venv: dict[str, object],
+) -> None:
+    """No example: the smoke predicts in the sandbox on a payload made from the signature
+    (the model's OneHotEncoder ignores the made-up category) and says so."""
     done = no_example_venv["done"]
     assert isinstance(done, subprocess.CompletedProcess)
     assert done.returncode == 0, done.stderr[-2000:]
     smoke = json.loads(done.stdout)["result"]["smoke"]
-    assert smoke["ok"] and not smoke["compared"] and smoke["input"] is None
-    assert smoke["proof"] == "loaded" and smoke["sandbox"] == {"kind": expected_sandbox()}
-    assert smoke["message"] == "loaded; the model has no input example to predict on"
+    assert smoke["ok"] and not smoke["compared"] and smoke["input"] == "MLmodel"
+    assert smoke["proof"] == "predicted on a synthesized payload"
+    assert smoke["sandbox"] == {"kind": expected_sandbox()}
+    assert smoke["message"] == (
+        "a valid response to a payload synthesized from the signature (one row of 7 columns)"
+    )
+    assert smoke["synthesized"]["dataframe_split"]["data"][0][2] == "a"  # education
     # the venv is writable in the sandbox: the load wrote its bytecode (none is compiled
     # at install)
     site = next(Path(str(no_example_venv["venv"])).glob("lib/python3*/site-packages"))
