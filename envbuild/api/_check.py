@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from envbuild.api._common import ModelLocation
+from envbuild.resolve import MlflowChoice, TorchChoice
 from envbuild.sources import ModelSource
 
 
@@ -25,9 +26,12 @@ def check(
     allow_files: Sequence[str] = (),
     tracking_uri: str | None = None,
     jobs: int = 0,
+    mlflow: MlflowChoice = "skinny",
+    torch: TorchChoice = "default",
 ) -> Any:
     """The pre-deploy check of every model in ``models`` (in parallel): an
-    ``envbuild.check.Report`` whose ``exit_code`` a pipeline can trust."""
+    ``envbuild.check.Report`` whose ``exit_code`` a pipeline can trust. ``mlflow`` and
+    ``torch`` shape the resolution as in :func:`envbuild.api.lock`."""
     from envbuild.check import run_check
     from envbuild.check.settings import options_from
     from envbuild.check.stages import STAGES
@@ -44,6 +48,8 @@ def check(
         exclude=tuple(exclude),
         allow_files=tuple(allow_files),
         tracking_uri=tracking_uri,
+        mlflow=mlflow,
+        torch=torch,
     )
     locations = [m.uri if isinstance(m, ModelSource) else os.fspath(m) for m in models]
     return run_check(locations, options, STAGES, jobs=jobs)

@@ -19,6 +19,8 @@ from envbuild.read import ModelFolder, read_model, read_workspace_env
 from envbuild.render import BuildPlan
 from envbuild.resolve import (
     Lock,
+    MlflowChoice,
+    TorchChoice,
     target_for,
 )
 from envbuild.safety import Verdict, require_safe
@@ -119,6 +121,9 @@ def image(
     trust_model: bool = False,
     exclude: Sequence[str] = (),
     allow_files: Sequence[str] = (),
+    gpu: bool = False,
+    mlflow: MlflowChoice = "skinny",
+    torch: TorchChoice = "default",
     tracking_uri: str | None = None,
     registry_uri: str | None = None,
     cache_dir: Path | None = None,
@@ -127,7 +132,9 @@ def image(
     or ``build`` is false) build the image, prove it in a sandboxed container and only then
     apply ``tags``. ``lock_file`` (written by ``envbuild lock``) is built as it is, with no
     resolution: what CI locked is what gets built. A model the static scan calls unsafe is
-    refused first (EB510)."""
+    refused first (EB510). The base is ``python:X.Y-slim`` (PyPI's CUDA wheels carry their
+    own libraries); ``gpu`` renders NVIDIA's CUDA runtime base. ``mlflow`` and ``torch``
+    shape the resolution as in :func:`lock`."""
     from envbuild._adapters import docker as _docker
     from envbuild._adapters.uv import uv_requirement
     from envbuild.build import build_image, download_wheelhouse, write_context
@@ -175,6 +182,8 @@ def image(
             platform=target_platform,
             override=override,
             find_links=find_links,
+            mlflow=mlflow,
+            torch=torch,
         )
         findings.extend(resolution_findings)
     if locked is None:
@@ -203,6 +212,9 @@ def image(
         ("--exclude", list(exclude)),
         ("--allow-file", list(allow_files)),
         ("--trust-model", trust_model),
+        ("--gpu", gpu),
+        ("--mlflow", mlflow if mlflow != "skinny" and given is None else None),
+        ("--torch", torch if torch != "default" and given is None else None),
     )
     built: BuiltImage | None = None
     with tempfile.TemporaryDirectory(prefix="envbuild-wheels-") as tmp:
@@ -222,6 +234,7 @@ def image(
             model_labels=labels,
             exclude=exclude,
             allow_files=allow_files,
+            gpu=gpu,
         )
         findings.extend(plan.findings)
         if output is not None:

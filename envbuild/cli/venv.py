@@ -12,10 +12,13 @@ from envbuild.cli.common import (
     EXIT_CODES_HELP,
     common,
     find_links_option,
+    mlflow_option,
     model_argument,
     present,
+    torch_option,
     trust_model_option,
 )
+from envbuild.resolve import MlflowChoice, TorchChoice
 from envbuild.sources import ModelSource
 
 
@@ -39,6 +42,8 @@ from envbuild.sources import ModelSource
     show_default=True,
     help="Predict on the input example in the venv and compare with stored predictions.",
 )
+@mlflow_option("skinny")
+@torch_option("default")
 @trust_model_option
 @common
 @model_argument
@@ -48,6 +53,8 @@ def venv(
     python: str | None,
     find_links: tuple[Path, ...],
     smoke: bool,
+    mlflow: MlflowChoice,
+    torch: TorchChoice,
     trust_model: bool,
     fmt: str,
     command: str,
@@ -62,6 +69,8 @@ def venv(
         find_links=find_links,
         smoke=smoke,
         trust_model=trust_model,
+        mlflow=mlflow,
+        torch=torch,
     )
     text = ""
     made = result.venv
