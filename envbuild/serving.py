@@ -75,6 +75,12 @@ MLFLOW, MLFLOW_SKINNY = MLFLOW_DISTS = ("mlflow", "mlflow-skinny")
 # models need the full mlflow distribution for the same loader.
 FIRST_SKINNY = Version("1.14.0")
 
+# MLflow before 2.16 imports pkg_resources at ``import mlflow.pyfunc`` without requiring
+# setuptools, which dropped pkg_resources in 82.0.0 (both read from the wheels); a uv venv
+# has no setuptools of its own.
+PKG_RESOURCES_UNTIL = Version("2.16.0")
+SETUPTOOLS_WITH_PKG_RESOURCES = "setuptools<82"
+
 # The package name the server is copied under (render.server_files).
 SERVE_PACKAGE = "envbuild_serve"
 
@@ -129,12 +135,8 @@ class ServingStack:
         swap = {id(old): new for old, new in self.swapped}
         out = [swap.get(id(r), r) for r in reqs]
         names = {r.name for r in out if r.name}
-        for s in self.added:
-            pkg = s.requirement
-            # an unpinned serving package the model already names adds nothing to uv
-            if pkg is not None and not pkg.specifier and s.name in names:
-                continue
-            out.append(s)
+        # a serving package the model already names: the model's line decides
+        out.extend(s for s in self.added if s.name not in names)
         if prefer and self.preferred is not None:
             out.append(self.preferred)
         return out
@@ -158,6 +160,14 @@ def serving_stack(
     version = _version(mlflow_version)
     declared = declared_mlflow(reqs)
     pandas_numpy = tuple(_added(text) for text in ("pandas", "numpy"))
+    versions = [version] + [_version(r.pinned_version) for r in declared]
+    if any(v is not None and v < PKG_RESOURCES_UNTIL for v in versions):
+        pandas_numpy += (
+            _added(
+                SETUPTOOLS_WITH_PKG_RESOURCES,
+                "MLflow before 2.16 imports pkg_resources, which setuptools 82 removed",
+            ),
+        )
     if not declared:
         added = serving_requirements(mlflow_version)
         if version is None:

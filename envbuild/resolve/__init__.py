@@ -371,6 +371,7 @@ def _short_reason(stderr: str) -> str:
         re.sub("^[\\s\u00d7\u2570\u2500\u25b6\u2502]+", "", line).strip()
         for line in _uv.error_text(stderr).splitlines()
     ]
+    lines = [re.sub(r"^(error|cause|hint):\s*", "", line) for line in lines]
     lines = [line for line in lines if line and not line.startswith("No solution found")]
     text = lines[0] if lines else "uv found no solution"
     return text if len(text) <= 240 else text[:237] + "..."
