@@ -320,10 +320,18 @@ def resolve(
         return Resolution(lock=None, findings=tuple(findings))
     log.info("resolved in %.2fs", result.seconds)
     pins = _pins(_uv.parse_compiled(result.stdout), inputs)
-    if stack.swapped:
-        from envbuild.infer.static import needed_distributions
+    scanned: list[set[str]] = []
 
-        missing = missing_without_full(needed_distributions(folder), pins)
+    def needed() -> set[str]:
+        """What the model's files need (the static scan), computed at most once."""
+        if not scanned:
+            from envbuild.infer.static import needed_distributions
+
+            scanned.append(needed_distributions(folder))
+        return scanned[0]
+
+    if stack.swapped:
+        missing = missing_without_full(needed(), pins)
         brought: set[str] = set()
         if missing:
             log.info("the model needs %s: resolving with full mlflow", ", ".join(sorted(missing)))
@@ -342,7 +350,7 @@ def resolve(
         locked = next((p for p in pins if p.name == name), None)
         findings.append(preference_dropped(stack.preferred, locked, dropped))
     if torch == "default":
-        suggestion = cuda_torch_finding(folder, pins)
+        suggestion = cuda_torch_finding(folder, pins, declared=reqs, needed=needed)
         if suggestion is not None:
             findings.append(suggestion)
     options = (

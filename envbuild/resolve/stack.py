@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import zipfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -61,9 +61,8 @@ _ARCH = {"linux/amd64": "x86_64", "linux/arm64": "aarch64"}
 def skinny_served(old: Requirement, new: Requirement) -> Finding:
     return EB316.at(
         old.location,
-        f"{old.raw!r} is served by {new.raw!r} (the same loader and scoring code): nothing "
-        "the model needs comes only with full MLflow's dependencies (Flask, SQLAlchemy, "
-        "matplotlib, ...), which make an image several times larger",
+        f"{old.raw!r} is served by {new.raw!r}: the same loader, without full MLflow's "
+        "Flask, SQLAlchemy, matplotlib, ..., which nothing in the model needs",
         hint="--mlflow full keeps the declared mlflow",
     )
 
@@ -229,11 +228,20 @@ def gpu_evidence(folder: ModelFolder) -> str | None:
     return None
 
 
-def cuda_torch_finding(folder: ModelFolder, pins: Sequence[Pin]) -> Finding | None:
-    """EB318 when the lock's torch is a CUDA build and the model shows no GPU use."""
+def cuda_torch_finding(
+    folder: ModelFolder,
+    pins: Sequence[Pin],
+    *,
+    declared: Sequence[Requirement] = (),
+    needed: Callable[[], set[str]] | None = None,
+) -> Finding | None:
+    """EB318 when the lock's torch is a CUDA build and the model shows no GPU use; not for
+    a declared torch nothing in the model needs (EB231 says to remove it)."""
     torch = next((p for p in pins if p.name == "torch"), None)
     nvidia = _nvidia(pins)
     if torch is None or torch.version.local == "cpu" or not nvidia:
+        return None
+    if needed is not None and any(r.name == "torch" for r in declared) and "torch" not in needed():
         return None
     evidence = gpu_evidence(folder)
     if evidence is not None:

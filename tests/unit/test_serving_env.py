@@ -163,3 +163,22 @@ def test_readme_names_every_system_cuda_package_with_its_reason() -> None:
     readme = (ROOT / "README.md").read_text()
     for name, reason in SYSTEM_CUDA.items():
         assert f"`{name}`" in readme and reason in readme, name
+
+
+def test_no_torch_cpu_suggestion_for_a_torch_nothing_needs() -> None:
+    """examples/sklearn-credit declares torch (MLflow wrote it for a skops model) that no
+    file needs: EB231 says remove it, so EB318 stays quiet."""
+    from envbuild.infer.static import needed_distributions
+    from tests.helpers import EXAMPLES
+
+    folder = read_model(EXAMPLES / "sklearn-credit")
+    reqs = folder.env.spec.requirements
+    cuda_lock = [
+        _pin("torch", "2.13.0", "requirements.txt:7"),
+        _pin("nvidia-nccl-cu13", "2.28", "torch"),
+    ]
+    assert cuda_torch_finding(folder, cuda_lock) is not None  # without the scan
+    quiet = cuda_torch_finding(
+        folder, cuda_lock, declared=reqs, needed=lambda: needed_distributions(folder)
+    )
+    assert quiet is None
