@@ -12,8 +12,9 @@ or ``mlflow-skinny`` gets that declaration, not a second distribution; MLmodel's
 the model's own requirements), not a pin. A declared ``mlflow`` is served as
 ``mlflow-skinny`` of the same specifier (``--mlflow skinny``, the default), unless the
 model needs something only full MLflow's dependencies bring (the resolver checks the lock
-against the static scan and keeps ``mlflow`` then); ``--mlflow full`` keeps it always. No web framework:
-FastAPI/uvicorn come with mlflow-skinny from 2.2x on, but not with older ones, and the
+against the static scan and keeps ``mlflow`` then); ``--mlflow full`` keeps it always.
+
+No web framework: FastAPI/uvicorn come with mlflow-skinny from 2.2x on, but not with older ones, and the
 measurements below show they buy nothing here. The resolver locks these together with the
 model's requirements.
 
@@ -189,7 +190,7 @@ def serving_stack(
                 req,
                 raw=str(pkg),
                 requirement=pkg,
-                reasons=(f"serving {req.raw!r} as MLflow would: mlflow-skinny, same version",),
+                reasons=(f"{req.raw!r} served by mlflow-skinny of the same version",),
             )
             swapped.append((req, new))
     preferred = None
@@ -210,10 +211,12 @@ def serving_stack(
 def _skinny_can_serve(req: PkgRequirement) -> bool:
     """mlflow-skinny exists from 1.14.0: a declaration that allows only older releases
     keeps the full distribution."""
-    specs = list(req.specifier)
-    return not any(
-        s.operator in ("==", "===", "<", "<=", "~=")
-        and _version(s.version.rstrip(".*")) is not None
-        and Version(s.version.rstrip(".*")) < FIRST_SKINNY
-        for s in specs
-    )
+    for spec in req.specifier:
+        bound = _version(spec.version.removesuffix(".*"))
+        if bound is None:
+            continue
+        if spec.operator in ("==", "===", "<=", "~=") and bound < FIRST_SKINNY:
+            return False
+        if spec.operator == "<" and bound <= FIRST_SKINNY:
+            return False
+    return True

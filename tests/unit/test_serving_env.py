@@ -182,3 +182,24 @@ def test_no_torch_cpu_suggestion_for_a_torch_nothing_needs() -> None:
         folder, cuda_lock, declared=reqs, needed=lambda: needed_distributions(folder)
     )
     assert quiet is None
+
+
+@pytest.mark.parametrize(
+    ("declared", "swapped"),
+    [
+        ("mlflow==1.30.1", True),
+        ("mlflow<1.15", True),
+        ("mlflow==1.13.1", False),
+        ("mlflow<1.14", False),
+    ],
+)
+def test_mlflow_before_skinny_existed_stays_full(
+    tmp_path: Path, declared: str, swapped: bool
+) -> None:
+    """mlflow-skinny exists from 1.14.0: a declaration allowing only older MLflow keeps mlflow."""
+    model = tmp_path / BARE.name
+    shutil.copytree(BARE, model)
+    req = model / "requirements.txt"
+    req.write_text(req.read_text().replace("mlflow\n", f"{declared}\n", 1))
+    reqs = list(read_model(model).env.spec.requirements)
+    assert bool(serving_stack("1.13.1", reqs).swapped) is swapped
