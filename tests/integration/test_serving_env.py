@@ -53,6 +53,10 @@ def test_xgboost_pulling_nccl_gets_the_slim_base(tmp_path: Path) -> None:
     assert [f.code for f in result.findings if f.code in ("EB405", "EB411")] == ["EB411"]
     gpu = api.image(model, build=False, gpu=True)
     assert gpu.plan is not None and gpu.plan.base_image.startswith("nvidia/cuda:12.")
+    # the same through the command line: --gpu renders the CUDA template, named in the header
+    run = CliRunner().invoke(main, ["image", str(model), "--no-build", "--gpu"])
+    assert run.exit_code == 0, run.output
+    assert "FROM nvidia/cuda:12." in run.stdout and " --gpu\n" in run.stdout.splitlines(True)[0]
 
 
 def test_bare_mlflow_locks_one_mlflow_skinny_unless_full() -> None:
