@@ -2,10 +2,19 @@
 
 The server (envbuild/serve/) is the standard library's HTTP server around MLflow's pyfunc
 loader and MLflow's own payload parsers. So the environment needs only ``mlflow-skinny``
-at the model's own MLflow version (MLflow's pyfunc loader and ``proto_json_utils``;
-``mlflow-skinny`` exists from 1.14.0, older models get the full ``mlflow``), plus pandas
-and numpy for tabular payloads (mlflow-skinny does not require them). No web framework:
-FastAPI/uvicorn come with mlflow-skinny from 2.2x on, but not with older ones, and the
+(MLflow's pyfunc loader and ``proto_json_utils``; ``mlflow-skinny`` exists from 1.14.0,
+older models get the full ``mlflow``), plus pandas and numpy for tabular payloads
+(mlflow-skinny does not require them).
+
+One MLflow per environment (``serving_stack``): a model whose requirements name ``mlflow``
+or ``mlflow-skinny`` gets that declaration, not a second distribution; MLmodel's
+``mlflow_version`` is a preference (tried first as ``==``, dropped when it conflicts with
+the model's own requirements), not a pin. A declared ``mlflow`` is served as
+``mlflow-skinny`` of the same specifier (``--mlflow skinny``, the default), unless the
+model needs something only full MLflow's dependencies bring (the resolver checks the lock
+against the static scan and keeps ``mlflow`` then); ``--mlflow full`` keeps it always.
+
+No web framework: FastAPI/uvicorn come with mlflow-skinny from 2.2x on, but not with older ones, and the
 measurements below show they buy nothing here. The resolver locks these together with the
 model's requirements.
 
@@ -48,6 +57,8 @@ comparisons mean much:
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass, replace
+from typing import Literal
 
 from packaging.requirements import Requirement as PkgRequirement
 from packaging.version import InvalidVersion, Version
@@ -57,31 +68,155 @@ from envbuild.read import ReqKind, Requirement
 
 SERVING_SOURCE = "envbuild serving stack"
 
+# the two distributions of the ``mlflow`` package; envbuild.infer.names holds the MLflow
+# family for inference (importing it here would import infer, which imports resolve)
+MLFLOW, MLFLOW_SKINNY = MLFLOW_DISTS = ("mlflow", "mlflow-skinny")
+
 # The first mlflow-skinny release on PyPI (checked with `pip index versions`); older
 # models need the full mlflow distribution for the same loader.
 FIRST_SKINNY = Version("1.14.0")
 
+# MLflow before 2.16 imports pkg_resources at ``import mlflow.pyfunc`` without requiring
+# setuptools, which dropped pkg_resources in 82.0.0 (both read from the wheels); a uv venv
+# has no setuptools of its own.
+PKG_RESOURCES_UNTIL = Version("2.16.0")
+SETUPTOOLS_WITH_PKG_RESOURCES = "setuptools<82"
+
 # The package name the server is copied under (render.server_files).
 SERVE_PACKAGE = "envbuild_serve"
 
+# --mlflow: serve a declared ``mlflow`` as mlflow-skinny where nothing needs more, or keep it
+MlflowChoice = Literal["skinny", "full"]
+MLFLOW_CHOICES: tuple[MlflowChoice, ...] = ("skinny", "full")
 
-def serving_requirements(mlflow_version: str | None) -> tuple[Requirement, ...]:
-    mlflow = "mlflow-skinny"
+_WHY = "added by envbuild so the image/venv can load and serve the model"
+
+
+def _added(text: str, why: str = _WHY) -> Requirement:
+    return Requirement(
+        raw=text,
+        kind=ReqKind.NAMED,
+        requirement=PkgRequirement(text),
+        location=Location(file=SERVING_SOURCE),
+        reasons=(why,),
+    )
+
+
+def _version(mlflow_version: str | None) -> Version | None:
     if mlflow_version:
         with contextlib.suppress(InvalidVersion):
-            version = Version(mlflow_version)
-            mlflow = (
-                f"mlflow-skinny=={version}" if version >= FIRST_SKINNY else f"mlflow=={version}"
-            )
-    out = []
-    for text in (mlflow, "pandas", "numpy"):
-        out.append(
-            Requirement(
-                raw=text,
-                kind=ReqKind.NAMED,
-                requirement=PkgRequirement(text),
-                location=Location(file=SERVING_SOURCE),
-                reasons=("added by envbuild so the image/venv can load and serve the model",),
-            )
+            return Version(mlflow_version)
+    return None
+
+
+def serving_requirements(mlflow_version: str | None) -> tuple[Requirement, ...]:
+    """What the serving stack adds to a model whose requirements name no MLflow:
+    mlflow-skinny at the model's version (full mlflow before 1.14), pandas and numpy."""
+    version = _version(mlflow_version)
+    mlflow = MLFLOW_SKINNY
+    if version is not None:
+        mlflow = f"{MLFLOW_SKINNY if version >= FIRST_SKINNY else MLFLOW}=={version}"
+    return tuple(_added(text) for text in (mlflow, "pandas", "numpy"))
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServingStack:
+    """What goes to the resolver for serving, beside the model's own lines.
+
+    ``swapped`` maps a declared line to the line sent instead (``mlflow`` -> ``mlflow-skinny``
+    with the same specifier and location); ``added`` is what envbuild adds in every
+    attempt (pandas, numpy; an MLflow line when the model names none); ``preferred`` is
+    ``mlflow_version`` as ``==``, sent only in the first attempt."""
+
+    swapped: tuple[tuple[Requirement, Requirement], ...] = ()
+    added: tuple[Requirement, ...] = ()
+    preferred: Requirement | None = None
+
+    def lines(self, reqs: list[Requirement], *, prefer: bool) -> list[Requirement]:
+        swap = {id(old): new for old, new in self.swapped}
+        out = [swap.get(id(r), r) for r in reqs]
+        names = {r.name for r in out if r.name}
+        # a serving package the model already names: the model's line decides
+        out.extend(s for s in self.added if s.name not in names)
+        if prefer and self.preferred is not None:
+            out.append(self.preferred)
+        return out
+
+    def describe(self) -> str:
+        parts = [f"{old.raw} as {new.raw}" for old, new in self.swapped]
+        parts += [s.raw for s in self.added]
+        if self.preferred is not None:
+            parts.append(f"{self.preferred.raw} preferred")
+        return ", ".join(parts)
+
+
+def declared_mlflow(reqs: list[Requirement]) -> list[Requirement]:
+    return [r for r in reqs if r.name in MLFLOW_DISTS and r.requirement is not None]
+
+
+def serving_stack(
+    mlflow_version: str | None, reqs: list[Requirement], *, mlflow: MlflowChoice = "skinny"
+) -> ServingStack:
+    """The serving lines for a model with requirement lines ``reqs`` (see the module doc)."""
+    version = _version(mlflow_version)
+    declared = declared_mlflow(reqs)
+    pandas_numpy = tuple(_added(text) for text in ("pandas", "numpy"))
+    versions = [version] + [_version(r.pinned_version) for r in declared]
+    if any(v is not None and v < PKG_RESOURCES_UNTIL for v in versions):
+        pandas_numpy += (
+            _added(
+                SETUPTOOLS_WITH_PKG_RESOURCES,
+                "MLflow before 2.16 imports pkg_resources, which setuptools 82 removed",
+            ),
         )
-    return tuple(out)
+    if not declared:
+        added = serving_requirements(mlflow_version)
+        if version is None:
+            return ServingStack(added=added)
+        # the model's version first; a conflict with the model's own lines falls back to
+        # any release from that version on
+        dist = added[0].name or MLFLOW_SKINNY
+        return ServingStack(added=(_added(f"{dist}>={version}"), *pandas_numpy), preferred=added[0])
+    swapped: list[tuple[Requirement, Requirement]] = []
+    if mlflow == "skinny":
+        for req in declared:
+            assert req.requirement is not None
+            if req.name != MLFLOW or not _skinny_can_serve(req.requirement):
+                continue
+            pkg = PkgRequirement(str(req.requirement))
+            pkg.name = MLFLOW_SKINNY
+            pkg.extras = set()
+            new = replace(
+                req,
+                raw=str(pkg),
+                requirement=pkg,
+                reasons=(f"{req.raw!r} served by mlflow-skinny of the same version",),
+            )
+            swapped.append((req, new))
+    preferred = None
+    if version is not None and all(
+        r.requirement is not None and r.requirement.specifier.contains(version, prereleases=True)
+        for r in declared
+    ):
+        pins = {r.pinned_version for r in declared}
+        if not any(pins):  # a bare or ranged declaration: the model's version is preferred
+            swapped_names = {new.name for _, new in swapped}
+            served = MLFLOW_SKINNY if MLFLOW_SKINNY in swapped_names else declared[0].name
+            preferred = _added(
+                f"{served}=={version}", "MLmodel's mlflow_version, preferred (not required)"
+            )
+    return ServingStack(swapped=tuple(swapped), added=pandas_numpy, preferred=preferred)
+
+
+def _skinny_can_serve(req: PkgRequirement) -> bool:
+    """mlflow-skinny exists from 1.14.0: a declaration that allows only older releases
+    keeps the full distribution."""
+    for spec in req.specifier:
+        bound = _version(spec.version.removesuffix(".*"))
+        if bound is None:
+            continue
+        if spec.operator in ("==", "===", "<=", "~=") and bound < FIRST_SKINNY:
+            return False
+        if spec.operator == "<" and bound <= FIRST_SKINNY:
+            return False
+    return True

@@ -120,6 +120,7 @@ class CompileRequest:
     only_binary: Sequence[str] = ()
     no_binary: Sequence[str] = ()
     exclude_newer: str | None = None  # ignore files uploaded after this date (RFC 3339)
+    torch_backend: str | None = None  # uv's --torch-backend (cpu: the PyTorch CPU index)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -183,6 +184,8 @@ def compile_requirements(req: CompileRequest, *, timeout: float = 600) -> Compil
             args += ["--no-binary", name]
         if req.exclude_newer:
             args += ["--exclude-newer", req.exclude_newer]
+        if req.torch_backend:
+            args += ["--torch-backend", req.torch_backend]
         log.debug("running uv pip compile (python %s, %s)", req.python_version, req.platform)
         start = time.perf_counter()
         try:

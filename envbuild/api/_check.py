@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from envbuild.api._common import ModelLocation
+from envbuild.resolve import MlflowChoice, TorchChoice
 from envbuild.sources import ModelSource
 
 
@@ -26,9 +27,12 @@ def check(
     tracking_uri: str | None = None,
     jobs: int = 0,
     env_from: str = "auto",
+    mlflow: MlflowChoice = "skinny",
+    torch: TorchChoice = "default",
 ) -> Any:
     """The pre-deploy check of every model in ``models`` (in parallel): an
-    ``envbuild.check.Report`` whose ``exit_code`` a pipeline can trust."""
+    ``envbuild.check.Report`` whose ``exit_code`` a pipeline can trust. ``mlflow`` and
+    ``torch`` shape the resolution as in :func:`envbuild.api.lock`."""
     from envbuild.check import run_check
     from envbuild.check.settings import options_from
     from envbuild.check.stages import STAGES
@@ -46,6 +50,8 @@ def check(
         allow_files=tuple(allow_files),
         tracking_uri=tracking_uri,
         env_from=env_from,
+        mlflow=mlflow,
+        torch=torch,
     )
     locations = [m.uri if isinstance(m, ModelSource) else os.fspath(m) for m in models]
     return run_check(locations, options, STAGES, jobs=jobs)

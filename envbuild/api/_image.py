@@ -18,7 +18,14 @@ from envbuild.output import canonical_command
 from envbuild.read import ModelFolder, read_model, read_workspace_env
 from envbuild.render import BuildPlan
 from envbuild.render.source import refuse_source_builds
-from envbuild.resolve import Lock, source_build_findings, source_builds, target_for
+from envbuild.resolve import (
+    Lock,
+    MlflowChoice,
+    TorchChoice,
+    source_build_findings,
+    source_builds,
+    target_for,
+)
 from envbuild.safety import Verdict, require_safe
 from envbuild.sources import ModelSource
 from envbuild.versions import minor_of
@@ -119,6 +126,9 @@ def image(
     trust_model: bool = False,
     exclude: Sequence[str] = (),
     allow_files: Sequence[str] = (),
+    gpu: bool = False,
+    mlflow: MlflowChoice = "skinny",
+    torch: TorchChoice = "default",
     tracking_uri: str | None = None,
     registry_uri: str | None = None,
     cache_dir: Path | None = None,
@@ -128,7 +138,9 @@ def image(
     apply ``tags``. ``lock_file`` (written by ``envbuild lock``) is built as it is, with no
     resolution: what CI locked is what gets built. A model the static scan calls unsafe is
     refused first (EB510). Pins with no wheel for the target are compiled in a throwaway
-    builder stage, or with ``wheels_only`` refused before anything is built (EB411)."""
+    builder stage, or with ``wheels_only`` refused before anything is built (EB411). The base is ``python:X.Y-slim`` (PyPI's CUDA wheels carry their
+    own libraries); ``gpu`` renders NVIDIA's CUDA runtime base. ``mlflow`` and ``torch``
+    shape the resolution as in :func:`lock`."""
     from envbuild._adapters import docker as _docker
     from envbuild._adapters.uv import uv_requirement
     from envbuild.build import build_image, download_wheelhouse, write_context
@@ -179,6 +191,8 @@ def image(
             platform=target_platform,
             override=override,
             find_links=find_links,
+            mlflow=mlflow,
+            torch=torch,
         )
         findings.extend(resolution_findings)
     if locked is None:
@@ -215,6 +229,9 @@ def image(
         ("--exclude", list(exclude)),
         ("--allow-file", list(allow_files)),
         ("--trust-model", trust_model),
+        ("--gpu", gpu),
+        ("--mlflow", mlflow if mlflow != "skinny" and given is None else None),
+        ("--torch", torch if torch != "default" and given is None else None),
     )
     built: BuiltImage | None = None
     with tempfile.TemporaryDirectory(prefix="envbuild-wheels-") as tmp:
@@ -234,6 +251,7 @@ def image(
             model_labels=labels,
             exclude=exclude,
             allow_files=allow_files,
+            gpu=gpu,
         )
         findings.extend(plan.findings)
         if output is not None:

@@ -15,7 +15,9 @@ from envbuild.read import ModelFolder, read_model, read_workspace_env
 from envbuild.resolve import (
     LOCK_NAME,
     Lock,
+    MlflowChoice,
     Target,
+    TorchChoice,
     parse_lock,
     resolve,
     target_for,
@@ -89,13 +91,16 @@ def lock(
     env_override: Path | None = None,
     serving: bool = True,
     exclude_newer: str | None = None,
+    mlflow: MlflowChoice = "skinny",
+    torch: TorchChoice = "default",
     tracking_uri: str | None = None,
     registry_uri: str | None = None,
     cache_dir: Path | None = None,
 ) -> LockResult:
     """Resolve ``model``'s environment for the target Python and platform (uv) and write
     ``requirements.lock`` (or ``output``); ``check`` compares with the existing lock
-    instead (EB340 when stale), ``dry_run`` writes nothing."""
+    instead (EB340 when stale), ``dry_run`` writes nothing. ``mlflow`` chooses the serving
+    MLflow distribution, ``torch="cpu"`` torch's CPU build."""
     if dry_run and check:
         raise InputError(
             "--dry-run and --check cannot be combined",
@@ -128,6 +133,8 @@ def lock(
         ("--env-override", env_override.name if env_override else None),
         ("--no-serving", not serving),
         ("--exclude-newer", exclude_newer),
+        ("--mlflow", mlflow if mlflow != "skinny" else None),
+        ("--torch", torch if torch != "default" else None),
     )
     resolution = resolve(
         folder,
@@ -138,6 +145,8 @@ def lock(
         include_serving=serving,
         command=canonical,
         exclude_newer=exclude_newer,
+        mlflow=mlflow,
+        torch=torch,
     )
     findings.extend(resolution.findings)
     path = output or folder.path / LOCK_NAME

@@ -15,6 +15,8 @@ from envbuild.findings import Finding, exit_code_for
 from envbuild.read import ModelFolder, read_model
 from envbuild.resolve import (
     DEFAULT_PYTHON,
+    MlflowChoice,
+    TorchChoice,
 )
 from envbuild.safety import Verdict, require_safe
 from envbuild.sources import ModelSource
@@ -38,7 +40,9 @@ class VenvBuildResult:
         return {**self.venv.to_json(), "source": self.source.provenance()}
 
 
-def _inputs_digest(folder: ModelFolder, python: Path, xy: str, find_links: Sequence[Path]) -> str:
+def _inputs_digest(
+    folder: ModelFolder, python: Path, xy: str, find_links: Sequence[Path], choices: str
+) -> str:
     """What the lock depends on: the model's environment files, the interpreter and
     envbuild itself. Unchanged inputs let a re-run skip the resolver and the install."""
     import hashlib
@@ -46,7 +50,9 @@ def _inputs_digest(folder: ModelFolder, python: Path, xy: str, find_links: Seque
     from envbuild import __version__
     from envbuild.render import server_files, server_sha256
 
-    h = hashlib.sha256(f"{__version__}\0{python.resolve()}\0{xy}\0{host_platform()}\n".encode())
+    h = hashlib.sha256(
+        f"{__version__}\0{python.resolve()}\0{xy}\0{host_platform()}\0{choices}\n".encode()
+    )
     for link in find_links:
         h.update(f"{link.resolve()}\n".encode())
     for name in sorted({*folder.env.spec.files, "MLmodel"}):
@@ -66,13 +72,16 @@ def venv(
     find_links: Sequence[Path] = (),
     smoke: bool = True,
     trust_model: bool = False,
+    mlflow: MlflowChoice = "skinny",
+    torch: TorchChoice = "default",
     tracking_uri: str | None = None,
     registry_uri: str | None = None,
     cache_dir: Path | None = None,
 ) -> VenvBuildResult:
     """Create a virtualenv at ``path`` with ``model``'s locked environment, the serving
     stack and envbuild's server, and prove it in a sandbox; an unchanged model only checks
-    the stamp file. A model the static scan calls unsafe is refused first (EB510)."""
+    the stamp file. A model the static scan calls unsafe is refused first (EB510).
+    ``mlflow`` and ``torch`` shape the resolution as in :func:`lock`."""
     from envbuild.build import (
         find_python,
         install_venv,
@@ -100,7 +109,7 @@ def venv(
             source=source, folder=folder, safety=verdict, venv=result, findings=tuple(findings)
         )
 
-    inputs = _inputs_digest(folder, exe, xy, find_links)
+    inputs = _inputs_digest(folder, exe, xy, find_links, f"{mlflow}\0{torch}")
     want = {"inputs": inputs, "model": model_fingerprint(folder.path), "smoke": smoke}
     if stamp_matches(path, want):
         stamp = read_stamp(path) or {}
@@ -124,6 +133,8 @@ def venv(
             platform=host_platform(),
             find_links=find_links,
             command="envbuild venv",
+            mlflow=mlflow,
+            torch=torch,
         )
         findings.extend(resolved)
         if locked is None:

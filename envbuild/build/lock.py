@@ -9,6 +9,8 @@ from pathlib import Path
 from envbuild.findings import Finding
 from envbuild.read import ModelFolder, WorkspaceEnv
 from envbuild.resolve.lock import Lock
+from envbuild.resolve.stack import TorchChoice
+from envbuild.serving import MlflowChoice
 
 
 def host_platform() -> str:
@@ -25,6 +27,8 @@ def lock_for(
     override: WorkspaceEnv | None = None,
     find_links: Sequence[Path] = (),
     command: str = "envbuild image",
+    mlflow: MlflowChoice = "skinny",
+    torch: TorchChoice = "default",
 ) -> tuple[list[Finding], Lock | None]:
     """Resolve the model's environment (or the override's) for the target with the
     resolver and return its findings and the lock."""
@@ -37,7 +41,13 @@ def lock_for(
         env=override.spec if override is not None else None,
     )
     resolution = resolver.resolve(
-        folder, target, override=override, find_links=find_links, command=command
+        folder,
+        target,
+        override=override,
+        find_links=find_links,
+        command=command,
+        mlflow=mlflow,
+        torch=torch,
     )
     findings = [*target_findings, *resolution.findings]
     return findings, resolution.lock

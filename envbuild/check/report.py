@@ -10,6 +10,8 @@ from typing import Any, Literal
 
 from envbuild.errors import ExitCode
 from envbuild.findings import Finding, Severity, failing
+from envbuild.resolve.stack import TorchChoice
+from envbuild.serving import MlflowChoice
 
 OutputFormat = Literal["text", "json", "junit", "github"]
 
@@ -27,6 +29,8 @@ class CheckOptions:
     exclude: tuple[str, ...] = ()  # model files left out of the image (gitignore syntax)
     allow_files: tuple[str, ...] = ()  # secret-looking files allowed by name
     env_from: str = "auto"  # the environment file followed (read.EnvFrom)
+    mlflow: MlflowChoice = "skinny"  # --mlflow: the serving MLflow distribution
+    torch: TorchChoice = "default"  # --torch: torch's build (cpu: the CPU wheels)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -10,6 +10,8 @@ from envbuild._compat import tomllib
 from envbuild.check.report import CheckOptions
 from envbuild.errors import InputError
 from envbuild.findings import Location
+from envbuild.resolve.stack import TORCH_CHOICES, TorchChoice
+from envbuild.serving import MLFLOW_CHOICES, MlflowChoice
 
 SETTINGS_KEYS = {
     "ignore": list,
@@ -23,7 +25,11 @@ SETTINGS_KEYS = {
     "exclude": list,
     "allow-file": list,
     "env-from": str,
+    "mlflow": str,
+    "torch": str,
 }
+# settings whose value is one of a few words
+SETTINGS_CHOICES: dict[str, tuple[str, ...]] = {"mlflow": MLFLOW_CHOICES, "torch": TORCH_CHOICES}
 
 
 def load_settings(start: Path) -> tuple[dict[str, Any], Path | None]:
@@ -65,6 +71,13 @@ def load_settings(start: Path) -> tuple[dict[str, Any], Path | None]:
                         location=Location(file=str(candidate), field=f"tool.envbuild.{key}"),
                         code="EB130",
                     )
+                choices = SETTINGS_CHOICES.get(key)
+                if choices is not None and value not in choices:
+                    raise InputError(
+                        f"setting {key!r} must be one of " + ", ".join(choices),
+                        location=Location(file=str(candidate), field=f"tool.envbuild.{key}"),
+                        code="EB130",
+                    )
             return table, candidate
     return {}, None
 
@@ -83,6 +96,8 @@ def options_from(
     allow_files: tuple[str, ...] = (),
     tracking_uri: str | None = None,
     env_from: str | None = None,
+    mlflow: MlflowChoice | None = None,
+    torch: TorchChoice | None = None,
 ) -> CheckOptions:
     """The options a check runs with: what the command line gives, else the settings.
     Ignored codes, excludes and allowed files add up; ``EB3xx,EB501`` splits on commas."""
@@ -107,4 +122,6 @@ def options_from(
         exclude=(*(str(p) for p in settings.get("exclude", [])), *exclude),
         allow_files=(*(str(p) for p in settings.get("allow-file", [])), *allow_files),
         env_from=env_from or settings.get("env-from", "auto"),
+        mlflow=mlflow or settings.get("mlflow", "skinny"),
+        torch=torch or settings.get("torch", "default"),
     )

@@ -40,6 +40,8 @@ def resolution(
         find_links=options.find_links,
         offline=options.offline,
         command="envbuild check",
+        mlflow=options.mlflow,
+        torch=options.torch,
     )
     findings.extend(result.findings)
     return findings, [], result.lock

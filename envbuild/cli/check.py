@@ -19,11 +19,14 @@ from envbuild.cli.common import (
     exclude_option,
     find_links_option,
     make_common,
+    mlflow_option,
     platform_option,
     python_version_option,
+    torch_option,
     use_color,
 )
 from envbuild.output import dumps, envelope
+from envbuild.resolve import MlflowChoice, TorchChoice
 
 
 def _model_folders(arguments: tuple[str, ...]) -> list[str]:
@@ -64,6 +67,8 @@ def _model_folders(arguments: tuple[str, ...]) -> list[str]:
 @find_links_option
 @exclude_option
 @allow_file_option
+@mlflow_option(None)
+@torch_option(None)
 @click.option(
     "--tracking-uri",
     default=None,
@@ -86,6 +91,8 @@ def check(
     find_links: tuple[Path, ...],
     exclude: tuple[str, ...],
     allow_files: tuple[str, ...],
+    mlflow: MlflowChoice | None,
+    torch: TorchChoice | None,
     tracking_uri: str | None,
     jobs: int,
     fmt: str,
@@ -113,6 +120,8 @@ def check(
         allow_files=allow_files,
         tracking_uri=tracking_uri,
         env_from=env_from,
+        mlflow=mlflow,
+        torch=torch,
     )
     folders = _model_folders(models)
     if not folders:

@@ -16,6 +16,7 @@ import click
 from envbuild.errors import EnvbuildError
 from envbuild.findings import Finding, Severity
 from envbuild.output import dumps, envelope
+from envbuild.resolve import MLFLOW_CHOICES, TORCH_CHOICES
 from envbuild.sources import materialize
 from envbuild.versions import PLATFORMS
 
@@ -183,6 +184,30 @@ find_links_option = click.option(
     type=click.Path(file_okay=False, exists=True, path_type=Path),
     help="Also resolve from the wheels in DIR (a wheelhouse, CPU builds of torch); repeatable.",
 )
+
+
+def mlflow_option(default: str | None) -> Callable[[F], F]:
+    return click.option(
+        "--mlflow",
+        "mlflow",
+        type=click.Choice(MLFLOW_CHOICES),
+        default=default,
+        help="skinny (default): serve a declared mlflow with mlflow-skinny of the same "
+        "version unless the model needs something only full MLflow brings; full: keep it.",
+    )
+
+
+def torch_option(default: str | None) -> Callable[[F], F]:
+    return click.option(
+        "--torch",
+        "torch",
+        type=click.Choice(TORCH_CHOICES),
+        default=default,
+        help="cpu: lock torch's CPU build (torch-*+cpu wheels from --find-links, else the "
+        "PyTorch CPU index) for a small image; default: what the index gives (PyPI's Linux "
+        "torch is a CUDA build).",
+    )
+
 
 exclude_option = click.option(
     "--exclude",

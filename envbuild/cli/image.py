@@ -16,13 +16,16 @@ from envbuild.cli.common import (
     env_override_option,
     exclude_option,
     find_links_option,
+    mlflow_option,
     model_argument,
     platform_option,
     present,
     python_version_option,
+    torch_option,
     trust_model_option,
 )
 from envbuild.contents import human_size
+from envbuild.resolve import MlflowChoice, TorchChoice
 from envbuild.sources import ModelSource
 
 
@@ -41,6 +44,12 @@ from envbuild.sources import ModelSource
 )
 @click.option("--no-build", is_flag=True, help="Render only: print the Dockerfile.")
 @click.option("--base-image", help="Base image instead of python:X.Y-slim.")
+@click.option(
+    "--gpu",
+    is_flag=True,
+    help="Base on NVIDIA's CUDA runtime image (default: python:X.Y-slim, which serves PyPI's "
+    "CUDA wheels under the NVIDIA container runtime too).",
+)
 @python_version_option
 @platform_option(None, "this machine's")
 @env_override_option
@@ -80,6 +89,8 @@ from envbuild.sources import ModelSource
     is_flag=True,
     help="Keep an image whose smoke test fails, as NAME:TAG-failed (default: remove it).",
 )
+@mlflow_option("skinny")
+@torch_option("default")
 @trust_model_option
 @exclude_option
 @allow_file_option
@@ -93,6 +104,7 @@ def image(
     output: Path | None,
     no_build: bool,
     base_image: str | None,
+    gpu: bool,
     python_version: str | None,
     target_platform: str | None,
     env_override: Path | None,
@@ -103,6 +115,8 @@ def image(
     network_mode: str | None,
     smoke: bool,
     keep_failed: bool,
+    mlflow: MlflowChoice,
+    torch: TorchChoice,
     trust_model: bool,
     exclude: tuple[str, ...],
     allow_files: tuple[str, ...],
@@ -135,6 +149,9 @@ def image(
         trust_model=trust_model,
         exclude=exclude,
         allow_files=allow_files,
+        gpu=gpu,
+        mlflow=mlflow,
+        torch=torch,
     )
     present(result, fmt=fmt, command=command, text=_text(result, tags))
 

@@ -14,12 +14,14 @@ from envbuild.cli.common import (
     env_from_option,
     env_override_option,
     find_links_option,
+    mlflow_option,
     model_argument,
     platform_option,
     present,
     python_version_option,
+    torch_option,
 )
-from envbuild.resolve import LOCK_NAME
+from envbuild.resolve import LOCK_NAME, MlflowChoice, TorchChoice
 from envbuild.sources import ModelSource
 
 
@@ -40,8 +42,11 @@ from envbuild.sources import ModelSource
     "--serving/--no-serving",
     default=True,
     show_default=True,
-    help="Lock the serving stack (mlflow-skinny at the model's version, pandas, numpy) too.",
+    help="Lock the serving stack (MLflow as the model declares it, else mlflow-skinny at "
+    "the model's version; pandas, numpy) too.",
 )
+@mlflow_option("skinny")
+@torch_option("default")
 @click.option(
     "--exclude-newer",
     metavar="DATE",
@@ -64,6 +69,8 @@ def lock(
     env_override: Path | None,
     serving: bool,
     exclude_newer: str | None,
+    mlflow: MlflowChoice,
+    torch: TorchChoice,
     fmt: str,
     command: str,
 ) -> None:
@@ -85,6 +92,8 @@ def lock(
         env_override=env_override,
         serving=serving,
         exclude_newer=exclude_newer,
+        mlflow=mlflow,
+        torch=torch,
     )
     text = ""
     if result.lock is not None and dry_run:

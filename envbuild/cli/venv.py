@@ -13,10 +13,13 @@ from envbuild.cli.common import (
     common,
     env_from_option,
     find_links_option,
+    mlflow_option,
     model_argument,
     present,
+    torch_option,
     trust_model_option,
 )
+from envbuild.resolve import MlflowChoice, TorchChoice
 from envbuild.sources import ModelSource
 
 
@@ -40,6 +43,8 @@ from envbuild.sources import ModelSource
     show_default=True,
     help="Predict on the input example in the venv and compare with stored predictions.",
 )
+@mlflow_option("skinny")
+@torch_option("default")
 @trust_model_option
 @env_from_option
 @common
@@ -51,6 +56,8 @@ def venv(
     python: str | None,
     find_links: tuple[Path, ...],
     smoke: bool,
+    mlflow: MlflowChoice,
+    torch: TorchChoice,
     trust_model: bool,
     fmt: str,
     command: str,
@@ -66,6 +73,8 @@ def venv(
         find_links=find_links,
         smoke=smoke,
         trust_model=trust_model,
+        mlflow=mlflow,
+        torch=torch,
     )
     text = ""
     made = result.venv

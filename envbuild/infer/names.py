@@ -11,7 +11,11 @@ from packaging.utils import canonicalize_name
 
 # The distributions that provide the ``mlflow`` package, the full one first: infer writes it
 # when it is installed (what MLflow itself writes), and --check treats the two as one.
-MLFLOW, MLFLOW_SKINNY = MLFLOW_DISTS = ("mlflow", "mlflow-skinny")
+# Declared in envbuild/serving.py, whose serving stack chooses between them.
+from envbuild.serving import MLFLOW as MLFLOW
+from envbuild.serving import MLFLOW_DISTS as MLFLOW_DISTS
+from envbuild.serving import MLFLOW_SKINNY as MLFLOW_SKINNY
+
 # MLflow's own distributions (the two above and mlflow-tracing): their requirement closure
 # is the serving runtime (render's serving_runtime_only).
 MLFLOW_FAMILY = frozenset({*MLFLOW_DISTS, "mlflow-tracing"})

@@ -151,6 +151,24 @@ def _unshipped(first: Ref, refs: list[Ref]) -> Finding:
     )
 
 
+def needed_distributions(folder: ModelFolder) -> set[str]:
+    """The distributions the model's files need (pickles, skops schemas, code imports) and
+    its flavors' libraries, from the static scan; the resolver checks a lock served with
+    mlflow-skinny against them."""
+    code_dirs, code_files = code_paths(folder)
+    scan = scan_model(folder.path, code_dirs=code_dirs, code_files=code_files)
+    stdlib = set(sys.stdlib_module_names) | {"__main__", "__builtin__", "copy_reg"}
+    needed = {
+        distribution_for(r.module) for r in scan.refs if _counts(r, stdlib, scan.local_modules)
+    }
+    needed |= {
+        canonicalize_name(f.library)
+        for f in folder.mlmodel.flavors
+        if f.library and f.name != "python_function"
+    }
+    return {PROVIDES.get(n, n) for n in needed} - set(MLFLOW_DISTS)
+
+
 def _counts(ref: Ref, stdlib: set[str], local: frozenset[str]) -> bool:
     """A reference that needs a third-party distribution installed."""
     top = ref.module.split(".")[0]

@@ -40,9 +40,12 @@ from envbuild.render.context import (
     wheelhouse_files,
 )
 from envbuild.render.detect import (
+    SYSTEM_CUDA,
     SYSTEM_PACKAGES,
     conda_only,
+    cuda_for_base,
     cuda_version,
+    system_cuda,
     system_packages,
     warm_imports,
 )
@@ -57,6 +60,7 @@ __all__ = [
     "CODES",
     "HEALTH_PATH",
     "PORT",
+    "SYSTEM_CUDA",
     "SYSTEM_PACKAGES",
     "BuildKind",
     "BuildPlan",
@@ -104,7 +108,9 @@ EB404 = Code(
     "the environment names conda-only packages: the micromamba path is rendered",
 )
 EB405 = Code(
-    "EB405", Severity.INFO, "the lock pins CUDA builds: a CUDA runtime base image is rendered"
+    "EB405",
+    Severity.INFO,
+    "a CUDA runtime base image is rendered (--gpu, or a package that needs the system's CUDA)",
 )
 EB406 = Code(
     "EB406",
@@ -114,7 +120,14 @@ EB406 = Code(
 EB409 = Code(
     "EB409", Severity.ERROR, "the server package envbuild copies into the image or venv is missing"
 )
-CODES: dict[str, str] = table(EB401, EB402, EB403, EB404, EB405, EB406, EB407, EB408, EB409, EB411)
+EB412 = Code(
+    "EB412",
+    Severity.INFO,
+    "the lock pins CUDA wheels, which carry their own libraries: the slim base serves them",
+)
+CODES: dict[str, str] = table(
+    EB401, EB402, EB403, EB404, EB405, EB406, EB407, EB408, EB409, EB411, EB412
+)
 
 PORT = 8080
 HEALTH_PATH = "/ping"  # the route the HEALTHCHECK and the smoke test probe
@@ -225,13 +238,18 @@ class _Base:
     image: str
     python_source: str
     cuda: tuple[str, tuple[str, ...]] | None
+    cuda_reason: str  # --gpu, or the packages that need the system's CUDA
     conda: tuple[CondaDep, ...]
     findings: tuple[Finding, ...]
 
 
-def _base(target: _Target, *, base_image: str | None, override: WorkspaceEnv | None) -> _Base:
+def _base(
+    target: _Target, *, base_image: str | None, override: WorkspaceEnv | None, gpu: bool
+) -> _Base:
     findings: list[Finding] = []
-    cuda = cuda_version(target.pins)
+    wheels = cuda_version(target.pins)
+    needs_system = system_cuda(target.pins)
+    cuda = cuda_for_base(target.pins) if gpu or needs_system else None
     conda = conda_only(target.spec.conda)
     kind = BuildKind.PIP
     default_base = f"python:{target.python_xy}-slim"
@@ -252,11 +270,28 @@ def _base(target: _Target, *, base_image: str | None, override: WorkspaceEnv | N
         tag_version = CUDA_IMAGES.get(cuda[0], f"{cuda[0]}.0")
         default_base = f"nvidia/cuda:{tag_version}-runtime-ubuntu22.04"
         python_source = "only-managed"
+        why = (
+            "; ".join(f"{name} {reason}" for name, reason in needs_system)
+            if needs_system
+            else "--gpu"
+        )
         findings.append(
             EB405.at(
+                Location(field="--gpu") if not needs_system else Location(),
+                f"base image {default_base} (CUDA {cuda[0]}"
+                + (f": {', '.join(cuda[1])}" if cuda[1] else "")
+                + f"): {why}",
+            )
+        )
+    elif wheels:
+        findings.append(
+            EB412.at(
                 Location(),
-                f"CUDA {cuda[0]} builds in the lock ({', '.join(cuda[1])}): "
-                f"base image {default_base}",
+                f"CUDA {wheels[0]} wheels in the lock ({', '.join(wheels[1])}) carry their "
+                f"own CUDA libraries: base image {default_base}, which serves them on a GPU "
+                "under the NVIDIA container runtime",
+                hint="--gpu renders NVIDIA's CUDA runtime base; --torch cpu locks torch's "
+                "CPU build for a small CPU image",
             )
         )
     chosen = base_image or (override.image if override is not None else None) or default_base
@@ -275,7 +310,8 @@ def _base(target: _Target, *, base_image: str | None, override: WorkspaceEnv | N
         kind=kind,
         image=chosen,
         python_source=python_source,
-        cuda=cuda,
+        cuda=cuda if kind is BuildKind.CUDA else None,
+        cuda_reason=("--gpu" if gpu else ", ".join(n for n, _ in needs_system)) if cuda else "",
         conda=conda,
         findings=tuple(findings),
     )
@@ -481,6 +517,7 @@ def _template_context(
         "micromamba_image": MICROMAMBA_IMAGE,
         "cuda_version": base.cuda[0] if base.cuda else "",
         "cuda_evidence": list(base.cuda[1]) if base.cuda else [],
+        "cuda_reason": base.cuda_reason,
     }
     for key, _value in values["runtime_env"]:
         if not _ENV_NAME.match(key):
@@ -521,15 +558,17 @@ def render(
     model_labels: Mapping[str, str] | None = None,
     exclude: Sequence[str] = (),
     allow_files: Sequence[str] = (),
+    gpu: bool = False,
 ) -> BuildPlan:
     """Render the Dockerfile and list the build context for ``folder`` installed from
     ``lock``. ``wheelhouse`` lists downloaded wheels to install with ``--no-index``.
     ``model_labels`` (``ModelSource.labels()``: where the model came from, its registered
     name, version and run id) are added to the image labels. ``exclude`` and
     ``allow_files`` shape which model files are copied (contents.select); a secret-looking
-    file or an LFS pointer the model needs refuses the render (RefusedFiles, exit 1)."""
+    file or an LFS pointer the model needs refuses the render (RefusedFiles, exit 1).
+    ``gpu`` renders NVIDIA's CUDA runtime base (detect.py: CUDA wheels alone do not)."""
     target = _target(folder, lock, command=command, override=override, wheelhouse=bool(wheelhouse))
-    base = _base(target, base_image=base_image, override=override)
+    base = _base(target, base_image=base_image, override=override, gpu=gpu)
     if target.index.secrets and not buildkit:
         raise InputError(
             "the lock names an index URL with credentials; this engine has no BuildKit, "

@@ -35,6 +35,19 @@ from envbuild.resolve.lock import CODES as _lock_codes
 from envbuild.resolve.lock import LOCK_NAME, Lock, Pin, parse_lock, render_lock
 from envbuild.resolve.override import CODES as _override_codes
 from envbuild.resolve.override import override_findings
+from envbuild.resolve.stack import CODES as _stack_codes
+from envbuild.resolve.stack import (
+    TORCH_CHOICES,
+    TorchChoice,
+    TorchPlan,
+    cpu_index_links,
+    cuda_torch_finding,
+    kept_full,
+    missing_without_full,
+    preference_dropped,
+    skinny_served,
+    torch_plan,
+)
 from envbuild.resolve.static import CODES as _static_codes
 from envbuild.resolve.static import (
     active_constraints,
@@ -46,19 +59,23 @@ from envbuild.resolve.target import CODES as _target_codes
 from envbuild.resolve.target import Target, target_for
 from envbuild.resolve.wheels import CODES as _wheel_codes
 from envbuild.resolve.wheels import source_build_findings, source_builds
-from envbuild.serving import serving_requirements
+from envbuild.serving import MLFLOW_CHOICES, MlflowChoice, ServingStack, serving_stack
 from envbuild.versions import DEFAULT_PYTHON, PLATFORMS, Platform
 
 __all__ = [
     "CODES",
     "DEFAULT_PYTHON",
     "LOCK_NAME",
+    "MLFLOW_CHOICES",
     "PLATFORMS",
+    "TORCH_CHOICES",
     "Lock",
+    "MlflowChoice",
     "Pin",
     "Platform",
     "Resolution",
     "Target",
+    "TorchChoice",
     "drift_findings",
     "explain_failure",
     "override_findings",
@@ -85,6 +102,7 @@ CODES: dict[str, str] = {
     **_drift_codes,
     **_explain_codes,
     **_wheel_codes,
+    **_stack_codes,
 }
 
 
@@ -131,7 +149,9 @@ def _inputs(
     *,
     find_links: Sequence[Path],
     offline: bool,
-    include_serving: bool,
+    stack: ServingStack,
+    prefer: bool,
+    torch: TorchPlan,
     exclude_newer: str | None = None,
 ) -> Inputs:
     marker_env = target.marker_env()
@@ -142,14 +162,7 @@ def _inputs(
         if req.kind is ReqKind.URL and req.requirement is None:
             continue
         reqs.append(req)
-    model_names = {r.name for r in reqs if r.name}
-    if include_serving:
-        for s in serving_requirements(folder.mlmodel.mlflow_version):
-            pkg = s.requirement
-            # an unpinned serving package the model already names adds nothing to uv
-            if pkg is not None and not pkg.specifier and s.name in model_names:
-                continue
-            reqs.append(s)
+    reqs = stack.lines(reqs, prefer=prefer)
     direct: dict[str, list[Requirement]] = {}
     lines: list[str] = []
     for req in reqs:
@@ -160,13 +173,12 @@ def _inputs(
         else:
             lines.append(req.raw)
     also: dict[str, list[Requirement]] = {}
-    if include_serving:
-        for s in serving_requirements(folder.mlmodel.mlflow_version):
-            if s.name and s not in direct.get(s.name, []):
-                also.setdefault(s.name, []).append(s)
+    for s in stack.added:
+        if s.name and s not in direct.get(s.name, []):
+            also.setdefault(s.name, []).append(s)
     constraint_of: dict[str, list[Requirement]] = {}
     cons: list[str] = []
-    for c in active_constraints(spec, marker_env):
+    for c in (*active_constraints(spec, marker_env), *torch.constraints):
         if c.name and c.requirement is not None:
             constraint_of.setdefault(c.name, []).append(c)
             cons.append(str(c.requirement))
@@ -224,6 +236,7 @@ def _inputs(
         only_binary=tuple(only_binary),
         no_binary=tuple(no_binary),
         exclude_newer=exclude_newer,
+        torch_backend=torch.backend,
     )
     return Inputs(
         lines=tuple(lines),
@@ -257,11 +270,15 @@ def resolve(
     suggest: bool = True,
     override: WorkspaceEnv | None = None,
     exclude_newer: str | None = None,
+    mlflow: MlflowChoice = "skinny",
+    torch: TorchChoice = "default",
 ) -> Resolution:
     """Static pass, then uv for the whole environment (plus the serving stack) on
     ``target``; a Lock, or findings that explain why not. ``env`` replaces the model's
     EnvSpec; ``override`` (a workspace environment) does too, and adds what it drops or
-    changes against the model's own requirements (override_findings)."""
+    changes against the model's own requirements (override_findings). ``mlflow`` and
+    ``torch`` choose the serving MLflow distribution and torch's build (serving.py,
+    resolve/stack.py)."""
     findings: list[Finding] = []
     if override is not None:
         findings.extend(override_findings(folder, override))
@@ -271,32 +288,93 @@ def resolve(
     if any(f.code == "EB302" for f in findings):
         # the conflict is already explained line by line; uv would only repeat it
         return Resolution(lock=None, findings=tuple(findings))
-    inputs = _inputs(
-        folder,
-        target,
-        spec,
-        find_links=find_links,
-        offline=offline,
-        include_serving=include_serving,
-        exclude_newer=exclude_newer,
-    )
-    log.info("resolving %d requirements for %s", len(inputs.lines), target.describe())
-    result = _uv.compile_requirements(inputs.request)
+    plan = torch_plan(torch, spec.requirements, find_links, target)
+    findings.extend(plan.findings)
+    reqs = list(spec.requirements)
+
+    def stack_for(choice: MlflowChoice) -> ServingStack:
+        if not include_serving:
+            return ServingStack()
+        return serving_stack(folder.mlmodel.mlflow_version, reqs, mlflow=choice)
+
+    def attempt(stack: ServingStack) -> tuple[Inputs, _uv.CompileResult, str | None]:
+        """The model's mlflow_version as a pin first, then (on a failure) without it."""
+        dropped: str | None = None
+        for prefer in (True, False) if stack.preferred is not None else (False,):
+            inputs = _inputs(
+                folder,
+                target,
+                spec,
+                find_links=find_links,
+                offline=offline,
+                stack=stack,
+                prefer=prefer,
+                torch=plan,
+                exclude_newer=exclude_newer,
+            )
+            log.info("resolving %d requirements for %s", len(inputs.lines), target.describe())
+            result = _uv.compile_requirements(inputs.request)
+            if result.ok or not prefer:
+                return inputs, result, dropped
+            dropped = _short_reason(result.stderr)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    stack = stack_for(mlflow)
+    inputs, result, dropped = attempt(stack)
     if not result.ok:
         findings.extend(explain_failure(result.stderr, inputs, target, spec, suggest=suggest))
         return Resolution(lock=None, findings=tuple(findings))
     log.info("resolved in %.2fs", result.seconds)
-    compiled = _uv.parse_compiled(result.stdout)
-    pins = _pins(compiled, inputs)
+    pins = _pins(_uv.parse_compiled(result.stdout), inputs)
+    scanned: list[set[str]] = []
+
+    def needed() -> set[str]:
+        """What the model's files need (the static scan), computed at most once."""
+        if not scanned:
+            from envbuild.infer.static import needed_distributions
+
+            scanned.append(needed_distributions(folder))
+        return scanned[0]
+
+    if stack.swapped:
+        missing = missing_without_full(needed(), pins)
+        brought: set[str] = set()
+        if missing:
+            log.info("the model needs %s: resolving with full mlflow", ", ".join(sorted(missing)))
+            full = stack_for("full")
+            f_inputs, f_result, f_dropped = attempt(full)
+            if f_result.ok:
+                f_pins = _pins(_uv.parse_compiled(f_result.stdout), f_inputs)
+                brought = missing - missing_without_full(missing, f_pins)
+                if brought:
+                    findings.extend(kept_full(old, brought) for old, _ in stack.swapped)
+                    stack, inputs, pins, dropped = full, f_inputs, f_pins, f_dropped
+        if not brought:
+            findings.extend(skinny_served(old, new) for old, new in stack.swapped)
+    if dropped and stack.preferred is not None:
+        name = stack.preferred.name
+        locked = next((p for p in pins if p.name == name), None)
+        findings.append(preference_dropped(stack.preferred, locked, dropped))
+    if torch == "default":
+        suggestion = cuda_torch_finding(folder, pins, declared=reqs, needed=needed)
+        if suggestion is not None:
+            findings.append(suggestion)
+    options = (
+        *inputs.options,
+        *(
+            PipOption(option="--find-links", value=url, location=Location(field="--torch"))
+            for url in cpu_index_links(pins, (c.name or "" for c in plan.constraints))
+        ),
+    )
     text = render_lock(
         pins,
         target=target,
-        options=inputs.options,
+        options=options,
         command=command,
-        sources=_sources(spec, include_serving, folder),
+        sources=_sources(spec, stack if include_serving else None),
         exclude_newer=exclude_newer,
     )
-    lock = Lock(target=target, pins=pins, text=text, options=inputs.options)
+    lock = Lock(target=target, pins=pins, text=text, options=options)
     lock = replace(lock, source_builds=source_builds(lock, offline=offline))
     located = {name: reqs[0].location for name, reqs in inputs.direct.items() if reqs}
     findings.extend(source_build_findings(lock, located))
@@ -304,11 +382,22 @@ def resolve(
     return Resolution(lock=lock, findings=tuple(findings))
 
 
-def _sources(spec: EnvSpec, include_serving: bool, folder: ModelFolder) -> str:
+def _short_reason(stderr: str) -> str:
+    """uv's reason in one line: the first line after "No solution found"."""
+    lines = [
+        re.sub("^[\\s\u00d7\u2570\u2500\u25b6\u2502]+", "", line).strip()
+        for line in _uv.error_text(stderr).splitlines()
+    ]
+    lines = [re.sub(r"^(error|cause|hint):\s*", "", line) for line in lines]
+    lines = [line for line in lines if line and not line.startswith("No solution found")]
+    text = lines[0] if lines else "uv found no solution"
+    return text if len(text) <= 240 else text[:237] + "..."
+
+
+def _sources(spec: EnvSpec, stack: ServingStack | None) -> str:
     files = ", ".join(spec.files) if spec.files else "(no environment files)"
-    if include_serving:
-        serving = ", ".join(s.raw for s in serving_requirements(folder.mlmodel.mlflow_version))
-        return f"{files}; serving stack: {serving}"
+    if stack is not None:
+        return f"{files}; serving stack: {stack.describe()}"
     return files
 
 

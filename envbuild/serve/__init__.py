@@ -1,8 +1,8 @@
 """envbuild's model server: MLflow's scoring protocol plus an OpenAPI document.
 
 This package runs inside the built image or venv, next to the model, with only what
-``envbuild.serving.serving_requirements`` installs (mlflow-skinny, pandas, numpy) and the
-standard library. It imports nothing from the rest of envbuild and only relative imports
+``envbuild.serving.serving_stack`` installs (one MLflow, mlflow-skinny unless the model
+needs full mlflow; pandas, numpy) and the standard library. It imports nothing from the rest of envbuild and only relative imports
 inside itself, so the builder copies the folder under any package name (it uses
 ``envbuild_serve``, see ``envbuild.serving.SERVE_PACKAGE``) and starts it with
 ``python -m envbuild_serve``. Settings come from ``ENVBUILD_*`` environment variables

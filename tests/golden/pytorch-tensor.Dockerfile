@@ -2,18 +2,19 @@
 # Model: pytorch-tensor (pytorch; loader mlflow.pytorch); Python 3.11 on linux/amd64
 # Layers: base -> system packages -> locked dependencies -> server -> model -> entrypoint,
 # so a change to the model's files alone reuses the dependency layer.
-# CUDA path: the lock pins CUDA 13.0 builds (nvidia-cuda-runtime==13.0.96),
-# so the runtime base is NVIDIA's CUDA 13.0 runtime. It has no Python: uv
-# installs a standalone CPython 3.11 under /opt/envbuild/python.
 
-# ---- dependencies
-FROM nvidia/cuda:13.0.2-runtime-ubuntu22.04 AS deps
-COPY .envbuild/uv /usr/local/bin/uv
+FROM python:3.11-slim
+
+# ---- locked dependencies: uv (hash-pinned, fetched with the base image's pip into /tmp
+# and removed in the same step) installs the lock, hashes required, into a venv.
 # uv trusts the system's CA store (proxies, private CAs); plain logs in the build output.
 ENV UV_SYSTEM_CERTS=1 UV_NATIVE_TLS=1 UV_NO_PROGRESS=1 NO_COLOR=1
-COPY .envbuild/requirements.lock .envbuild/bytecode.py /opt/envbuild/
+COPY .envbuild/requirements.lock .envbuild/bytecode.py .envbuild/uv.txt /opt/envbuild/
 RUN \
-    UV_PYTHON_INSTALL_DIR=/opt/envbuild/python uv venv --no-config --python 3.11 --python-preference only-managed /opt/envbuild/venv \
+    python3 -m pip install --no-cache-dir --disable-pip-version-check --no-deps --require-hashes \
+      --target /tmp/envbuild/uv -r /opt/envbuild/uv.txt \
+ && PATH=/tmp/envbuild/uv/bin:$PATH \
+ && uv venv --no-config --python 3.11 --python-preference only-system /opt/envbuild/venv \
  && uv pip install --no-config --python /opt/envbuild/venv/bin/python \
       --require-hashes --no-deps --link-mode=copy --no-cache \
       -r /opt/envbuild/requirements.lock \
@@ -26,12 +27,6 @@ RUN \
  && rm /opt/envbuild/bytecode.py \
  && rm -rf /tmp/envbuild
 
-# ---- runtime
-FROM nvidia/cuda:13.0.2-runtime-ubuntu22.04
-ENV NVIDIA_VISIBLE_DEVICES=all \
-    NVIDIA_DRIVER_CAPABILITIES=compute,utility
-
-COPY --from=deps /opt/envbuild /opt/envbuild
 ENV VIRTUAL_ENV=/opt/envbuild/venv \
     PATH=/opt/envbuild/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     PYTHONPATH=/opt/envbuild/server \
@@ -42,6 +37,9 @@ ENV VIRTUAL_ENV=/opt/envbuild/venv \
     MLFLOW_DISABLE_ENV_CREATION="true" \
     MLFLOW_TRACKING_URI="file:///tmp/mlruns" \
     ENVBUILD_PORT=8080
+# Let any non-root user reach the base interpreter (some bases keep it under /root): the
+# group bits too, as a uid in group 0 (OpenShift's) is judged by them, not by the others'.
+RUN ["/opt/envbuild/venv/bin/python", "-c", "import os, sys; p = os.path.realpath(sys._base_executable); d = os.path.dirname(p)\nwhile d != '/':\n    m = os.stat(d).st_mode\n    (m & 0o11) == 0o11 or os.chmod(d, m | 0o11)\n    d = os.path.dirname(d)"]
 # The server package (envbuild's scoring server), then the model's own files.
 COPY .envbuild/server /opt/envbuild/server
 COPY model /opt/envbuild/model
@@ -54,7 +52,7 @@ HEALTHCHECK --interval=5s --timeout=3s --start-period=60s --retries=3 \
 ENTRYPOINT ["/opt/envbuild/venv/bin/python", "-m", "envbuild_serve"]
 # Provenance last: a new tag or command line must not invalidate the layers above.
 LABEL io.envbuild.command="envbuild image examples/pytorch-tensor -t pytorch-tensor:1" \
-      io.envbuild.kind="cuda" \
+      io.envbuild.kind="pip" \
       io.envbuild.lock.sha256="3287e1e2e16ada938472f4a24ce3f18a4bd0b73a530668156dcb2f1259f8cb82" \
       io.envbuild.model.mlflow-version="3.17.2" \
       io.envbuild.model.run-id="" \
@@ -62,7 +60,7 @@ LABEL io.envbuild.command="envbuild image examples/pytorch-tensor -t pytorch-ten
       io.envbuild.platform="linux/amd64" \
       io.envbuild.python="3.11" \
       io.envbuild.version="0.1.0" \
-      org.opencontainers.image.base.name="nvidia/cuda:13.0.2-runtime-ubuntu22.04" \
+      org.opencontainers.image.base.name="python:3.11-slim" \
       org.opencontainers.image.description="MLflow model pytorch-tensor served by envbuild" \
       org.opencontainers.image.title="pytorch-tensor" \
       org.opencontainers.image.vendor="envbuild" \

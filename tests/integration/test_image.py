@@ -5,7 +5,7 @@ the proof runs sandboxed and the tags are applied only after it passed.
 
 Builds are shared per module. The credit model is built from the environment its
 manifest measured (`truth`, with mlflow-skinny for mlflow): as declared it pins torch,
-whose PyPI build is CUDA (rendered and golden-tested, not built here).
+whose PyPI build is CUDA (gigabytes of nvidia-* wheels on the slim base; not built here).
 """
 
 from __future__ import annotations

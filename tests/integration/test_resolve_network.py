@@ -51,9 +51,10 @@ def test_satisfiable_model_locks_with_hashes_and_no_drift() -> None:
     assert sklearn is not None and str(sklearn.version) == "1.9.1"
     assert sklearn.requested_by[0] == "requirements.txt:4"
     assert all(p.hashes and all(h.startswith("sha256:") for h in p.hashes) for p in lock.pins)
+    # the declared mlflow==3.17.2 (requirements.txt:1) is served by mlflow-skinny, the one MLflow
     mlflow = lock.pin("mlflow-skinny")
     assert mlflow is not None and str(mlflow.version) == folder.mlmodel.mlflow_version
-    assert "envbuild serving stack" in mlflow.requested_by
+    assert mlflow.requested_by[0] == "requirements.txt:1" and lock.pin("mlflow") is None
     torch = lock.pin("torch")
     assert torch is not None and torch.version.local == "cpu"
     assert not [f for f in resolution.findings if f.code.startswith("EB32")]

@@ -16,6 +16,7 @@ from envbuild.errors import InputError
 from envbuild.read import read_model, read_workspace_env
 from envbuild.render import (
     HEALTH_PATH,
+    SYSTEM_CUDA,
     BuildKind,
     Pin,
     cuda_version,
@@ -82,7 +83,9 @@ def test_golden_examples(request: pytest.FixtureRequest, name: str) -> None:
     assert "curl" not in text
 
 
-def test_torch_from_pypi_selects_the_cuda_base() -> None:
+def test_torch_from_pypi_keeps_the_slim_base() -> None:
+    """PyPI's CUDA torch carries its CUDA libraries (nvidia-* wheels): the slim base serves
+    it (issue #14 cause 1); the finding says so and names --gpu and --torch cpu."""
     plan = render(
         read_model(EXAMPLES / "sklearn-credit"),
         lock_view("sklearn-credit"),
@@ -90,9 +93,46 @@ def test_torch_from_pypi_selects_the_cuda_base() -> None:
         uv_binary=FAKE_UV,
         uv_requirement=UV_REQ,
     )
+    assert plan.kind is BuildKind.PIP and plan.buildable
+    assert plan.base_image == "python:3.11-slim"
+    assert not any(f.code == "EB405" for f in plan.findings)
+    (note,) = [f for f in plan.findings if f.code == "EB412"]
+    assert "nvidia-cuda-runtime==13.0.96" in note.message and "--gpu" in (note.hint or "")
+
+
+def test_golden_gpu(request: pytest.FixtureRequest) -> None:
+    """--gpu: NVIDIA's CUDA runtime base at the lock's CUDA version (the CUDA template)."""
+    plan = render(
+        read_model(EXAMPLES / "pytorch-tensor"),
+        lock_view("pytorch-tensor"),
+        command="envbuild image examples/pytorch-tensor -t pytorch-tensor:1 --gpu",
+        tag="pytorch-tensor:1",
+        uv_binary=FAKE_UV,
+        uv_requirement=UV_REQ,
+        gpu=True,
+    )
+    assert plan.kind is BuildKind.CUDA and not plan.buildable
+    assert plan.base_image == "nvidia/cuda:13.0.2-runtime-ubuntu22.04"
+    (chosen,) = [f for f in plan.findings if f.code == "EB405"]
+    assert chosen.message.endswith(": --gpu")
+    check_golden(request, "pytorch-tensor-gpu", plan.dockerfile)
+
+
+def test_system_cuda_package_selects_the_cuda_base() -> None:
+    """A package that loads CUDA from the system (onnxruntime-gpu) needs the CUDA base,
+    and the finding gives the reason from the table."""
+    body = (GOLDEN / "locks" / "sklearn-credit.lock").read_text()
+    pin = "onnxruntime-gpu==1.22.0 \\\n    --hash=sha256:" + "1" * 64 + "\n"
+    plan = render(
+        read_model(EXAMPLES / "sklearn-credit"),
+        lock_view("sklearn-credit", text=body + pin),
+        command="envbuild image examples/sklearn-credit",
+        uv_binary=FAKE_UV,
+        uv_requirement=UV_REQ,
+    )
     assert plan.kind is BuildKind.CUDA
-    assert plan.base_image.startswith("nvidia/cuda:13.0")
-    assert any(f.code == "EB405" for f in plan.findings)
+    (chosen,) = [f for f in plan.findings if f.code == "EB405"]
+    assert "onnxruntime-gpu" in chosen.message and SYSTEM_CUDA["onnxruntime-gpu"] in chosen.message
 
 
 def test_cuda_local_label() -> None:
@@ -445,7 +485,7 @@ def test_source_builds_refused_where_nothing_can_compile_them() -> None:
     assert exc.value.code == "EB411"
     assert "psutil==5.8.0 has no wheel for Python 3.11 on linux/amd64" in exc.value.message
     assert "--wheelhouse" in exc.value.message
-    # the CUDA path has no builder stage
+    # the CUDA path (--gpu) has no builder stage
     cuda = lock_view("pytorch-tensor")
     from dataclasses import replace
 
@@ -456,6 +496,7 @@ def test_source_builds_refused_where_nothing_can_compile_them() -> None:
             replace(cuda, source_builds=(pin,)),
             command="c",
             uv_binary=FAKE_UV,
+            gpu=True,
         )
     assert exc.value.code == "EB411" and "cuda path" in exc.value.message
 
