@@ -145,7 +145,7 @@ def _unshipped_module(tmp: Path) -> tuple[Path, list[str]]:
         (d / "artifacts" / "pre.pkl").write_bytes(pickle.dumps(module.Scale()))
     finally:
         del sys.modules["pre_processor"]
-    return d, ["--offline"]
+    return d, []
 
 
 def _corpus(name: str) -> Mutation:
@@ -380,7 +380,8 @@ def test_offline_says_what_it_skipped() -> None:
 
 def test_ignore_and_strict(tmp_path: Path) -> None:
     folder = credit(tmp_path)
-    edit(folder / "requirements.txt", "scipy==1.17.1", "scipy")
+    for name in ("requirements.txt", "conda.yaml"):  # both: files that disagree are EB113
+        edit(folder / name, "scipy==1.17.1", "scipy")
     assert run_check("--offline", str(folder))[0] == 0
     assert run_check("--offline", "--strict", str(folder))[0] == 1
     code, doc, _ = run_check("--offline", "--strict", "--ignore", "EB306", str(folder))
