@@ -47,6 +47,7 @@ def _inputs_digest(folder: ModelFolder, python: Path, xy: str, find_links: Seque
     from envbuild.render import server_files, server_sha256
 
     h = hashlib.sha256(f"{__version__}\0{python.resolve()}\0{xy}\0{host_platform()}\n".encode())
+    h.update(f"env-from {folder.env.followed}\n".encode())  # --env-from changes the lock
     for link in find_links:
         h.update(f"{link.resolve()}\n".encode())
     for name in sorted({*folder.env.spec.files, "MLmodel"}):
