@@ -330,3 +330,14 @@ def test_a_known_library_still_gets_its_name(unshipped: Path, tmp_path: Path) ->
     findings = dependency_findings(read_model(folder))
     [finding] = [f for f in findings if f.code == "EB230"]
     assert "scikit-learn" in finding.hint
+
+
+@pytest.mark.network
+@pytest.mark.parametrize(("env_from", "pin"), [("requirements", "3.3.5"), ("auto", "4.1.0")])
+def test_env_from_reaches_the_lock(env_from: str, pin: str) -> None:
+    """lock resolves what the chosen file says (the same option on image, venv, infer)."""
+    result = CliRunner().invoke(
+        main, ["lock", str(DISAGREEING), "--env-from", env_from, "--dry-run"]
+    )
+    assert result.exit_code == 0, result.output
+    assert f"lightgbm=={pin} \\" in result.stdout.splitlines()
