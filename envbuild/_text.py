@@ -53,6 +53,8 @@ def show_text(folder: ModelFolder) -> str:
         lines.append(f"    {f.name}{lib}")
     spec = folder.env.spec
     lines.append(f"requirements ({', '.join(spec.files) or 'no environment files'})")
+    if folder.env.followed:
+        lines.append(f"    from {folder.env.followed}: {folder.env.why}")
     for r in spec.requirements:
         where = (
             f"{r.location.file}:{r.location.line}" if r.location.line else (r.location.file or "")

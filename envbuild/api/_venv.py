@@ -53,6 +53,7 @@ def _inputs_digest(
     h = hashlib.sha256(
         f"{__version__}\0{python.resolve()}\0{xy}\0{host_platform()}\0{choices}\n".encode()
     )
+    h.update(f"env-from {folder.env.followed}\n".encode())  # --env-from changes the lock
     for link in find_links:
         h.update(f"{link.resolve()}\n".encode())
     for name in sorted({*folder.env.spec.files, "MLmodel"}):

@@ -97,7 +97,7 @@ def dependency_findings(
         first = refs[0]
         via_lock = dist in resolved
         if not via_lock and not known_distribution(first.module, folder):
-            findings.append(_unshipped(first, refs))
+            findings.append(_unshipped(first, refs, resolved=lock is not None))
             continue
         places = ", ".join(sorted({r.where for r in refs})[:3])
         findings.append(
@@ -130,10 +130,11 @@ def known_distribution(module: str, folder: ModelFolder) -> bool:
     return dist in known | set(MLFLOW_DISTS)
 
 
-def _unshipped(first: Ref, refs: list[Ref]) -> Finding:
+def _unshipped(first: Ref, refs: list[Ref], *, resolved: bool) -> Finding:
     """A module nothing declares, not under code/, and with no known distribution: most
     often the author's own module, importable where the model was trained but not shipped.
-    Pickles fail to load without it (an error); code imports may be guarded (a warning)."""
+    Once the resolved set is known not to provide it, a pickle cannot load (an error);
+    offline, or for code imports (which may be guarded), a warning."""
     top = first.module.split(".")[0]
     places = ", ".join(sorted({r.where for r in refs})[:3])
     pickled = any(r.kind in PICKLE_KINDS for r in refs)
@@ -141,13 +142,14 @@ def _unshipped(first: Ref, refs: list[Ref]) -> Finding:
     return EB232.at(
         Location(file=first.file, line=first.line),
         f"{first.file} {what} (at {places}): module {top!r} is not declared, not shipped "
-        "under code/, and no known distribution provides it; envbuild does not guess a "
-        "package name for it",
+        "under code/, and no known distribution provides it"
+        + ("" if resolved else " (offline: the resolved dependencies were not looked at)")
+        + "; envbuild does not guess a package name for it",
         hint=f"if {top} is your own code, ship it: re-save the model with "
         f"code_paths=['{top}.py'] (or its package folder), which MLflow copies under code/; "
         "if it is a published library, add the distribution that provides it (envbuild "
         "infer --python <the training environment> finds its name and version)",
-        severity=None if pickled else Severity.WARNING,
+        severity=None if pickled and resolved else Severity.WARNING,
     )
 
 

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import shutil
+import sys
+import types
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +23,7 @@ from envbuild.cli import main
 from tests.helpers import DATA, EXAMPLES, SCHEMAS
 
 BROKEN = DATA / "broken"
+CORPUS = DATA.parent / "corpus" / "models"
 PICKLES = DATA / "pickles"
 OVERRIDES = DATA / "resolve" / "overrides"
 SCHEMA = json.loads((SCHEMAS / "envelope-v1.schema.json").read_text())
@@ -129,6 +133,25 @@ def _write_artifact(name: str, data: bytes) -> Mutation:
     return mutate
 
 
+def _unshipped_module(tmp: Path) -> tuple[Path, list[str]]:
+    """A real pickle of an instance of pre_processor.Scale, a module that existed while
+    pickling and is gone (not shipped under code/)."""
+    d = pyfunc(tmp)
+    module = types.ModuleType("pre_processor")
+    exec("class Scale:\n    pass\n", module.__dict__)
+    module.Scale.__module__ = "pre_processor"
+    sys.modules["pre_processor"] = module
+    try:
+        (d / "artifacts" / "pre.pkl").write_bytes(pickle.dumps(module.Scale()))
+    finally:
+        del sys.modules["pre_processor"]
+    return d, []
+
+
+def _corpus(name: str) -> Mutation:
+    return lambda t: (CORPUS / name, ["--offline"])
+
+
 def _code_syntax_error(tmp: Path) -> tuple[Path, list[str]]:
     d = pyfunc(tmp)
     (d / "code" / "broken_helper.py").write_text("def oops(:\n    pass\n")
@@ -221,9 +244,11 @@ CASES: dict[str, tuple[Mutation, int, str | None, int | None]] = {
     "EB104": (lambda t: (BROKEN / "escape-dotdot", ["--offline"]), 2, "MLmodel", 7),
     "EB105": (lambda t: (BROKEN / "bad-signature", ["--offline"]), 2, "MLmodel", 28),
     "EB106": (_bad_example_json, 2, "input_example.json", 2),
+    "EB108": (_corpus("mlflow2.9.2-py3.9-xgboost-sklearn-no-env-files"), 0, "MLmodel", None),
     "EB110": (lambda t: (BROKEN / "bad-requirement", ["--offline"]), 2, "requirements.txt", 4),
     "EB111": (_remote_include, 2, "requirements.txt", 2),
     "EB112": (_bad_conda_spec, 2, "conda.yaml", 6),
+    "EB113": (_corpus("mlflow2.9.2-py3.9-lightgbm-disagreeing-files"), 0, "conda.yaml", 8),
     "EB120": (
         lambda t: (BROKEN / "example-mismatch", ["--offline"]),
         1,
@@ -249,6 +274,7 @@ CASES: dict[str, tuple[Mutation, int, str | None, int | None]] = {
     ),
     "EB212": (_code_syntax_error, 0, "code/broken_helper.py", 1),
     "EB230": (_undeclared_import, 1, "code/credit_scorer.py", None),
+    "EB232": (_unshipped_module, 1, "artifacts/pre.pkl", None),
     "EB231": (lambda t: (_as_is("sklearn-credit", t), []), 0, "requirements.txt", 7),
     "EB300": (_python_disagree, 0, "conda.yaml", 4),
     "EB301": (_req_line("numpy==", "-e ./src/helper\nnumpy=="), 1, "requirements.txt", 2),
@@ -354,7 +380,8 @@ def test_offline_says_what_it_skipped() -> None:
 
 def test_ignore_and_strict(tmp_path: Path) -> None:
     folder = credit(tmp_path)
-    edit(folder / "requirements.txt", "scipy==1.17.1", "scipy")
+    for name in ("requirements.txt", "conda.yaml"):  # both: files that disagree are EB113
+        edit(folder / name, "scipy==1.17.1", "scipy")
     assert run_check("--offline", str(folder))[0] == 0
     assert run_check("--offline", "--strict", str(folder))[0] == 1
     code, doc, _ = run_check("--offline", "--strict", "--ignore", "EB306", str(folder))
