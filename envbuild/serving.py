@@ -48,12 +48,15 @@ comparisons mean much:
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterable
+from dataclasses import dataclass
 
 from packaging.requirements import Requirement as PkgRequirement
+from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 from envbuild.findings import Location
-from envbuild.read import ReqKind, Requirement
+from envbuild.read import EnvSpec, ReqKind, Requirement
 
 SERVING_SOURCE = "envbuild serving stack"
 
@@ -65,6 +68,28 @@ FIRST_SKINNY = Version("1.14.0")
 SERVE_PACKAGE = "envbuild_serve"
 
 
+def _requirement(text: str, reason: str) -> Requirement:
+    return Requirement(
+        raw=text,
+        kind=ReqKind.NAMED,
+        requirement=PkgRequirement(text),
+        location=Location(file=SERVING_SOURCE),
+        reasons=(reason,),
+    )
+
+
+def model_mlflow_version(mlmodel_version: str | None, spec: EnvSpec) -> str | None:
+    """The MLflow that serves the model: MLmodel's ``mlflow_version``, else the version the
+    environment pins for ``mlflow`` or ``mlflow-skinny`` (old MLflow releases wrote no
+    ``mlflow_version``, and hand-made folders drop it)."""
+    if mlmodel_version:
+        return mlmodel_version
+    for req in spec.requirements:
+        if req.name in ("mlflow", "mlflow-skinny") and req.pinned_version:
+            return req.pinned_version
+    return None
+
+
 def serving_requirements(mlflow_version: str | None) -> tuple[Requirement, ...]:
     mlflow = "mlflow-skinny"
     if mlflow_version:
@@ -73,15 +98,72 @@ def serving_requirements(mlflow_version: str | None) -> tuple[Requirement, ...]:
             mlflow = (
                 f"mlflow-skinny=={version}" if version >= FIRST_SKINNY else f"mlflow=={version}"
             )
+    reason = "added by envbuild so the image/venv can load and serve the model"
+    return tuple(_requirement(text, reason) for text in (mlflow, "pandas", "numpy"))
+
+
+@dataclass(frozen=True, kw_only=True)
+class MlflowNeed:
+    """A package the MLflow releases in ``mlflow`` need at run time but do not require."""
+
+    mlflow: SpecifierSet
+    requirement: str
+    why: str
+
+
+# The one table of what old MLflow releases need beyond their own requirements, applied when
+# the model's environment names the package without a version (uv venvs seed nothing). Read
+# from MLflow's wheels: mlflow/utils/requirements_utils.py has `import pkg_resources` (which
+# `import mlflow.pyfunc` reaches) up to 2.15.1, and 2.16.0 is the first release without it;
+# setuptools 82.0.0 is the first without pkg_resources (81 warns of its removal, hence <81,
+# what that warning recommends). MLflow 1.x imports it from more modules; same bound.
+MLFLOW_NEEDS = (
+    MlflowNeed(
+        mlflow=SpecifierSet("<2.16"),
+        requirement="setuptools<81",
+        why="MLflow before 2.16 imports pkg_resources, which setuptools 82 removed",
+    ),
+)
+
+
+def _says(spec: EnvSpec, name: str) -> bool:
+    """Whether the environment names ``name`` with a version (a specifier, or a URL)."""
+    lines: Iterable[Requirement] = (*spec.requirements, *spec.build_dependencies, *spec.constraints)
+    return any(
+        r.name == name
+        and r.requirement is not None
+        and bool(r.requirement.specifier or r.requirement.url)
+        for r in lines
+    )
+
+
+def mlflow_needs(mlflow_version: str | None, spec: EnvSpec) -> tuple[Requirement, ...]:
+    """The MLFLOW_NEEDS rows for the model's MLflow the environment does not decide itself."""
+    try:
+        version = Version(mlflow_version) if mlflow_version else None
+    except InvalidVersion:
+        return ()
+    if version is None:
+        return ()
     out = []
-    for text in (mlflow, "pandas", "numpy"):
-        out.append(
-            Requirement(
-                raw=text,
-                kind=ReqKind.NAMED,
-                requirement=PkgRequirement(text),
-                location=Location(file=SERVING_SOURCE),
-                reasons=("added by envbuild so the image/venv can load and serve the model",),
-            )
-        )
+    for need in MLFLOW_NEEDS:
+        req = _requirement(need.requirement, need.why)
+        if need.mlflow.contains(version, prereleases=True) and not _says(spec, req.name or ""):
+            out.append(req)
     return tuple(out)
+
+
+def serving_constraints(mlflow_version: str | None, spec: EnvSpec) -> tuple[Requirement, ...]:
+    """``mlflow==V`` for a model saved by MLflow V whose environment names ``mlflow`` with no
+    version: the full distribution then resolves to V too, not to the newest release beside
+    the serving stack's mlflow-skinny V (both install the ``mlflow`` package: the newer
+    files would win, and a 1.x model would be served by a 2.x MLflow)."""
+    try:
+        version = Version(mlflow_version) if mlflow_version else None
+    except InvalidVersion:
+        return ()
+    if version is None or version < FIRST_SKINNY or _says(spec, "mlflow"):
+        return ()
+    if not any(r.name == "mlflow" for r in spec.requirements):
+        return ()
+    return (_requirement(f"mlflow=={version}", "the MLflow version the model was saved by"),)

@@ -26,6 +26,8 @@ from envbuild._adapters import uv as _uv
 from envbuild._adapters.uv import parse_failure
 from envbuild.findings import Finding, Location, Severity
 from envbuild.read import EnvSpec, ModelFolder, PipOption, ReqKind, Requirement, WorkspaceEnv
+from envbuild.resolve.build_deps import CODES as _build_deps_codes
+from envbuild.resolve.build_deps import loosened, relaxed_findings
 from envbuild.resolve.drift import CODES as _drift_codes
 from envbuild.resolve.drift import drift_findings
 from envbuild.resolve.explain import CODES as _explain_codes
@@ -43,7 +45,12 @@ from envbuild.resolve.static import (
 )
 from envbuild.resolve.target import CODES as _target_codes
 from envbuild.resolve.target import Target, target_for
-from envbuild.serving import serving_requirements
+from envbuild.serving import (
+    mlflow_needs,
+    model_mlflow_version,
+    serving_constraints,
+    serving_requirements,
+)
 from envbuild.versions import DEFAULT_PYTHON, PLATFORMS, Platform
 
 __all__ = [
@@ -79,6 +86,7 @@ CODES: dict[str, str] = {
     **_override_codes,
     **_drift_codes,
     **_explain_codes,
+    **_build_deps_codes,
 }
 
 
@@ -130,20 +138,25 @@ def _inputs(
 ) -> Inputs:
     marker_env = target.marker_env()
     reqs: list[Requirement] = []
-    for req in spec.requirements:
+    # python_env.yaml's build_dependencies (pip, setuptools, wheel) are installed into the
+    # environment as MLflow's virtualenv manager installs them: locked with the rest
+    for req in (*spec.requirements, *spec.build_dependencies):
         if req.kind in (ReqKind.EDITABLE, ReqKind.VCS, ReqKind.PATH):
             continue
         if req.kind is ReqKind.URL and req.requirement is None:
             continue
         reqs.append(req)
     model_names = {r.name for r in reqs if r.name}
-    if include_serving:
-        for s in serving_requirements(folder.mlmodel.mlflow_version):
-            pkg = s.requirement
-            # an unpinned serving package the model already names adds nothing to uv
-            if pkg is not None and not pkg.specifier and s.name in model_names:
-                continue
-            reqs.append(s)
+    mlflow_version = model_mlflow_version(folder.mlmodel.mlflow_version, spec)
+    serving = serving_requirements(mlflow_version) if include_serving else ()
+    for s in serving:
+        pkg = s.requirement
+        # an unpinned serving package the model already names adds nothing to uv
+        if pkg is not None and not pkg.specifier and s.name in model_names:
+            continue
+        reqs.append(s)
+    if include_serving or model_names & {"mlflow", "mlflow-skinny"}:
+        reqs.extend(mlflow_needs(mlflow_version, spec))
     direct: dict[str, list[Requirement]] = {}
     lines: list[str] = []
     for req in reqs:
@@ -154,13 +167,13 @@ def _inputs(
         else:
             lines.append(req.raw)
     also: dict[str, list[Requirement]] = {}
-    if include_serving:
-        for s in serving_requirements(folder.mlmodel.mlflow_version):
-            if s.name and s not in direct.get(s.name, []):
-                also.setdefault(s.name, []).append(s)
+    for s in serving:
+        if s.name and s not in direct.get(s.name, []):
+            also.setdefault(s.name, []).append(s)
     constraint_of: dict[str, list[Requirement]] = {}
     cons: list[str] = []
-    for c in active_constraints(spec, marker_env):
+    extra_cons = serving_constraints(mlflow_version, spec) if include_serving else ()
+    for c in [*active_constraints(spec, marker_env), *extra_cons]:
         if c.name and c.requirement is not None:
             constraint_of.setdefault(c.name, []).append(c)
             cons.append(str(c.requirement))
@@ -276,8 +289,37 @@ def resolve(
     )
     log.info("resolving %d requirements for %s", len(inputs.lines), target.describe())
     result = _uv.compile_requirements(inputs.request)
+    # the build dependencies' pins may be what conflicts: MLflow lets the requirements win,
+    # so those uv's failure blames are dropped or opened, a retry at a time (three at most)
+    loose = spec
+    while not result.ok:
+        opened = loosened(loose, result.stderr)
+        if opened is None:
+            break
+        loose = opened
+        inputs = _inputs(
+            folder,
+            target,
+            loose,
+            find_links=find_links,
+            offline=offline,
+            include_serving=include_serving,
+            exclude_newer=exclude_newer,
+        )
+        result = _uv.compile_requirements(inputs.request)
     if not result.ok:
-        findings.extend(explain_failure(result.stderr, inputs, target, spec, suggest=suggest))
+        # the failure is the rest's: its nearest fixes are sought without the build tools
+        rest = replace(loose, build_dependencies=())
+        inputs = _inputs(
+            folder,
+            target,
+            rest,
+            find_links=find_links,
+            offline=offline,
+            include_serving=include_serving,
+            exclude_newer=exclude_newer,
+        )
+        findings.extend(explain_failure(result.stderr, inputs, target, rest, suggest=suggest))
         return Resolution(lock=None, findings=tuple(findings))
     log.info("resolved in %.2fs", result.seconds)
     compiled = _uv.parse_compiled(result.stdout)
@@ -291,6 +333,7 @@ def resolve(
         exclude_newer=exclude_newer,
     )
     lock = Lock(target=target, pins=pins, text=text, options=inputs.options)
+    findings.extend(relaxed_findings(spec, lock))
     findings.extend(drift_findings(folder, lock, spec if env is not None else None))
     return Resolution(lock=lock, findings=tuple(findings))
 
@@ -298,7 +341,8 @@ def resolve(
 def _sources(spec: EnvSpec, include_serving: bool, folder: ModelFolder) -> str:
     files = ", ".join(spec.files) if spec.files else "(no environment files)"
     if include_serving:
-        serving = ", ".join(s.raw for s in serving_requirements(folder.mlmodel.mlflow_version))
+        version = model_mlflow_version(folder.mlmodel.mlflow_version, spec)
+        serving = ", ".join(s.raw for s in serving_requirements(version))
         return f"{files}; serving stack: {serving}"
     return files
 
