@@ -332,7 +332,9 @@ def test_openapi_rich_types_named_tensors_and_no_signature() -> None:
         (None, 415, "missing Content-Type"),
         ("application/xml", 415, "'application/xml' is not supported"),
         ("application/json; charset=latin-1", 415, "charset 'latin-1'"),
-        ("application/json; format=pandas-split", 415, "'format'"),
+        ("application/json; format=pandas-index", 415, "format='pandas-index'"),
+        ("text/csv; format=pandas-split", 415, "application/json; format=pandas-split"),
+        ("application/json; orient=split", 415, "parameter 'orient'"),
     ],
 )
 def test_content_type_errors(header: str | None, status: int, needle: str) -> None:
@@ -344,6 +346,70 @@ def test_content_type_errors(header: str | None, status: int, needle: str) -> No
 def test_content_type_accepts_charset_and_case() -> None:
     assert protocol.parse_content_type("Application/JSON; charset=UTF-8") == "application/json"
     assert protocol.parse_content_type("text/csv") == "text/csv"
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        # MLflow 1.x's scoring server constants (CONTENT_TYPE_JSON_SPLIT_ORIENTED, ...)
+        ("application/json; format=pandas-split", ("application/json", "split")),
+        ("application/json; format=pandas-records", ("application/json", "records")),
+        ("application/json;format=pandas-split;charset=utf-8", ("application/json", "split")),
+        ('application/json; format="pandas-records"', ("application/json", "records")),
+        ("application/json-numpy-split", ("application/json-numpy-split", None)),
+        ("text/csv", ("text/csv", None)),
+        ("application/json", ("application/json", None)),
+    ],
+)
+def test_media_type_reads_mlflow1_formats(header: str, expected: tuple[str, str | None]) -> None:
+    media = protocol.parse_media_type(header)
+    assert (media.mime, media.orient) == expected
+
+
+SPLIT = {"columns": ["a", "b"], "data": [[1, 2.5], [3, 4.5]]}
+RECORDS = [{"a": 1, "b": 2.5}, {"a": 3, "b": 4.5}]
+
+
+@pytest.mark.parametrize(
+    ("body", "orient", "expected"),
+    [
+        # MLflow 1.x bodies: a bare split object (index optional) or a records list
+        (SPLIT, None, "split"),
+        ({**SPLIT, "index": [0, 1]}, None, "split"),
+        ({"data": [[1, 2]]}, None, "split"),
+        (RECORDS, None, "records"),
+        ([], None, "records"),
+        # the Content-Type's format= decides, as it did in 1.x
+        (SPLIT, "split", "split"),
+        (RECORDS, "records", "records"),
+        # MLflow 2 bodies stay MLflow 2's
+        ({"dataframe_split": SPLIT}, None, None),
+        ({"dataframe_records": RECORDS}, None, None),
+        ({"instances": RECORDS}, None, None),
+        ({"inputs": {"a": [1, 3]}}, None, None),
+        ({"columns": ["a"]}, None, None),  # no data: not a DataFrame
+        ({**SPLIT, "params": {"k": 1}}, None, None),  # 1.x had no params
+        ({"messages": [{"role": "user", "content": "hi"}]}, None, None),
+    ],
+)
+def test_legacy_orient(body: Any, orient: str | None, expected: str | None) -> None:
+    assert protocol.legacy_orient(body, orient) == expected
+
+
+@pytest.mark.parametrize(
+    ("body", "orient", "needle"),
+    [
+        (RECORDS, "split", "format=pandas-split needs a JSON object"),
+        (SPLIT, "records", "format=pandas-records needs a JSON list of records"),
+        (3, "records", "got a JSON int"),
+    ],
+)
+def test_legacy_orient_refuses_a_body_its_format_does_not_fit(
+    body: Any, orient: str, needle: str
+) -> None:
+    with pytest.raises(RequestError) as err:
+        protocol.legacy_orient(body, orient)
+    assert err.value.status == 400 and needle in err.value.message
 
 
 @pytest.mark.parametrize(
