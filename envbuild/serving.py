@@ -13,7 +13,8 @@ How the builder ships the server: ``render.server_files()`` copies envbuild/serv
 imports only) into a folder named ``SERVE_PACKAGE`` on the interpreter's path, which runs
 ``python -m envbuild_serve`` with the settings of envbuild/serve/config.py
 (``ENVBUILD_MODEL_DIR`` at least) on ``render.PORT``; health is ``GET render.HEALTH_PATH``.
-The source is valid Python 3.8, the oldest model Python served.
+The source is valid Python 3.7, the oldest model Python served (3.6 has neither
+``from __future__ import annotations`` nor dataclasses).
 
 Measurements, envbuild's server vs MLflow 3.17.2's own scoring server
 (``uvicorn mlflow.pyfunc.scoring_server.app:app``) in the same uv venv (Python 3.11,

@@ -126,13 +126,13 @@ def test_missing_model_exits_1_with_the_path(tmp_path: Path) -> None:
     assert "Traceback" not in done.stderr
 
 
-# -- the package is self-contained and valid Python 3.8 ----------------------------------
+# -- the package is self-contained and valid Python 3.7 ----------------------------------
 
 
 def test_serve_package_imports_only_stdlib_and_itself() -> None:
     # MLflow and pandas are reached through importlib, inside the model's environment.
     for path in sorted(SERVE.glob("*.py")):
-        tree = ast.parse(path.read_text(), feature_version=(3, 8))
+        tree = ast.parse(path.read_text(), feature_version=(3, 7))
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom):
                 if node.level:  # relative: the package itself
