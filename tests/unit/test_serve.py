@@ -206,6 +206,53 @@ def test_serving_requirements(version: str | None, expected: str) -> None:
     assert all(r.location.file == serving.SERVING_SOURCE for r in reqs)
 
 
+CORPUS = ROOT / "tests" / "corpus" / "models"
+
+
+def corpus_spec(name: str) -> Any:
+    from envbuild.read import read_model
+
+    return read_model(CORPUS / name).env.spec
+
+
+@pytest.mark.parametrize(
+    ("name", "version", "expected"),
+    [
+        # python_env.yaml's build_dependencies name setuptools without a version: the table's
+        ("mlflow2.9.2-py3.9-sklearn-pickle", "2.9.2", ["setuptools<81"]),
+        ("mlflow2.9.2-py3.9-sklearn-pickle", "2.15.1", ["setuptools<81"]),
+        ("mlflow2.9.2-py3.9-sklearn-pickle", "2.16.0", []),  # no pkg_resources any more
+        ("mlflow2.9.2-py3.9-sklearn-pickle", None, []),
+        # setuptools==68.2.2 there: the environment says, and the table stays out
+        ("mlflow1.30.1-py3.8-sklearn-pickle", "1.30.1", []),
+        ("mlflow3.17.2-py3.12-sklearn-skops", "3.17.2", []),
+    ],
+)
+def test_mlflow_needs_apply_where_the_environment_is_silent(
+    name: str, version: str | None, expected: list[str]
+) -> None:
+    needs = serving.mlflow_needs(version, corpus_spec(name))
+    assert [r.raw for r in needs] == expected
+    assert all(r.location.file == serving.SERVING_SOURCE and r.reasons for r in needs)
+
+
+def test_a_bare_mlflow_is_constrained_to_the_model_version() -> None:
+    bare = corpus_spec("mlflow1.30.1-py3.8-sklearn-pickle")  # requirements.txt: mlflow
+    assert [r.raw for r in serving.serving_constraints("1.30.1", bare)] == ["mlflow==1.30.1"]
+    assert serving.serving_constraints(None, bare) == ()
+    pinned = corpus_spec("mlflow2.9.2-py3.9-sklearn-pickle")  # mlflow==2.9.2
+    assert serving.serving_constraints("2.9.2", pinned) == ()
+
+
+def test_model_mlflow_version_falls_back_to_the_environment_pin() -> None:
+    spec = corpus_spec("mlflow2.9.2-py3.9-sklearn-pickle")
+    assert serving.model_mlflow_version("2.9.3", spec) == "2.9.3"  # MLmodel wins
+    assert serving.model_mlflow_version(None, spec) == "2.9.2"
+    assert (
+        serving.model_mlflow_version(None, corpus_spec("mlflow1.30.1-py3.8-sklearn-pickle")) is None
+    )
+
+
 # -- OpenAPI from the signatures -----------------------------------------------------------
 
 
