@@ -20,6 +20,7 @@ from typing import Any
 import jinja2
 
 from envbuild import __version__
+from envbuild._adapters import uv as _uv
 from envbuild.contents import RefusedFiles, select
 from envbuild.errors import InputError
 from envbuild.findings import Code, Finding, Location, Severity, table
@@ -54,7 +55,7 @@ from envbuild.render.plan import BuildKind, BuildPlan, ContextFile, Secret
 from envbuild.render.safety import FILTERS, check_image, check_requirement, check_text, unsafe
 from envbuild.render.source import EB411, SourceBuilds, refuse_source_builds, source_builds
 from envbuild.resolve.lock import Lock, Pin
-from envbuild.versions import is_minor, is_platform
+from envbuild.versions import is_minor, is_platform, minor_of
 
 __all__ = [
     "CODES",
@@ -499,6 +500,7 @@ def _template_context(
         "wheelhouse": wheelhouse,
         "links": context.links,
         "uv_from": context.uv_from,
+        "uv_ignores_python": (minor_of(target.python_xy) or (0, 0)) < _uv.WHEEL_REQUIRES_PYTHON,
         "staged": context.staged,
         "source_builds": list(context.source.names) if context.source else [],
         "source_pins": context.source.describe(lock) if context.source else "",

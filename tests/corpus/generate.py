@@ -116,6 +116,18 @@ _MLFLOW3_MODELS = (SK_SKOPS, ONNX, CATBOOST, LGB, FROM_CODE)
 GROUPS: tuple[Group, ...] = (
     Group(
         "1.30.1",
+        "3.7",
+        (
+            "mlflow==1.30.1",
+            "scikit-learn==1.0.2",  # the last releases for Python 3.7
+            "numpy==1.21.6",
+            "pandas==1.3.5",
+            "setuptools==68.0.0",
+        ),
+        (SK_PICKLE,),
+    ),
+    Group(
+        "1.30.1",
         "3.8",
         (
             "mlflow==1.30.1",
