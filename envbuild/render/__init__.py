@@ -23,6 +23,7 @@ from envbuild import __version__
 from envbuild.contents import RefusedFiles, select
 from envbuild.errors import InputError
 from envbuild.findings import Code, Finding, Location, Severity, table
+from envbuild.flavors import SYSTEM_PACKAGES
 from envbuild.read import CondaDep, EnvSpec, ModelFolder, WorkspaceEnv
 from envbuild.render.context import (
     EB407,
@@ -40,7 +41,6 @@ from envbuild.render.context import (
     wheelhouse_files,
 )
 from envbuild.render.detect import (
-    SYSTEM_PACKAGES,
     conda_only,
     cuda_version,
     system_packages,

@@ -6,19 +6,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 
+from envbuild.flavors import SYSTEM_PACKAGES
 from envbuild.read import CondaDep, ModelFolder
 from envbuild.render.safety import unsafe
 from envbuild.resolve.lock import Pin
 
-# Python distributions whose wheels need a shared library the slim base lacks.
-SYSTEM_PACKAGES: dict[str, tuple[str, ...]] = {
-    "lightgbm": ("libgomp1",),
-    "xgboost": ("libgomp1",),
-    "catboost": ("libgomp1",),
-    "opencv-python": ("libgl1", "libglib2.0-0"),
-    "h2o": ("default-jre-headless",),
-    "pyspark": ("default-jre-headless",),
-}
 _APT_NAME = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
 _MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
