@@ -340,3 +340,23 @@ def test_check_says_an_undeclared_flavor_import_is_needed(tmp_path: Path) -> Non
     # the folder as MLflow wrote it declares it
     clean = api.check([CORPUS / "mlflow3.17.2-py3.11-onnx"], offline=True)
     assert not [f for m in clean.models for f in m.findings if f.code == "EB230"]
+
+
+def test_a_flavor_library_under_conda_is_not_called_conda_only(tmp_path: Path) -> None:
+    """pyspark listed as a conda package (as conda users write it) is on PyPI: EB305 says
+    to move it under pip, not that it is conda-only."""
+    folder = tmp_path / "spark"
+    shutil.copytree(CORPUS / "mlflow3.17.2-py3.11-spark", folder)
+    conda = folder / "conda.yaml"
+    text = conda.read_text(encoding="utf-8")
+    conda.write_text(
+        text.replace("  - pyspark==4.1.1\n", "").replace("- pip:", "- pyspark=4.1.1\n- pip:"),
+        encoding="utf-8",
+    )
+    (folder / "requirements.txt").write_text("mlflow==3.17.2\n", encoding="utf-8")
+    report = api.check([folder], offline=True)
+    (eb305,) = [f for m in report.models for f in m.findings if f.code == "EB305"]
+    assert "conda-only" not in eb305.message
+    assert "flavor spark" in eb305.message and "pyspark is on PyPI" in eb305.message
+    assert eb305.hint == "move it under pip: as 'pyspark==4.1.1'"
+    assert eb305.location.file == "conda.yaml"

@@ -82,6 +82,27 @@ def test_golden_examples(request: pytest.FixtureRequest, name: str) -> None:
     assert "curl" not in text
 
 
+def test_golden_spark_installs_a_java_runtime(request: pytest.FixtureRequest) -> None:
+    """The spark corpus model (real MLflow, pyspark from PyPI): the pip path, with the JRE
+    pyspark starts from apt in the system-packages layer, before the dependencies."""
+    name = "mlflow3.17.2-py3.11-spark"
+    folder = read_model(ROOT / "tests" / "corpus" / "models" / name)
+    plan = render(
+        folder,
+        lock_view("spark"),
+        command=f"envbuild image tests/corpus/models/{name} -t spark:1",
+        tag="spark:1",
+        uv_binary=FAKE_UV,
+        uv_requirement=UV_REQ,
+    )
+    check_golden(request, "spark", plan.dockerfile)
+    text = plan.dockerfile
+    assert plan.kind is BuildKind.PIP
+    apt = text.index("apt-get install -y --no-install-recommends")
+    assert "default-jre-headless" in text[apt : text.index("\n", apt)]
+    assert apt < text.index("uv pip install")
+
+
 def test_torch_from_pypi_selects_the_cuda_base() -> None:
     plan = render(
         read_model(EXAMPLES / "sklearn-credit"),
