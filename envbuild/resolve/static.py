@@ -7,7 +7,7 @@ markers that exclude a requirement on the target, conda-only entries, unpinned l
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import cast
 
 from packaging.requirements import Requirement as PkgRequirement
@@ -204,7 +204,7 @@ def _duplicates(reqs: Sequence[Requirement]) -> list[Finding]:
     return out
 
 
-def _conda_only(spec: EnvSpec, flavor_dists: dict[str, str]) -> list[Finding]:
+def _conda_only(spec: EnvSpec, flavor_dists: Mapping[str, str]) -> list[Finding]:
     """Conda entries the pip-only path leaves out; one a flavor loads is named as such
     (pyspark, the spark flavor's library, is on PyPI: not conda-only)."""
     pip_names = {r.name for r in spec.requirements if r.name}
