@@ -142,7 +142,7 @@ def static_findings(
                 )
             )
     out.extend(_duplicates([*active, *active_constraints(spec, marker_env)]))
-    flavor_dists = {
+    flavor_dists: dict[str, str] = {
         canonicalize_name(n.distribution): n.why
         for f in folder.mlmodel.flavors
         for n in flavor_needs(f.name, f.params)
