@@ -166,17 +166,19 @@ FLAVORS: dict[str, FlavorRow] = {
             imports=("pyspark",),
         ),
         # removed in MLflow 3.0 (rows from MLflow 2.17's modules)
-        _row("fastai", "fastai", "fastai_version", conditional=("cloudpickle",), removed_in="3.0"),
-        _row("diviner", "diviner", "diviner_version", removed_in="3.0"),
-        _row("gluon", "mxnet", "mxnet_version", removed_in="3.0"),
+        _row(
+            "fastai", "fastai", "fastai_version", conditional=("cloudpickle",), removed_in="3.0.0"
+        ),
+        _row("diviner", "diviner", "diviner_version", removed_in="3.0.0"),
+        _row("gluon", "mxnet", "mxnet_version", removed_in="3.0.0"),
         _row(
             "promptflow",
             "promptflow",
             "version",
             conditional=("promptflow-tools",),
-            removed_in="3.0",
+            removed_in="3.0.0",
         ),
-        _row("mleap", "mleap", "mleap_version", pyfunc=False, removed_in="3.0"),
+        _row("mleap", "mleap", "mleap_version", pyfunc=False, removed_in="3.0.0"),
     )
 }
 
