@@ -28,6 +28,12 @@ SYSTEM_PACKAGES: dict[str, tuple[str, ...]] = {
     "h2o": ("default-jre-headless",),
     "pyspark": ("default-jre-headless",),
 }
+# distribution -> environment its runtime needs in the image: Spark's local driver binds to
+# loopback and does not look up the container's hostname, which a container without a
+# network (the smoke test's) cannot resolve
+RUNTIME_ENV: dict[str, tuple[tuple[str, str], ...]] = {
+    "pyspark": (("SPARK_LOCAL_HOSTNAME", "localhost"), ("SPARK_LOCAL_IP", "127.0.0.1")),
+}
 # mlflow.pytorch's default pickle module: cloudpickle under MLflow's name
 TORCH_PICKLE_MODULE = "mlflow.pytorch.pickle_module"
 

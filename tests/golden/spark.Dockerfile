@@ -40,6 +40,8 @@ ENV VIRTUAL_ENV=/opt/envbuild/venv \
     MLFLOW_ALLOW_PICKLE_DESERIALIZATION="true" \
     MLFLOW_DISABLE_ENV_CREATION="true" \
     MLFLOW_TRACKING_URI="file:///tmp/mlruns" \
+    SPARK_LOCAL_HOSTNAME="localhost" \
+    SPARK_LOCAL_IP="127.0.0.1" \
     ENVBUILD_PORT=8080
 # Let any non-root user reach the base interpreter (some bases keep it under /root): the
 # group bits too, as a uid in group 0 (OpenShift's) is judged by them, not by the others'.

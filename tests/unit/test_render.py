@@ -101,6 +101,9 @@ def test_golden_spark_installs_a_java_runtime(request: pytest.FixtureRequest) ->
     apt = text.index("apt-get install -y --no-install-recommends")
     assert "default-jre-headless" in text[apt : text.index("\n", apt)]
     assert apt < text.index("uv pip install")
+    # the smoke container has no network: Spark's driver must not look up its hostname
+    env = text[text.index("ENV VIRTUAL_ENV=") :]
+    assert 'SPARK_LOCAL_IP="127.0.0.1"' in env and 'SPARK_LOCAL_HOSTNAME="localhost"' in env
 
 
 def test_torch_from_pypi_selects_the_cuda_base() -> None:
