@@ -26,13 +26,20 @@ SYSTEM_PACKAGES: dict[str, tuple[str, ...]] = {
     # the JVM: Spark and H2O start one to load the model (pyspark 4 needs Java 17+, which
     # is Debian 12's default; Debian 13's is 21)
     "h2o": ("default-jre-headless",),
-    "pyspark": ("default-jre-headless",),
+    # nss_wrapper: the JVM's Hadoop login needs a user name, which an arbitrary UID lacks
+    "pyspark": ("default-jre-headless", "libnss-wrapper"),
 }
 # distribution -> environment its runtime needs in the image: Spark's local driver binds to
 # loopback and does not look up the container's hostname, which a container without a
 # network (the smoke test's) cannot resolve
 RUNTIME_ENV: dict[str, tuple[tuple[str, str], ...]] = {
-    "pyspark": (("SPARK_LOCAL_HOSTNAME", "localhost"), ("SPARK_LOCAL_IP", "127.0.0.1")),
+    "pyspark": (
+        ("SPARK_LOCAL_HOSTNAME", "localhost"),
+        ("SPARK_LOCAL_IP", "127.0.0.1"),
+        # the JVM takes its home from passwd, not HOME (Ivy refuses "?/.ivy2")
+        ("JAVA_TOOL_OPTIONS", "-Duser.home=/tmp"),
+        ("ENVBUILD_NSS_WRAPPER", "1"),
+    ),
 }
 # mlflow.pytorch's default pickle module: cloudpickle under MLflow's name
 TORCH_PICKLE_MODULE = "mlflow.pytorch.pickle_module"

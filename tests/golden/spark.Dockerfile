@@ -6,7 +6,7 @@
 FROM python:3.11-slim
 # ---- system packages the locked wheels need at run time
 RUN apt-get update \
- && apt-get install -y --no-install-recommends default-jre-headless \
+ && apt-get install -y --no-install-recommends default-jre-headless libnss-wrapper \
  && rm -rf /var/lib/apt/lists/*
 
 # ---- locked dependencies: uv (hash-pinned, fetched with the base image's pip into /tmp
@@ -37,6 +37,8 @@ ENV VIRTUAL_ENV=/opt/envbuild/venv \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     ENVBUILD_MODEL_DIR="/opt/envbuild/model" \
+    ENVBUILD_NSS_WRAPPER="1" \
+    JAVA_TOOL_OPTIONS="-Duser.home=/tmp" \
     MLFLOW_ALLOW_PICKLE_DESERIALIZATION="true" \
     MLFLOW_DISABLE_ENV_CREATION="true" \
     MLFLOW_TRACKING_URI="file:///tmp/mlruns" \

@@ -219,9 +219,9 @@ def test_libraries_match_mlflows_package_versions() -> None:
 
 
 def test_system_packages_are_debian_names_for_the_jvm_flavors() -> None:
-    assert FLAVORS["spark"].system_packages == ("default-jre-headless",)
+    assert FLAVORS["spark"].system_packages == ("default-jre-headless", "libnss-wrapper")
     assert FLAVORS["h2o"].system_packages == ("default-jre-headless",)
-    assert FLAVORS["johnsnowlabs"].system_packages == ("default-jre-headless",)
+    assert FLAVORS["johnsnowlabs"].system_packages == ("default-jre-headless", "libnss-wrapper")
     assert FLAVORS["sklearn"].system_packages == ()
     assert set(SYSTEM_PACKAGES["xgboost"]) == {"libgomp1"}
 
