@@ -24,6 +24,7 @@ from envbuild._adapters import uv as _uv
 from envbuild.contents import RefusedFiles, select
 from envbuild.errors import InputError
 from envbuild.findings import Code, Finding, Location, Severity, table
+from envbuild.flavors import RUNTIME_ENV, SYSTEM_PACKAGES
 from envbuild.read import CondaDep, EnvSpec, ModelFolder, WorkspaceEnv
 from envbuild.render.context import (
     EB407,
@@ -42,7 +43,6 @@ from envbuild.render.context import (
 )
 from envbuild.render.detect import (
     SYSTEM_CUDA,
-    SYSTEM_PACKAGES,
     conda_only,
     cuda_for_base,
     cuda_version,
@@ -461,9 +461,11 @@ def _flavor_summary(folder: ModelFolder) -> str:
     return ", ".join(parts) + (f"; loader {loader}" if loader else "")
 
 
-def _runtime_env(folder: ModelFolder) -> list[tuple[str, str]]:
-    """Environment the server needs: where the model is, MLflow quiet and offline."""
+def _runtime_env(folder: ModelFolder, pins: Sequence[Pin]) -> list[tuple[str, str]]:
+    """Environment the server needs: where the model is, MLflow quiet and offline, and what
+    a locked library's runtime needs (Spark's driver on loopback)."""
     env = {
+        **{k: v for pin in pins for k, v in RUNTIME_ENV.get(pin.name, ())},
         "ENVBUILD_MODEL_DIR": "/opt/envbuild/model",
         "MLFLOW_TRACKING_URI": "file:///tmp/mlruns",
         "MLFLOW_DISABLE_ENV_CREATION": "true",
@@ -508,7 +510,7 @@ def _template_context(
         "builder_secrets": list(context.source.pip_secrets) if context.source else [],
         "python_source": base.python_source,
         "system_packages": system_packages(target.pins),
-        "runtime_env": _runtime_env(folder),
+        "runtime_env": _runtime_env(folder, target.pins),
         "bytecode_defer": serving_runtime_only(lock.pins),
         "bytecode_warm": warm_imports(folder),
         "port": PORT,

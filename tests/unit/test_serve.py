@@ -740,3 +740,36 @@ def test_accept_is_bounded_even_if_another_holder_clears_o_nonblock(
         ) == 1
     finally:
         server.server_close()
+
+
+def test_named_user_gives_a_nameless_uid_a_passwd_entry(tmp_path, monkeypatch) -> None:
+    """ENVBUILD_NSS_WRAPPER=1 and a UID with no passwd entry (the smoke test's random one):
+    a passwd line for it under HOME and nss_wrapper preloaded for the JVM; otherwise
+    nothing."""
+    import pwd
+
+    from envbuild.serve.__main__ import named_user
+
+    assert named_user({"HOME": str(tmp_path)}) is None  # not asked
+    asked = {"ENVBUILD_NSS_WRAPPER": "1", "HOME": str(tmp_path)}
+    if os.getuid() == 0 or _has_entry(pwd):
+        assert named_user(dict(asked)) is None  # this user has a name already
+
+    def nameless(uid: int) -> pwd.struct_passwd:
+        raise KeyError(uid)
+
+    monkeypatch.setattr(pwd, "getpwuid", nameless)
+    env = dict(asked)
+    path = named_user(env)
+    assert path == str(tmp_path / ".envbuild-passwd")
+    line = (tmp_path / ".envbuild-passwd").read_text()
+    assert line == f"envbuild:x:{os.getuid()}:{os.getgid()}:envbuild:{tmp_path}:/bin/sh\n"
+    assert env["LD_PRELOAD"] == "libnss_wrapper.so" and env["NSS_WRAPPER_PASSWD"] == path
+
+
+def _has_entry(pwd) -> bool:  # type: ignore[no-untyped-def]
+    try:
+        pwd.getpwuid(os.getuid())
+    except KeyError:
+        return False
+    return True
