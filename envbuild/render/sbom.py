@@ -19,7 +19,7 @@ from packageurl import PackageURL
 from packaging.utils import canonicalize_name
 
 from envbuild import __version__
-from envbuild._redact import redact
+from envbuild._redact import redact_uri
 from envbuild.read import ModelFolder
 from envbuild.resolve.lock import Lock, Pin
 
@@ -37,17 +37,18 @@ _MODEL_REF = "envbuild:model"
 
 
 def indexes(lock: Lock) -> tuple[str, ...]:
-    """The indexes the lock was resolved against, masked, default index first (PyPI unless
-    the lock names another or --no-index), then the extra indexes and find-links URLs."""
+    """The indexes the lock was resolved against, masked (user info and query values),
+    default index first (PyPI unless the lock names another or --no-index), then the extra
+    indexes and find-links URLs (a local directory by its name only)."""
     default: str | None = PYPI
     extra: list[str] = []
     for opt in lock.options:
         if opt.option in ("-i", "--index-url") and opt.value:
-            default = redact(opt.value)
+            default = redact_uri(opt.value)
         elif opt.option == "--no-index":
             default = None
         elif opt.option in ("--extra-index-url", "-f", "--find-links") and opt.value:
-            value = redact(opt.value)
+            value = redact_uri(opt.value)
             extra.append(value if "://" in value else "local directory " + value.split("/")[-1])
     return tuple(dict.fromkeys([*([default] if default else []), *extra]))
 
