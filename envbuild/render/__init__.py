@@ -53,6 +53,7 @@ from envbuild.render.detect import (
 from envbuild.render.lock import serving_runtime_only
 from envbuild.render.plan import BuildKind, BuildPlan, ContextFile, Secret
 from envbuild.render.safety import FILTERS, check_image, check_requirement, check_text, unsafe
+from envbuild.render.sbom import SBOM_FILE, SBOM_LABEL, SBOM_PATH, sbom_json
 from envbuild.render.source import EB411, SourceBuilds, refuse_source_builds, source_builds
 from envbuild.resolve.lock import Lock, Pin
 from envbuild.versions import is_minor, is_platform, minor_of
@@ -443,6 +444,7 @@ def _labels(
         "io.envbuild.python": target.python_xy,
         "io.envbuild.platform": target.platform,
         "io.envbuild.kind": base.kind.value,
+        SBOM_LABEL: SBOM_PATH,
     }
     if created:
         labels["org.opencontainers.image.created"] = created
@@ -513,6 +515,8 @@ def _template_context(
         "runtime_env": _runtime_env(folder, target.pins),
         "bytecode_defer": serving_runtime_only(lock.pins),
         "bytecode_warm": warm_imports(folder),
+        "sbom_file": SBOM_FILE,
+        "sbom_path": SBOM_PATH,
         "port": PORT,
         "health_path": HEALTH_PATH,
         "uid": UID,
@@ -606,8 +610,9 @@ def render(
         folder, lock, target, base, context, labels, buildkit=buildkit, wheelhouse=bool(wheelhouse)
     )
     dockerfile = _check_dockerfile(_dockerfile(base.kind, values))
+    sbom = ContextFile(path=SBOM_FILE, data=sbom_json(folder, lock, base_image=base.image).encode())
     files = sorted(
-        (*context.files, ContextFile(path="Dockerfile", data=dockerfile.encode())),
+        (*context.files, sbom, ContextFile(path="Dockerfile", data=dockerfile.encode())),
         key=lambda f: f.path,
     )
     return BuildPlan(
