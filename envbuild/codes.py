@@ -50,6 +50,7 @@ _MODULES = (
     "envbuild.resolve",
     "envbuild.render",
     "envbuild._adapters.docker",
+    "envbuild._adapters.buildkit",
     "envbuild.build",
     "envbuild.sources",
     "envbuild.safety",

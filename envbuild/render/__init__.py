@@ -95,7 +95,7 @@ EB402 = Code(
 EB403 = Code(
     "EB403",
     Severity.ERROR,
-    "an index URL carries credentials and the engine has no BuildKit secrets",
+    "an index needs credentials and the build has no BuildKit to pass them as secrets",
 )
 EB404 = Code(
     "EB404",
@@ -196,6 +196,7 @@ def _target(
     command: str,
     override: WorkspaceEnv | None,
     wheelhouse: bool,
+    credentials: Sequence[str] = (),
 ) -> _Target:
     command_line = check_text("command", command)
     python_xy = lock.python_version
@@ -212,7 +213,7 @@ def _target(
         platform=lock.platform,
         pins=lock.pins,
         spec=spec,
-        index=split_index_options(lock.text, wheelhouse=wheelhouse),
+        index=split_index_options(lock.text, wheelhouse=wheelhouse, credentials=credentials),
     )
 
 
@@ -498,21 +499,32 @@ def render(
     model_labels: Mapping[str, str] | None = None,
     exclude: Sequence[str] = (),
     allow_files: Sequence[str] = (),
+    credentials: Sequence[str] = (),
 ) -> BuildPlan:
     """Render the Dockerfile and list the build context for ``folder`` installed from
     ``lock``. ``wheelhouse`` lists downloaded wheels to install with ``--no-index``.
     ``model_labels`` (``ModelSource.labels()``: where the model came from, its registered
     name, version and run id) are added to the image labels. ``exclude`` and
     ``allow_files`` shape which model files are copied (contents.select); a secret-looking
-    file or an LFS pointer the model needs refuses the render (RefusedFiles, exit 1)."""
-    target = _target(folder, lock, command=command, override=override, wheelhouse=bool(wheelhouse))
+    file or an LFS pointer the model needs refuses the render (RefusedFiles, exit 1).
+    ``credentials`` (envbuild.credentials.collect) are URLs with credentials for the
+    indexes the lock names: those indexes become BuildKit secrets."""
+    target = _target(
+        folder,
+        lock,
+        command=command,
+        override=override,
+        wheelhouse=bool(wheelhouse),
+        credentials=credentials,
+    )
     base = _base(target, base_image=base_image, override=override)
     if target.index.secrets and not buildkit:
         raise InputError(
-            "the lock names an index URL with credentials; this engine has no BuildKit, "
+            "the lock names an index that needs credentials; this build has no BuildKit, "
             "so they could only travel inside a layer",
-            hint="use --wheelhouse (wheels are downloaded on this machine) or an engine with "
-            "BuildKit (docker buildx)",
+            hint="use --wheelhouse (wheels are downloaded on this machine), or build with "
+            "BuildKit (--builder auto finds a Docker CLI that has it: docker buildx, or "
+            "Debian's docker.io with DOCKER_BUILDKIT=1)",
             code="EB403",
         )
     context = _context(
