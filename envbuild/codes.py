@@ -49,6 +49,7 @@ _MODULES = (
     "envbuild.scan.code",
     "envbuild.resolve",
     "envbuild.render",
+    "envbuild.credentials",
     "envbuild._adapters.docker",
     "envbuild._adapters.buildkit",
     "envbuild.build",

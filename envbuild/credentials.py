@@ -15,11 +15,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING
+from urllib.parse import unquote, urlsplit
 
-from envbuild._redact import has_credentials, strip_credentials
+from envbuild._redact import has_credentials, redact, strip_credentials
 from envbuild.errors import InputError
-from envbuild.findings import Location
+from envbuild.findings import Code, Finding, Location, Severity, table
+
+if TYPE_CHECKING:
+    from envbuild.read import PipOption
 
 ENV_VARS = (
     "UV_DEFAULT_INDEX",
@@ -106,3 +110,73 @@ def for_url(url: str, credentials: Sequence[str]) -> str | None:
     best = next((c for c in same if _realm(c)[3] == path), same[0])
     userinfo = urlsplit(best).netloc.rsplit("@", 1)[0]
     return plain(url).replace("://", f"://{userinfo}@", 1)
+
+
+# --------------------------------------------------------------------------------------
+# check: an index the build could not log in to
+
+EB411 = Code("EB411", Severity.ERROR, "an index needs credentials the build will not have")
+CODES: dict[str, str] = table(EB411)
+_INDEX_OPTIONS = ("--index-url", "--extra-index-url")
+
+
+def index_findings(
+    options: Sequence[PipOption], environ: Mapping[str, str], *, probe: bool
+) -> list[Finding]:
+    """EB411 for each index line the build could not log in to: ``${VAR}`` references
+    that are unset, or (with ``probe``) an index that answers 401/403 to the credentials
+    the build would get (none, or the ones found)."""
+    credentials = collect((o.value for o in options if o.value), environ)
+    out: list[Finding] = []
+    for opt in options:
+        if opt.option not in _INDEX_OPTIONS or not opt.value:
+            continue
+        shown = redact(opt.value)
+        if missing := unset_references(opt.value, environ):
+            names = ", ".join(missing)
+            out.append(
+                EB411.at(
+                    opt.location,
+                    f"{opt.option} {shown} takes its credentials from {names}, which is not set",
+                    hint=f"set {names} where envbuild image runs (they reach the build as "
+                    "a BuildKit secret), or give --secret-file",
+                )
+            )
+            continue
+        if not probe:
+            continue
+        url = for_url(opt.value, credentials) or expand(opt.value, environ)
+        status = _status(url)
+        if status in (401, 403):
+            given = "the credentials found" if _has_literal(url) else "no credentials"
+            out.append(
+                EB411.at(
+                    opt.location,
+                    f"{opt.option} {shown} answers {status} to {given}; the build would fail",
+                    hint="put the user and token in the URL (${VAR} references are read "
+                    "from the environment), in UV_INDEX_URL/PIP_INDEX_URL, or in a "
+                    "--secret-file for envbuild image",
+                )
+            )
+    return out
+
+
+def _status(url: str) -> int | None:
+    """The HTTP status the index gives ``url`` (None: no answer at all)."""
+    import base64
+    import urllib.error
+    import urllib.request
+
+    parts = urlsplit(url)
+    request = urllib.request.Request(plain(url), method="GET")
+    if parts.username or parts.password:
+        token = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}"
+        request.add_header("Authorization", "Basic " + base64.b64encode(token.encode()).decode())
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        exc.close()
+        return int(exc.code)
+    except (OSError, ValueError):
+        return None

@@ -182,7 +182,7 @@ def _failure(tail: Sequence[str]) -> FailedError:
     denied = next((ln for ln in reversed(tail) if _AUTH.search(ln)), None)
     error = next((ln for ln in reversed(tail) if "ERROR" in ln or "error:" in ln), None)
     last = (denied or error or (tail[-1] if tail else "no output")).strip()
-    last = re.sub(r"^#\d+ [0-9.]+ ", "", last)
+    last = re.sub(r"^(?:#\d+ [0-9.]+ )?(?:hint: |error: )?", "", last)
     if denied:
         message = f"docker build failed: the package index refused the credentials: {last}"
         hint = (
