@@ -4,7 +4,9 @@ package from a private index with a password (pypiserver with an htpasswd file o
 and they are in no layer, no history line, no label and no report; a wrong password fails
 with one line that names the index's answer and shows no password; the image is pushed under two tags to a local registry
 (Debian's docker-registry, started here), deleted, pulled back and answers with the stored
-predictions; the uv cache mount stays out of the image.
+predictions; the uv cache mount stays out of the image; the same engine reached over
+TCP (DOCKER_HOST=tcp://127.0.0.1:PORT, a relay to its socket) builds and proves the image
+with nothing bind-mounted.
 
 The build reaches the index on the host's 127.0.0.1 through `--network host`.
 """
@@ -12,6 +14,7 @@ The build reaches the index on the host's 127.0.0.1 through `--network host`.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import os
@@ -19,6 +22,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -305,3 +309,67 @@ def test_a_wrong_password_fails_with_one_line_that_masks_it(
     # pypiserver: 401 without credentials, 403 for wrong ones
     assert "refused the credentials" in error["message"] and "403" in error["message"]
     assert "\n" not in error["message"]
+
+
+class Relay:
+    """The engine's unix socket on a TCP port of 127.0.0.1: the same engine, reached as a
+    remote one is (DOCKER_HOST=tcp://...), so nothing of this machine's files is visible
+    to the client's requests except what it sends."""
+
+    def __init__(self, socket_path: str) -> None:
+        self.socket_path = socket_path
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self.server.getsockname()[1])
+        self.connections = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            self.connections += 1
+            engine = socket.socket(socket.AF_UNIX)
+            engine.connect(self.socket_path)
+            for a, b in ((client, engine), (engine, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(1 << 16):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+                s.close()
+
+    def close(self) -> None:
+        self.server.close()
+
+
+@pytest.mark.slow
+def test_a_remote_engine_builds_and_proves_without_host_paths(
+    tmp_path: Path, private_index: Index, built: tuple[Path, dict[str, Any], str, list[str]]
+) -> None:
+    engine = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    assert engine.startswith("unix://"), engine
+    relay = Relay(engine.removeprefix("unix://"))
+    tag = f"{TAG}-remote:1"
+    try:
+        env = {**os.environ, "DOCKER_HOST": f"tcp://127.0.0.1:{relay.port}"}
+        done = run_envbuild(
+            "image", str(built[0]), "-t", tag, "--network", "host", "--format", "json", env=env
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        result = json.loads(done.stdout)["result"]
+        assert result["image"]["builder"] == "buildkit" and result["smoke"]["ok"]
+        assert result["smoke"]["sandbox"]["mounts"] == []  # reached by exec, not a host path
+        assert relay.connections > 0
+    finally:
+        relay.close()
+        _docker.remove_image(_docker.client(), tag)
