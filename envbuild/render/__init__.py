@@ -49,6 +49,7 @@ from envbuild.render.detect import (
 from envbuild.render.lock import serving_runtime_only
 from envbuild.render.plan import BuildKind, BuildPlan, ContextFile, Secret
 from envbuild.render.safety import FILTERS, check_image, check_requirement, check_text, unsafe
+from envbuild.render.sbom import SBOM_PATH, sbom
 from envbuild.resolve.lock import Lock, Pin
 from envbuild.versions import is_minor, is_platform
 
@@ -303,6 +304,7 @@ def _context(
     uv_requirement: str | None,
     exclude: Sequence[str],
     allow_files: Sequence[str],
+    lock_sha256: str,
 ) -> _Context:
     index = target.index
     selection = select(folder, exclude=exclude, allow_files=allow_files)
@@ -315,6 +317,20 @@ def _context(
     findings.extend(mfind)
     files.extend(server_files())
     files.append(ContextFile(path=".envbuild/requirements.lock", data=index.lock_text.encode()))
+    files.append(
+        ContextFile(
+            path=".envbuild/sbom.cdx.json",
+            data=sbom(
+                model=folder.path.resolve().name,
+                pins=target.pins,
+                base_image=base.image,
+                python=target.python_xy,
+                platform=target.platform,
+                lock_sha256=lock_sha256,
+                indexes=index.indexes,
+            ).encode(),
+        )
+    )
     files.append(bytecode_script())
     install_args: list[tuple[str, ...]] = []
     packed = 0
@@ -388,6 +404,7 @@ def _labels(
         "io.envbuild.python": target.python_xy,
         "io.envbuild.platform": target.platform,
         "io.envbuild.kind": base.kind.value,
+        "io.envbuild.sbom": SBOM_PATH,
     }
     if created:
         labels["org.opencontainers.image.created"] = created
@@ -536,6 +553,7 @@ def render(
         uv_requirement=uv_requirement,
         exclude=exclude,
         allow_files=allow_files,
+        lock_sha256=lock.sha256,
     )
     labels = _labels(
         folder,

@@ -131,6 +131,7 @@ class IndexPlan:
     install_args: tuple[str, ...]
     secrets: tuple[Secret, ...]
     find_links: tuple[Path, ...]  # local directories whose wheels go into the context
+    indexes: tuple[str, ...] = ()  # the index URLs (without credentials), for the SBOM
 
 
 def split_index_options(
@@ -143,6 +144,7 @@ def split_index_options(
     args: list[str] = []
     secrets: list[Secret] = []
     links: list[Path] = []
+    indexes: list[str] = []
     lines = text.splitlines(keepends=True)
     for line in lines:
         stripped = line.strip()
@@ -154,6 +156,7 @@ def split_index_options(
         if opt in ("-i", "--index-url", "--extra-index-url"):
             if wheelhouse:
                 continue
+            indexes.append(plain(value))
             env = "UV_DEFAULT_INDEX" if opt in ("-i", "--index-url") else "UV_INDEX"
             if found := _with_credentials(value, credentials):
                 secrets.append(Secret(id=f"envbuild_index_{len(secrets)}", env=env, value=found))
@@ -179,6 +182,7 @@ def split_index_options(
         install_args=tuple(args),
         secrets=tuple(secrets),
         find_links=tuple(links),
+        indexes=tuple(indexes),
     )
 
 

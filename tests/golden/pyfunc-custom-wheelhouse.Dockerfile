@@ -9,7 +9,7 @@ FROM python:3.11-slim AS deps
 COPY .envbuild/uv /usr/local/bin/uv
 # uv trusts the system's CA store (proxies, private CAs); plain logs in the build output.
 ENV UV_SYSTEM_CERTS=1 UV_NATIVE_TLS=1 UV_NO_PROGRESS=1 NO_COLOR=1
-COPY .envbuild/requirements.lock .envbuild/bytecode.py /opt/envbuild/
+COPY .envbuild/requirements.lock .envbuild/sbom.cdx.json .envbuild/bytecode.py /opt/envbuild/
 COPY .envbuild/wheels /tmp/envbuild/wheels
 RUN \
     uv venv --no-config --python 3.11 --python-preference only-system /opt/envbuild/venv \
@@ -64,6 +64,7 @@ LABEL io.envbuild.command="envbuild image examples/pyfunc-custom --wheelhouse" \
       io.envbuild.model.uuid="a5fc8f4edf1647fda39196e3a5566095" \
       io.envbuild.platform="linux/amd64" \
       io.envbuild.python="3.11" \
+      io.envbuild.sbom="/opt/envbuild/sbom.cdx.json" \
       io.envbuild.version="0.1.0" \
       org.opencontainers.image.base.name="python:3.11-slim" \
       org.opencontainers.image.description="MLflow model pyfunc-custom served by envbuild" \

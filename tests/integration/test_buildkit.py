@@ -4,7 +4,7 @@ package from a private index with a password (pypiserver with an htpasswd file o
 and they are in no layer, no history line, no label and no report; a wrong password fails
 with one line that names the index's answer and shows no password; the image is pushed under two tags to a local registry
 (Debian's docker-registry, started here), deleted, pulled back and answers with the stored
-predictions; the uv cache mount stays out of the image; the same engine reached over
+predictions; the uv cache mount stays out of the image, the CycloneDX SBOM is in it; the same engine reached over
 TCP (DOCKER_HOST=tcp://127.0.0.1:PORT, a relay to its socket) builds and proves the image
 with nothing bind-mounted.
 
@@ -252,6 +252,17 @@ def test_a_private_index_build_keeps_its_password_out_of_the_image(
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     assert look.stdout.strip() == "0"
+    # the SBOM rides beside the lock, named by a label
+    assert _docker.inspect(_docker.client(), image).labels["io.envbuild.sbom"] == (
+        "/opt/envbuild/sbom.cdx.json"
+    )
+    cat = subprocess.run(
+        ["docker", "run", "--rm", "--entrypoint", "cat", image, "/opt/envbuild/sbom.cdx.json"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    sbom = json.loads(cat.stdout)
+    names = {c["name"] for c in sbom["components"]}
+    assert PACKAGE in names and "mlflow-skinny" in names and PASSWORD not in cat.stdout
 
 
 @pytest.mark.slow
