@@ -6,6 +6,7 @@ against both images, side by side in one run.
     python benchmarks/bench_image.py [--mlflow /work/venvs/examples-mlflow3/bin/mlflow]
         [--models sklearn-credit pyfunc-custom] [--skip-mlflow] [--no-load] [--no-venv]
         [--build-docker] [--keep]
+    python benchmarks/bench_image.py --uv-cache [--models FIRST SECOND]
 
 For each model (a copy per tool in a temp folder): cold build time, image size (and what was
 added over the base), rebuild time after changing only the weights file, time from
@@ -65,6 +66,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from envbuild._adapters import buildkit as _buildkit  # noqa: E402
 from envbuild._adapters import docker as _docker  # noqa: E402
 
 WEIGHTS = {"sklearn-credit": "model.skops", "pyfunc-custom": "artifacts/classifier.joblib"}
@@ -356,6 +358,59 @@ def report(
                   f"{rep['throughput_rps']:>8}{lat['p50']:>8}{lat['p99']:>8}{lat['max']:>8}")  # fmt: skip
 
 
+def bench_uv_cache(c: Any, first: str, second: str, find_links: str, work: Path) -> None:
+    """--uv-cache: the cold build of ``second`` (every layer new) with BuildKit's uv cache
+    mount empty, then again with it warm from a build of ``first``. Each build gets a base
+    of its own (no layer cache) and a cache mount id of its own in the rendered Dockerfile
+    (`id=bench-uv-<run>-...`, the one edit): nothing the engine's other builds share is
+    pruned or reused."""
+    kit = _buildkit.choose(_buildkit.Builder.BUILDKIT)
+    assert kit is not None
+    run = os.getpid()
+    bases: list[str] = []
+
+    def build(name: str, cache: str, step: str) -> float:
+        base = f"bench-base:{run}-{step}"
+        _, done = sh(["docker", "build", "-q", "-t", base, "-"],
+                     input=f"FROM {BASE}\nLABEL io.envbuild.bench.run={run}-{step}\n",
+                     env={**os.environ, "DOCKER_BUILDKIT": "0"})  # fmt: skip
+        must(done, f"docker build -t {base}")
+        bases.append(base)
+        model = prepare(ROOT / "examples" / name, work / step / name, declared=False)
+        ctx = work / step / "context"
+        links = ["--find-links", find_links] if Path(find_links).is_dir() else []
+        _, done = sh([sys.executable, "-m", "envbuild", "image", str(model), "--output", str(ctx),
+                      "--builder", "buildkit", "--base-image", base, *links])  # fmt: skip
+        must(done, f"envbuild image {name} --output")
+        dockerfile = ctx / "Dockerfile"
+        text = dockerfile.read_text()
+        mount = "--mount=type=cache,target=/root/.cache/uv"
+        assert mount in text, "the rendered Dockerfile has no uv cache mount"
+        dockerfile.write_text(
+            text.replace(
+                mount, f"--mount=type=cache,id=bench-uv-{run}-{cache},target=/root/.cache/uv"
+            )
+        )
+        start = time.monotonic()
+        image = _buildkit.build(kit, ctx, secrets={}, on_line=lambda _: None)
+        seconds = time.monotonic() - start
+        _docker.remove_image(c, image)
+        print(f"{name} ({step}): {seconds:.1f} s", file=sys.stderr, flush=True)
+        return seconds
+
+    try:
+        print(f"load average at start: {loadavg()} ({os.cpu_count()} CPUs)", flush=True)
+        empty = build(second, "empty", "second-empty-cache")
+        build(first, "warm", "first-warms-cache")
+        warm = build(second, "warm", "second-warm-cache")
+        print(f"load average at end: {loadavg()}")
+        print(f"cold build of {second} (BuildKit, every layer new), seconds")
+        print(f"  uv cache mount empty              {empty:>8.1f}")
+        print(f"  uv cache warm from {first:<16}{warm:>8.1f}  ({empty / warm:.2f}x faster)")
+    finally:
+        remove(c, *bases)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -372,7 +427,15 @@ def main() -> int:
     ap.add_argument("--no-venv", action="store_true", help="skip envbuild venv vs prepare-env")
     ap.add_argument("--build-docker", action="store_true", help="also try build-docker as is")
     ap.add_argument("--keep", action="store_true", help="keep the bench-* images")
+    ap.add_argument("--uv-cache", action="store_true",
+                    help="only: the second model's cold BuildKit build with the uv cache "
+                    "mount warm from the first model vs empty")  # fmt: skip
     args = ap.parse_args()
+    if args.uv_cache:
+        with tempfile.TemporaryDirectory(prefix="bench-uv-cache-") as tmp:
+            first, second = (args.models * 2)[:2]
+            bench_uv_cache(_docker.client(), first, second, args.find_links, Path(tmp))
+        return 0
     args.skip_mlflow = args.skip_mlflow or args.declared
     c = _docker.client()
     base = image_size(c, BASE)

@@ -102,7 +102,7 @@ EB402 = Code(
 EB403 = Code(
     "EB403",
     Severity.ERROR,
-    "an index URL carries credentials and the engine has no BuildKit secrets",
+    "an index needs credentials and the build has no BuildKit to pass them as secrets",
 )
 EB404 = Code(
     "EB404",
@@ -212,6 +212,7 @@ def _target(
     command: str,
     override: WorkspaceEnv | None,
     wheelhouse: bool,
+    credentials: Sequence[str] = (),
 ) -> _Target:
     command_line = check_text("command", command)
     python_xy = lock.python_version
@@ -228,7 +229,7 @@ def _target(
         platform=lock.platform,
         pins=lock.pins,
         spec=spec,
-        index=split_index_options(lock.text, wheelhouse=wheelhouse),
+        index=split_index_options(lock.text, wheelhouse=wheelhouse, credentials=credentials),
     )
 
 
@@ -343,6 +344,7 @@ def _context(
     uv_requirement: str | None,
     exclude: Sequence[str],
     allow_files: Sequence[str],
+    lock_sha256: str,
 ) -> _Context:
     index = target.index
     selection = select(folder, exclude=exclude, allow_files=allow_files)
@@ -567,6 +569,7 @@ def render(
     exclude: Sequence[str] = (),
     allow_files: Sequence[str] = (),
     gpu: bool = False,
+    credentials: Sequence[str] = (),
 ) -> BuildPlan:
     """Render the Dockerfile and list the build context for ``folder`` installed from
     ``lock``. ``wheelhouse`` lists downloaded wheels to install with ``--no-index``.
@@ -575,14 +578,22 @@ def render(
     ``allow_files`` shape which model files are copied (contents.select); a secret-looking
     file or an LFS pointer the model needs refuses the render (RefusedFiles, exit 1).
     ``gpu`` renders NVIDIA's CUDA runtime base (detect.py: CUDA wheels alone do not)."""
-    target = _target(folder, lock, command=command, override=override, wheelhouse=bool(wheelhouse))
+    target = _target(
+        folder,
+        lock,
+        command=command,
+        override=override,
+        wheelhouse=bool(wheelhouse),
+        credentials=credentials,
+    )
     base = _base(target, base_image=base_image, override=override, gpu=gpu)
     if target.index.secrets and not buildkit:
         raise InputError(
-            "the lock names an index URL with credentials; this engine has no BuildKit, "
+            "the lock names an index that needs credentials; this build has no BuildKit, "
             "so they could only travel inside a layer",
-            hint="use --wheelhouse (wheels are downloaded on this machine) or an engine with "
-            "BuildKit (docker buildx)",
+            hint="use --wheelhouse (wheels are downloaded on this machine), or build with "
+            "BuildKit (--builder auto finds a Docker CLI that has it: docker buildx, or "
+            "Debian's docker.io with DOCKER_BUILDKIT=1)",
             code="EB403",
         )
     context = _context(
@@ -595,6 +606,7 @@ def render(
         uv_requirement=uv_requirement,
         exclude=exclude,
         allow_files=allow_files,
+        lock_sha256=lock.sha256,
     )
     labels = _labels(
         folder,
