@@ -23,9 +23,18 @@ from envbuild import __version__
 from envbuild._adapters import uv as _uv
 from envbuild.contents import RefusedFiles, select
 from envbuild.errors import InputError
-from envbuild.findings import Code, Finding, Location, Severity, table
+from envbuild.findings import Code, Finding, Severity, table
 from envbuild.flavors import RUNTIME_ENV, SYSTEM_PACKAGES
-from envbuild.read import CondaDep, EnvSpec, ModelFolder, WorkspaceEnv
+from envbuild.read import EnvSpec, ModelFolder, WorkspaceEnv
+from envbuild.render.base import (
+    EB404,
+    EB405,
+    EB406,
+    EB412,
+    MICROMAMBA_IMAGE,
+    Base,
+    choose_base,
+)
 from envbuild.render.context import (
     EB407,
     EB408,
@@ -44,9 +53,7 @@ from envbuild.render.context import (
 from envbuild.render.detect import (
     SYSTEM_CUDA,
     conda_only,
-    cuda_for_base,
     cuda_version,
-    system_cuda,
     system_packages,
     warm_imports,
 )
@@ -104,28 +111,8 @@ EB403 = Code(
     Severity.ERROR,
     "an index needs credentials and the build has no BuildKit to pass them as secrets",
 )
-EB404 = Code(
-    "EB404",
-    Severity.INFO,
-    "the environment names conda-only packages: the micromamba path is rendered",
-)
-EB405 = Code(
-    "EB405",
-    Severity.INFO,
-    "a CUDA runtime base image is rendered (--gpu, or a package that needs the system's CUDA)",
-)
-EB406 = Code(
-    "EB406",
-    Severity.INFO,
-    "the workspace environment's base image replaces the python:X.Y-slim default",
-)
 EB409 = Code(
     "EB409", Severity.ERROR, "the server package envbuild copies into the image or venv is missing"
-)
-EB412 = Code(
-    "EB412",
-    Severity.INFO,
-    "the lock pins CUDA wheels, which carry their own libraries: the slim base serves them",
 )
 CODES: dict[str, str] = table(
     EB401, EB402, EB403, EB404, EB405, EB406, EB407, EB408, EB409, EB411, EB412
@@ -134,24 +121,6 @@ CODES: dict[str, str] = table(
 PORT = 8080
 HEALTH_PATH = "/ping"  # the route the HEALTHCHECK and the smoke test probe
 UID = 10001
-MICROMAMBA_IMAGE = "mambaorg/micromamba:1.5.10-bookworm-slim"
-CONDA_RUNTIME_IMAGE = "debian:bookworm-slim"
-# CUDA X.Y -> the newest runtime image tag of that minor version (Ubuntu 22.04).
-CUDA_IMAGES: dict[str, str] = {
-    "11.7": "11.7.1",
-    "11.8": "11.8.0",
-    "12.0": "12.0.1",
-    "12.1": "12.1.1",
-    "12.2": "12.2.2",
-    "12.3": "12.3.2",
-    "12.4": "12.4.1",
-    "12.5": "12.5.1",
-    "12.6": "12.6.3",
-    "12.8": "12.8.1",
-    "12.9": "12.9.1",
-    "13.0": "13.0.2",
-}
-
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 
 
@@ -234,93 +203,6 @@ def _target(
 
 
 @dataclass(frozen=True, kw_only=True)
-class _Base:
-    """The build path and its base image, and how uv finds the image's Python."""
-
-    kind: BuildKind
-    image: str
-    python_source: str
-    cuda: tuple[str, tuple[str, ...]] | None
-    cuda_reason: str  # --gpu, or the packages that need the system's CUDA
-    conda: tuple[CondaDep, ...]
-    findings: tuple[Finding, ...]
-
-
-def _base(
-    target: _Target, *, base_image: str | None, override: WorkspaceEnv | None, gpu: bool
-) -> _Base:
-    findings: list[Finding] = []
-    wheels = cuda_version(target.pins)
-    needs_system = system_cuda(target.pins)
-    cuda = cuda_for_base(target.pins) if gpu or needs_system else None
-    conda = conda_only(target.spec.conda)
-    kind = BuildKind.PIP
-    default_base = f"python:{target.python_xy}-slim"
-    python_source = "only-system"
-    if conda:
-        kind = BuildKind.CONDA
-        default_base = CONDA_RUNTIME_IMAGE
-        findings.append(
-            EB404.at(
-                conda[0].location,
-                "conda-only packages "
-                + ", ".join(sorted(d.name for d in conda))
-                + ": rendering the micromamba path (needs a conda channel to build)",
-            )
-        )
-    elif cuda:
-        kind = BuildKind.CUDA
-        tag_version = CUDA_IMAGES.get(cuda[0], f"{cuda[0]}.0")
-        default_base = f"nvidia/cuda:{tag_version}-runtime-ubuntu22.04"
-        python_source = "only-managed"
-        why = (
-            "; ".join(f"{name} {reason}" for name, reason in needs_system)
-            if needs_system
-            else "--gpu"
-        )
-        findings.append(
-            EB405.at(
-                Location(field="--gpu") if not needs_system else Location(),
-                f"base image {default_base} (CUDA {cuda[0]}"
-                + (f": {', '.join(cuda[1])}" if cuda[1] else "")
-                + f"): {why}",
-            )
-        )
-    elif wheels:
-        findings.append(
-            EB412.at(
-                Location(),
-                f"CUDA {wheels[0]} wheels in the lock ({', '.join(wheels[1])}) carry their "
-                f"own CUDA libraries: base image {default_base}, which serves them on a GPU "
-                "under the NVIDIA container runtime",
-                hint="--gpu renders NVIDIA's CUDA runtime base; --torch cpu locks torch's "
-                "CPU build for a small CPU image",
-            )
-        )
-    chosen = base_image or (override.image if override is not None else None) or default_base
-    check_image(chosen)
-    if override is not None and override.image and not base_image:
-        findings.append(
-            EB406.at(
-                Location(file=override.file, field="image"),
-                f"base image {override.image} from {override.file}",
-            )
-        )
-    if chosen != default_base and kind is BuildKind.PIP:
-        # a base of the user's choosing may not carry the model's Python: let uv fetch one
-        python_source = "system"
-    return _Base(
-        kind=kind,
-        image=chosen,
-        python_source=python_source,
-        cuda=cuda if kind is BuildKind.CUDA else None,
-        cuda_reason=("--gpu" if gpu else ", ".join(n for n, _ in needs_system)) if cuda else "",
-        conda=conda,
-        findings=tuple(findings),
-    )
-
-
-@dataclass(frozen=True, kw_only=True)
 class _Context:
     """The build context's files (without the Dockerfile) and how the image installs."""
 
@@ -337,7 +219,7 @@ def _context(
     folder: ModelFolder,
     lock: Lock,
     target: _Target,
-    base: _Base,
+    base: Base,
     *,
     wheelhouse: Sequence[Path],
     uv_binary: Path | None,
@@ -418,7 +300,7 @@ def _labels(
     folder: ModelFolder,
     lock: Lock,
     target: _Target,
-    base: _Base,
+    base: Base,
     *,
     tag: str | None,
     source: str | None,
@@ -484,7 +366,7 @@ def _template_context(
     folder: ModelFolder,
     lock: Lock,
     target: _Target,
-    base: _Base,
+    base: Base,
     context: _Context,
     labels: tuple[tuple[str, str], ...],
     *,
@@ -586,7 +468,14 @@ def render(
         wheelhouse=bool(wheelhouse),
         credentials=credentials,
     )
-    base = _base(target, base_image=base_image, override=override, gpu=gpu)
+    base = choose_base(
+        target.pins,
+        target.python_xy,
+        target.spec.conda,
+        base_image=base_image,
+        override=override,
+        gpu=gpu,
+    )
     if target.index.secrets and not buildkit:
         raise InputError(
             "the lock names an index that needs credentials; this build has no BuildKit, "
