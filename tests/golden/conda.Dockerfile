@@ -15,7 +15,7 @@ RUN micromamba create -y -p /opt/envbuild/venv -f /tmp/envbuild/environment.yml 
 COPY .envbuild/uv /usr/local/bin/uv
 # uv trusts the system's CA store (proxies, private CAs); plain logs in the build output.
 ENV UV_SYSTEM_CERTS=1 UV_NATIVE_TLS=1 UV_NO_PROGRESS=1 NO_COLOR=1
-COPY .envbuild/requirements.lock .envbuild/sbom.cdx.json .envbuild/bytecode.py /opt/envbuild/
+COPY .envbuild/requirements.lock .envbuild/bytecode.py /opt/envbuild/
 RUN \
     uv pip install --no-config --python /opt/envbuild/venv/bin/python \
       --require-hashes --no-deps --link-mode=copy --no-cache \

@@ -10,7 +10,7 @@ FROM nvidia/cuda:13.0.2-runtime-ubuntu22.04 AS deps
 COPY .envbuild/uv /usr/local/bin/uv
 # uv trusts the system's CA store (proxies, private CAs); plain logs in the build output.
 ENV UV_SYSTEM_CERTS=1 UV_NATIVE_TLS=1 UV_NO_PROGRESS=1 NO_COLOR=1
-COPY .envbuild/requirements.lock .envbuild/sbom.cdx.json .envbuild/bytecode.py /opt/envbuild/
+COPY .envbuild/requirements.lock .envbuild/bytecode.py /opt/envbuild/
 RUN \
     UV_PYTHON_INSTALL_DIR=/opt/envbuild/python uv venv --no-config --python 3.11 --python-preference only-managed /opt/envbuild/venv \
  && uv pip install --no-config --python /opt/envbuild/venv/bin/python \

@@ -13,7 +13,7 @@ RUN apt-get update \
 # and removed in the same step) installs the lock, hashes required, into a venv.
 # uv trusts the system's CA store (proxies, private CAs); plain logs in the build output.
 ENV UV_SYSTEM_CERTS=1 UV_NATIVE_TLS=1 UV_NO_PROGRESS=1 NO_COLOR=1
-COPY .envbuild/requirements.lock .envbuild/sbom.cdx.json .envbuild/bytecode.py .envbuild/uv.txt /opt/envbuild/
+COPY .envbuild/requirements.lock .envbuild/bytecode.py .envbuild/uv.txt /opt/envbuild/
 RUN \
     python3 -m pip install --no-cache-dir --disable-pip-version-check --no-deps --require-hashes \
       --target /tmp/envbuild/uv -r /opt/envbuild/uv.txt \
