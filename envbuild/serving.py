@@ -57,6 +57,7 @@ comparisons mean much:
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -64,7 +65,7 @@ from packaging.requirements import Requirement as PkgRequirement
 from packaging.version import InvalidVersion, Version
 
 from envbuild.findings import Location
-from envbuild.read import ReqKind, Requirement
+from envbuild.read import EnvSpec, ReqKind, Requirement
 
 SERVING_SOURCE = "envbuild serving stack"
 
@@ -77,10 +78,12 @@ MLFLOW, MLFLOW_SKINNY = MLFLOW_DISTS = ("mlflow", "mlflow-skinny")
 FIRST_SKINNY = Version("1.14.0")
 
 # MLflow before 2.16 imports pkg_resources at ``import mlflow.pyfunc`` without requiring
-# setuptools, which dropped pkg_resources in 82.0.0 (both read from the wheels); a uv venv
-# has no setuptools of its own.
+# setuptools (mlflow/utils/requirements_utils.py, up to 2.15.1), and setuptools 82.0.0 is
+# the first without pkg_resources (81 warns of its removal, hence <81, what that warning
+# recommends; both read from the wheels); a uv venv has no setuptools of its own. Applied
+# only where the model's environment names no setuptools version itself.
 PKG_RESOURCES_UNTIL = Version("2.16.0")
-SETUPTOOLS_WITH_PKG_RESOURCES = "setuptools<82"
+SETUPTOOLS_WITH_PKG_RESOURCES = "setuptools<81"
 
 # The package name the server is copied under (render.server_files).
 SERVE_PACKAGE = "envbuild_serve"
@@ -154,15 +157,44 @@ def declared_mlflow(reqs: list[Requirement]) -> list[Requirement]:
     return [r for r in reqs if r.name in MLFLOW_DISTS and r.requirement is not None]
 
 
+def model_mlflow_version(mlmodel_version: str | None, spec: EnvSpec) -> str | None:
+    """The MLflow that serves the model: MLmodel's ``mlflow_version``, else the version the
+    environment pins for ``mlflow`` or ``mlflow-skinny`` (old MLflow releases wrote no
+    ``mlflow_version``, and hand-made folders drop it)."""
+    if mlmodel_version:
+        return mlmodel_version
+    for req in spec.requirements:
+        if req.name in MLFLOW_DISTS and req.pinned_version:
+            return req.pinned_version
+    return None
+
+
+def _names_version(reqs: Sequence[Requirement], name: str) -> bool:
+    """Whether ``reqs`` name ``name`` with a version (a specifier, or a URL)."""
+    return any(
+        r.name == name
+        and r.requirement is not None
+        and bool(r.requirement.specifier or r.requirement.url)
+        for r in reqs
+    )
+
+
 def serving_stack(
-    mlflow_version: str | None, reqs: list[Requirement], *, mlflow: MlflowChoice = "skinny"
+    mlflow_version: str | None,
+    reqs: list[Requirement],
+    *,
+    mlflow: MlflowChoice = "skinny",
+    decided: Sequence[Requirement] = (),
 ) -> ServingStack:
-    """The serving lines for a model with requirement lines ``reqs`` (see the module doc)."""
+    """The serving lines for a model with requirement lines ``reqs`` (see the module doc);
+    ``decided`` are other lines of the environment (python_env.yaml's build dependencies)
+    whose versions envbuild does not second-guess."""
     version = _version(mlflow_version)
     declared = declared_mlflow(reqs)
     pandas_numpy = tuple(_added(text) for text in ("pandas", "numpy"))
     versions = [version] + [_version(r.pinned_version) for r in declared]
-    if any(v is not None and v < PKG_RESOURCES_UNTIL for v in versions):
+    old = any(v is not None and v < PKG_RESOURCES_UNTIL for v in versions)
+    if old and not _names_version([*reqs, *decided], "setuptools"):
         pandas_numpy += (
             _added(
                 SETUPTOOLS_WITH_PKG_RESOURCES,

@@ -38,6 +38,11 @@ UV_PLATFORMS = {
     "linux/arm64": "aarch64-manylinux_2_28",
 }
 
+# uv's wheels declare Requires-Python >=3.8, but only their binary is used: a base image
+# of an older Python has its pip fetch uv with --ignore-requires-python (uv itself creates
+# and fills venvs of Python 3.7 and 3.6)
+WHEEL_REQUIRES_PYTHON = (3, 8)
+
 # uv must never try to download a managed interpreter (slow, and not what we asked):
 # the target Python is given with --python-version and need not be installed.
 _BASE_ENV = {"UV_PYTHON_DOWNLOADS": "never", "NO_COLOR": "1", "UV_NO_PROGRESS": "1"}

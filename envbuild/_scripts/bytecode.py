@@ -11,8 +11,9 @@ writes it, so the server starts from bytecode and the ~25 MB of bytecode for cod
 runs never ships. A deferred module imported later compiles in memory on first import.
 
 The model's own libraries (numpy, pandas, scikit-learn, ...) are always compiled in full:
-a model load imports submodules no list can foresee. Standard library only, Python 3.8+;
-if ``importlib.metadata`` cannot list a distribution's files, it is compiled in full.
+a model load imports submodules no list can foresee. Standard library only, Python 3.7+;
+if ``importlib.metadata`` (or its backport) cannot list a distribution's files, it is
+compiled in full.
 """
 
 from __future__ import annotations
@@ -48,10 +49,19 @@ def sources(site: str, skip: frozenset[str]) -> list[str]:
     return out
 
 
+# py_compile's quiet= (no message for a file that does not compile) is Python 3.8+; 3.7 names
+# such a file on stderr
+_HAS_QUIET = sys.version_info[:2] >= (3, 8)
+
+
 def _compile(paths: list[str]) -> int:
     done = 0
     for path in paths:  # a file that does not compile is skipped, as compileall does
-        if py_compile.compile(path, doraise=False, quiet=2) is not None:
+        if _HAS_QUIET:
+            written = py_compile.compile(path, doraise=False, quiet=2)
+        else:
+            written = py_compile.compile(path, doraise=False)
+        if written is not None:
             done += 1
     return done
 
@@ -76,8 +86,11 @@ def compile_all(paths: list[str]) -> int:
 def deferred_files(names: list[str]) -> frozenset[str]:
     try:
         import importlib.metadata as md
-    except ImportError:  # Python 3.7 and older: compile everything
-        return frozenset()
+    except ImportError:  # Python 3.7: the backport, which MLflow 1.x requires; else all
+        try:
+            import importlib_metadata as md  # type: ignore[no-redef]
+        except ImportError:
+            return frozenset()
     out: set[str] = set()
     for name in names:
         try:

@@ -1,5 +1,5 @@
 """The image smoke test's client: runs inside the container under test (``docker exec``,
-the image's own interpreter, ``python -I``, Python 3.8+, stdlib only), because the sandbox
+the image's own interpreter, ``python -I``, Python 3.7+, stdlib only), because the sandbox
 has no network to publish a port on.
 
 argv: the health path, health timeout (s), content type ('' = only wait for health),

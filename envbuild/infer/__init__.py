@@ -105,7 +105,8 @@ EB207 = Code(
 EB209 = Code(
     "EB209",
     Severity.WARNING,
-    "a flavor's library is not installed; the version MLmodel records was written",
+    "a library the flavor needs is not installed; the version MLmodel records (or an "
+    "unpinned line) was written",
 )
 EB213 = Code(
     "EB213", Severity.WARNING, "the inspected Python differs from the one that saved the model"
@@ -209,17 +210,20 @@ def _requirement_for(
     loc = Location(file="requirements.txt")
     if dist is None:
         version = recorded.get(needed.name)
-        if not version:
-            return None, options
+        why = needed.reasons(limit=1)[0] if needed.evidence else "the model"
+        if version:
+            wrote = f"wrote the version MLmodel records ({version})"
+            text = f"{needed.name}=={version}"
+        else:
+            wrote = f"MLmodel records no version of it: wrote {needed.name} unpinned"
+            text = needed.name
         findings.append(
             EB209.at(
                 Location(file="MLmodel"),
-                f"{needed.name} is not installed in the training environment; wrote "
-                f"the version MLmodel records ({version})",
+                f"{needed.name} ({why}) is not installed in the training environment; {wrote}",
                 hint="run infer in the environment that saved the model (--python)",
             )
         )
-        text = f"{needed.name}=={version}"
         return _req(text, needed, loc), options
     direct = dist.direct_url
     if direct is not None:

@@ -14,6 +14,7 @@ from packaging.version import InvalidVersion, Version
 
 from envbuild._compat import StrEnum
 from envbuild.findings import Code, Finding, Location, Severity, table
+from envbuild.flavors import needs as flavor_needs
 from envbuild.infer.names import FORMAT_LIBRARIES, MLFLOW_DISTS, PYFUNC_RUNTIME
 from envbuild.installed import Distribution, InstalledEnv
 from envbuild.read import ModelFolder, Requirement
@@ -182,6 +183,12 @@ def flavor_evidence(c: Collector, folder: ModelFolder) -> dict[str, str]:
             c.add(dist, Evidence(kind=EvidenceKind.FLAVOR, text=text, file="MLmodel"))
             if flavor.version:
                 recorded[dist] = flavor.version
+        for need in flavor_needs(flavor.name, flavor.params):
+            if need.distribution != flavor.library:
+                c.add(
+                    need.distribution,
+                    Evidence(kind=EvidenceKind.FLAVOR, text=need.why, file="MLmodel"),
+                )
         fmt = flavor.params.get("serialization_format")
         if isinstance(fmt, str) and fmt in FORMAT_LIBRARIES:
             c.add(

@@ -64,6 +64,7 @@ PROVIDES = {
     MLFLOW: MLFLOW_SKINNY,
     "opencv-python-headless": "opencv-python",
     "tensorflow-cpu": "tensorflow",
+    "johnsnowlabs-for-databricks": "johnsnowlabs",
 }
 
 

@@ -11,6 +11,8 @@ from collections.abc import Iterable
 from packaging.utils import canonicalize_name
 
 from envbuild.findings import Code, Finding, Location, Severity, table
+from envbuild.flavors import SYSTEM_PACKAGES
+from envbuild.flavors import needs as flavor_needs
 from envbuild.infer.evidence import code_paths, main_ref_findings
 from envbuild.infer.names import (
     FORMAT_LIBRARIES,
@@ -29,7 +31,7 @@ from envbuild.serving import serving_requirements
 EB230 = Code(
     "EB230",
     Severity.WARNING,
-    "the model's pickles or code need a distribution no requirement declares",
+    "the model's flavor, pickles or code need a distribution no requirement declares",
     also=(Severity.ERROR,),
 )
 EB231 = Code(
@@ -44,7 +46,13 @@ EB232 = Code(
     "does not ship (an author's module: ship it with code_paths)",
     also=(Severity.WARNING,),
 )
-CODES: dict[str, str] = table(EB230, EB231, EB232)
+EB233 = Code(
+    "EB233",
+    Severity.INFO,
+    "a library the flavor loads needs a system package (a Java runtime for Spark and H2O); "
+    "the image installs it with apt-get, a venv's host must have it",
+)
+CODES: dict[str, str] = table(EB230, EB231, EB232, EB233)
 
 
 def _names(items: Iterable[str | None]) -> set[str]:
@@ -93,6 +101,29 @@ def dependency_findings(
             distribution_for(r.module) for r in scan.refs if _counts(r, stdlib, scan.local_modules)
         }
         findings.extend(_unneeded(folder, lock, needed))
+    findings.extend(system_findings(folder))
+    for flavor in folder.mlmodel.flavors:
+        for need in flavor_needs(flavor.name, flavor.params):
+            dist = canonicalize_name(need.distribution)
+            if dist in declared or dist in missing:  # a pickle's reference says it better
+                continue
+            findings.append(
+                EB230.at(
+                    Location(file="MLmodel", field=f"flavors.{flavor.name}"),
+                    f"{need.why}: the model needs {dist} to load, which no requirement "
+                    "declares"
+                    + (
+                        " (it arrives only as a dependency of another package)"
+                        if dist in resolved
+                        else ""
+                    ),
+                    hint=f"add {dist} to requirements.txt / conda.yaml (envbuild infer writes "
+                    "it with the trained version)",
+                    severity=Severity.WARNING
+                    if dist in resolved or lock is None
+                    else Severity.ERROR,
+                )
+            )
     for dist, refs in sorted(missing.items()):
         first = refs[0]
         via_lock = dist in resolved
@@ -124,7 +155,7 @@ def known_distribution(module: str, folder: ModelFolder) -> bool:
     parts = module.split(".")
     if parts[0] in IMPORT_NAMES or ".".join(parts[:2]) in IMPORT_NAMES:
         return True
-    known = {canonicalize_name(lib) for _, lib in FLAVOR_LIBRARIES.values()}
+    known = {canonicalize_name(lib) for _, lib in FLAVOR_LIBRARIES.values() if lib}
     known |= {canonicalize_name(f.library) for f in folder.mlmodel.flavors if f.library}
     known |= {canonicalize_name(n) for n in (*FORMAT_LIBRARIES.values(), *PYFUNC_RUNTIME)}
     return dist in known | set(MLFLOW_DISTS)
@@ -171,6 +202,27 @@ def needed_distributions(folder: ModelFolder) -> set[str]:
     return {PROVIDES.get(n, n) for n in needed} - set(MLFLOW_DISTS)
 
 
+def system_findings(folder: ModelFolder) -> list[Finding]:
+    """The Debian packages the flavors' libraries need at run time (EB233)."""
+    out = []
+    for flavor in folder.mlmodel.flavors:
+        for need in flavor_needs(flavor.name, flavor.params):
+            packages = SYSTEM_PACKAGES.get(canonicalize_name(need.distribution), ())
+            if not packages:
+                continue
+            names = ", ".join(packages)
+            out.append(
+                EB233.at(
+                    Location(file="MLmodel", field=f"flavors.{flavor.name}"),
+                    f"flavor {flavor.name} loads {need.distribution}, which needs the system "
+                    f"package {names}: envbuild image installs it with apt-get",
+                    hint=f"with --base-image, use an image that has {names} (or apt-get can "
+                    "reach a Debian mirror); for envbuild venv, install it on the host",
+                )
+            )
+    return out
+
+
 def _counts(ref: Ref, stdlib: set[str], local: frozenset[str]) -> bool:
     """A reference that needs a third-party distribution installed."""
     top = ref.module.split(".")[0]
@@ -193,6 +245,9 @@ def _unneeded(folder: ModelFolder, lock: Lock, referenced: set[str]) -> list[Fin
     for flavor in folder.mlmodel.flavors:
         if flavor.library:
             roots.add(canonicalize_name(flavor.library))
+        roots |= {
+            canonicalize_name(n.distribution) for n in flavor_needs(flavor.name, flavor.params)
+        }
         fmt = flavor.params.get("serialization_format")
         if isinstance(fmt, str) and fmt in FORMAT_LIBRARIES:
             roots.add(FORMAT_LIBRARIES[fmt])
@@ -215,6 +270,10 @@ def _unneeded(folder: ModelFolder, lock: Lock, referenced: set[str]) -> list[Fin
         stack.extend(children.get(name, ()))
     out = []
     for req in folder.env.spec.requirements:
+        # a distribution that provides a needed one's modules (tensorflow-cpu) is needed
+        provides = PROVIDES.get(req.name or "")
+        if provides is not None and (provides in roots or provides in seen):
+            continue
         if req.name and req.name not in seen and req.name not in roots and req.name in names:
             out.append(
                 EB231.at(

@@ -16,6 +16,7 @@ from envbuild._yaml import YamlDoc
 from envbuild.codes import EB102, EB103, EB105
 from envbuild.errors import InputError
 from envbuild.findings import Finding, Location
+from envbuild.flavors import FLAVORS, recorded_version
 from envbuild.read._common import jsonable, str_or_none
 from envbuild.read.signature import SchemaError, Signature, parse_params, parse_schema
 
@@ -42,33 +43,9 @@ KNOWN_FIELDS = (
     "model_config",
 )
 
-# flavor name -> (version field, distribution name)
-FLAVOR_LIBRARIES: dict[str, tuple[str, str]] = {
-    "sklearn": ("sklearn_version", "scikit-learn"),
-    "xgboost": ("xgb_version", "xgboost"),
-    "lightgbm": ("lgb_version", "lightgbm"),
-    "catboost": ("catboost_version", "catboost"),
-    "pytorch": ("pytorch_version", "torch"),
-    "tensorflow": ("tensorflow_version", "tensorflow"),
-    "keras": ("keras_version", "keras"),
-    "fastai": ("fastai_version", "fastai"),
-    "statsmodels": ("statsmodels_version", "statsmodels"),
-    "prophet": ("prophet_version", "prophet"),
-    "spacy": ("spacy_version", "spacy"),
-    "transformers": ("transformers_version", "transformers"),
-    "sentence_transformers": ("sentence_transformers_version", "sentence-transformers"),
-    "onnx": ("onnx_version", "onnx"),
-    "h2o": ("h2o_version", "h2o"),
-    "paddle": ("paddle_version", "paddlepaddle"),
-    "spark": ("pyspark_version", "pyspark"),
-    "pmdarima": ("pmdarima_version", "pmdarima"),
-    "diviner": ("diviner_version", "diviner"),
-    "mleap": ("mleap_version", "mleap"),
-    "langchain": ("langchain_version", "langchain"),
-    "llama_index": ("llama_index_version", "llama-index"),
-    "openai": ("openai_version", "openai"),
-    "dspy": ("dspy_version", "dspy"),
-    "johnsnowlabs": ("johnsnowlabs_version", "johnsnowlabs"),
+# flavor name -> (version field, distribution name), from the one flavor table
+FLAVOR_LIBRARIES: dict[str, tuple[str | None, str | None]] = {
+    name: (row.version_field, row.library) for name, row in FLAVORS.items()
 }
 
 
@@ -190,9 +167,10 @@ def parse_mlmodel(doc: YamlDoc, root: Path, problems: list[Finding]) -> MLmodel:
             )
             continue
         library, version_field, version = None, None, None
-        if name in FLAVOR_LIBRARIES:
+        if name in FLAVORS:
             version_field, library = FLAVOR_LIBRARIES[name]
-            version = str_or_none(params.get(version_field))
+            recorded = recorded_version(name, params)
+            version = recorded[1] if recorded else None
         else:
             for key in sorted(params):
                 if str(key).endswith("_version") and key != "python_version":

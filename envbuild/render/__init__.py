@@ -20,9 +20,11 @@ from typing import Any
 import jinja2
 
 from envbuild import __version__
+from envbuild._adapters import uv as _uv
 from envbuild.contents import RefusedFiles, select
 from envbuild.errors import InputError
 from envbuild.findings import Code, Finding, Location, Severity, table
+from envbuild.flavors import RUNTIME_ENV, SYSTEM_PACKAGES
 from envbuild.read import CondaDep, EnvSpec, ModelFolder, WorkspaceEnv
 from envbuild.render.context import (
     EB407,
@@ -41,7 +43,6 @@ from envbuild.render.context import (
 )
 from envbuild.render.detect import (
     SYSTEM_CUDA,
-    SYSTEM_PACKAGES,
     conda_only,
     cuda_for_base,
     cuda_version,
@@ -54,7 +55,7 @@ from envbuild.render.plan import BuildKind, BuildPlan, ContextFile, Secret
 from envbuild.render.safety import FILTERS, check_image, check_requirement, check_text, unsafe
 from envbuild.render.source import EB411, SourceBuilds, refuse_source_builds, source_builds
 from envbuild.resolve.lock import Lock, Pin
-from envbuild.versions import is_minor, is_platform
+from envbuild.versions import is_minor, is_platform, minor_of
 
 __all__ = [
     "CODES",
@@ -460,9 +461,11 @@ def _flavor_summary(folder: ModelFolder) -> str:
     return ", ".join(parts) + (f"; loader {loader}" if loader else "")
 
 
-def _runtime_env(folder: ModelFolder) -> list[tuple[str, str]]:
-    """Environment the server needs: where the model is, MLflow quiet and offline."""
+def _runtime_env(folder: ModelFolder, pins: Sequence[Pin]) -> list[tuple[str, str]]:
+    """Environment the server needs: where the model is, MLflow quiet and offline, and what
+    a locked library's runtime needs (Spark's driver on loopback)."""
     env = {
+        **{k: v for pin in pins for k, v in RUNTIME_ENV.get(pin.name, ())},
         "ENVBUILD_MODEL_DIR": "/opt/envbuild/model",
         "MLFLOW_TRACKING_URI": "file:///tmp/mlruns",
         "MLFLOW_DISABLE_ENV_CREATION": "true",
@@ -499,6 +502,7 @@ def _template_context(
         "wheelhouse": wheelhouse,
         "links": context.links,
         "uv_from": context.uv_from,
+        "uv_ignores_python": (minor_of(target.python_xy) or (0, 0)) < _uv.WHEEL_REQUIRES_PYTHON,
         "staged": context.staged,
         "source_builds": list(context.source.names) if context.source else [],
         "source_pins": context.source.describe(lock) if context.source else "",
@@ -506,7 +510,7 @@ def _template_context(
         "builder_secrets": list(context.source.pip_secrets) if context.source else [],
         "python_source": base.python_source,
         "system_packages": system_packages(target.pins),
-        "runtime_env": _runtime_env(folder),
+        "runtime_env": _runtime_env(folder, target.pins),
         "bytecode_defer": serving_runtime_only(lock.pins),
         "bytecode_warm": warm_imports(folder),
         "port": PORT,

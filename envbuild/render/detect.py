@@ -12,19 +12,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 
+from envbuild.flavors import SYSTEM_PACKAGES
 from envbuild.read import CondaDep, ModelFolder
 from envbuild.render.safety import unsafe
 from envbuild.resolve.lock import Pin
 
-# Python distributions whose wheels need a shared library the slim base lacks.
-SYSTEM_PACKAGES: dict[str, tuple[str, ...]] = {
-    "lightgbm": ("libgomp1",),
-    "xgboost": ("libgomp1",),
-    "catboost": ("libgomp1",),
-    "opencv-python": ("libgl1", "libglib2.0-0"),
-    "h2o": ("default-jre-headless",),
-    "pyspark": ("default-jre-headless",),
-}
 # Distributions whose wheels load CUDA from the system (not from nvidia-* wheels), so they
 # need NVIDIA's CUDA runtime base; with the reason, shown when that base is chosen.
 SYSTEM_CUDA: dict[str, str] = {

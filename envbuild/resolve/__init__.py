@@ -27,6 +27,8 @@ from envbuild._adapters import uv as _uv
 from envbuild._adapters.uv import parse_failure
 from envbuild.findings import Finding, Location, Severity
 from envbuild.read import EnvSpec, ModelFolder, PipOption, ReqKind, Requirement, WorkspaceEnv
+from envbuild.resolve.build_deps import CODES as _build_deps_codes
+from envbuild.resolve.build_deps import loosened, relaxed_findings
 from envbuild.resolve.drift import CODES as _drift_codes
 from envbuild.resolve.drift import drift_findings
 from envbuild.resolve.explain import CODES as _explain_codes
@@ -59,7 +61,13 @@ from envbuild.resolve.target import CODES as _target_codes
 from envbuild.resolve.target import Target, target_for
 from envbuild.resolve.wheels import CODES as _wheel_codes
 from envbuild.resolve.wheels import source_build_findings, source_builds
-from envbuild.serving import MLFLOW_CHOICES, MlflowChoice, ServingStack, serving_stack
+from envbuild.serving import (
+    MLFLOW_CHOICES,
+    MlflowChoice,
+    ServingStack,
+    model_mlflow_version,
+    serving_stack,
+)
 from envbuild.versions import DEFAULT_PYTHON, PLATFORMS, Platform
 
 __all__ = [
@@ -102,6 +110,7 @@ CODES: dict[str, str] = {
     **_drift_codes,
     **_explain_codes,
     **_wheel_codes,
+    **_build_deps_codes,
     **_stack_codes,
 }
 
@@ -156,7 +165,9 @@ def _inputs(
 ) -> Inputs:
     marker_env = target.marker_env()
     reqs: list[Requirement] = []
-    for req in spec.requirements:
+    # python_env.yaml's build_dependencies (pip, setuptools, wheel) are installed into the
+    # environment as MLflow's virtualenv manager installs them: locked with the rest
+    for req in (*spec.requirements, *spec.build_dependencies):
         if req.kind in (ReqKind.EDITABLE, ReqKind.VCS, ReqKind.PATH):
             continue
         if req.kind is ReqKind.URL and req.requirement is None:
@@ -291,13 +302,18 @@ def resolve(
     plan = torch_plan(torch, spec.requirements, find_links, target)
     findings.extend(plan.findings)
     reqs = list(spec.requirements)
+    mlflow_version = model_mlflow_version(folder.mlmodel.mlflow_version, spec)
 
     def stack_for(choice: MlflowChoice) -> ServingStack:
         if not include_serving:
             return ServingStack()
-        return serving_stack(folder.mlmodel.mlflow_version, reqs, mlflow=choice)
+        return serving_stack(
+            mlflow_version, reqs, mlflow=choice, decided=tuple(spec.build_dependencies)
+        )
 
-    def attempt(stack: ServingStack) -> tuple[Inputs, _uv.CompileResult, str | None]:
+    def attempt(
+        stack: ServingStack, spec: EnvSpec = spec
+    ) -> tuple[Inputs, _uv.CompileResult, str | None]:
         """The model's mlflow_version as a pin first, then (on a failure) without it."""
         dropped: str | None = None
         for prefer in (True, False) if stack.preferred is not None else (False,):
@@ -321,8 +337,20 @@ def resolve(
 
     stack = stack_for(mlflow)
     inputs, result, dropped = attempt(stack)
+    # the build dependencies' pins may be what conflicts: MLflow lets the requirements win,
+    # so those uv's failure blames are dropped or opened, a retry at a time
+    loose = spec
+    while not result.ok:
+        opened = loosened(loose, result.stderr)
+        if opened is None:
+            break
+        loose = opened
+        inputs, result, dropped = attempt(stack, loose)
     if not result.ok:
-        findings.extend(explain_failure(result.stderr, inputs, target, spec, suggest=suggest))
+        # the failure is the rest's: its nearest fixes are sought without the build tools
+        rest = replace(loose, build_dependencies=())
+        inputs, _, _ = attempt(stack, rest) if loose.build_dependencies else (inputs, None, None)
+        findings.extend(explain_failure(result.stderr, inputs, target, rest, suggest=suggest))
         return Resolution(lock=None, findings=tuple(findings))
     log.info("resolved in %.2fs", result.seconds)
     pins = _pins(_uv.parse_compiled(result.stdout), inputs)
@@ -342,7 +370,7 @@ def resolve(
         if missing:
             log.info("the model needs %s: resolving with full mlflow", ", ".join(sorted(missing)))
             full = stack_for("full")
-            f_inputs, f_result, f_dropped = attempt(full)
+            f_inputs, f_result, f_dropped = attempt(full, loose)
             if f_result.ok:
                 f_pins = _pins(_uv.parse_compiled(f_result.stdout), f_inputs)
                 brought = missing - missing_without_full(missing, f_pins)
@@ -375,6 +403,7 @@ def resolve(
         exclude_newer=exclude_newer,
     )
     lock = Lock(target=target, pins=pins, text=text, options=options)
+    findings.extend(relaxed_findings(spec, lock))
     lock = replace(lock, source_builds=source_builds(lock, offline=offline))
     located = {name: reqs[0].location for name, reqs in inputs.direct.items() if reqs}
     findings.extend(source_build_findings(lock, located))

@@ -7,7 +7,7 @@ markers that exclude a requirement on the target, conda-only entries, unpinned l
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import cast
 
 from packaging.requirements import Requirement as PkgRequirement
@@ -16,6 +16,7 @@ from packaging.utils import canonicalize_name
 
 from envbuild._redact import redact
 from envbuild.findings import Code, Finding, Severity, table
+from envbuild.flavors import needs as flavor_needs
 from envbuild.read import EnvSpec, ModelFolder, ReqKind, Requirement
 from envbuild.resolve.target import Target
 from envbuild.serving import SERVING_SOURCE
@@ -141,7 +142,12 @@ def static_findings(
                 )
             )
     out.extend(_duplicates([*active, *active_constraints(spec, marker_env)]))
-    out.extend(_conda_only(spec))
+    flavor_dists: dict[str, str] = {
+        canonicalize_name(n.distribution): n.why
+        for f in folder.mlmodel.flavors
+        for n in flavor_needs(f.name, f.params)
+    }
+    out.extend(_conda_only(spec, flavor_dists))
     return tuple(out)
 
 
@@ -198,7 +204,9 @@ def _duplicates(reqs: Sequence[Requirement]) -> list[Finding]:
     return out
 
 
-def _conda_only(spec: EnvSpec) -> list[Finding]:
+def _conda_only(spec: EnvSpec, flavor_dists: Mapping[str, str]) -> list[Finding]:
+    """Conda entries the pip-only path leaves out; one a flavor loads is named as such
+    (pyspark, the spark flavor's library, is on PyPI: not conda-only)."""
     pip_names = {r.name for r in spec.requirements if r.name}
     out = []
     for dep in spec.conda:
@@ -221,6 +229,18 @@ def _conda_only(spec: EnvSpec) -> list[Finding]:
                     "path does not install it",
                     hint="wheels bundle their native libraries; if the model needs this one, "
                     "use a base image that has it (--base-image)",
+                )
+            )
+        elif pypi in flavor_dists:
+            version = dep.version.lstrip("=") if dep.version else None
+            pin = f"{pypi}=={version}" if version and re.fullmatch(r"[\w.]+", version) else pypi
+            out.append(
+                EB305.at(
+                    dep.location,
+                    f"conda dependency {dep.raw!r} is what the model loads "
+                    f"({flavor_dists[pypi]}), and {pypi} is on PyPI: the pip-only path "
+                    "installs only pip requirements, so it would not be installed",
+                    hint=f"move it under pip: as '{pin}'",
                 )
             )
         else:

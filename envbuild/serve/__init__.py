@@ -6,7 +6,7 @@ needs full mlflow; pandas, numpy) and the standard library. It imports nothing f
 inside itself, so the builder copies the folder under any package name (it uses
 ``envbuild_serve``, see ``envbuild.serving.SERVE_PACKAGE``) and starts it with
 ``python -m envbuild_serve``. Settings come from ``ENVBUILD_*`` environment variables
-(``config.ENV_VARS``). Source must stay valid for Python 3.8, the oldest model Python served.
+(``config.ENV_VARS``). Source must stay valid for Python 3.7, the oldest model Python served.
 """
 
 # envbuild's own version, repeated: the server cannot import envbuild (see above);

@@ -25,6 +25,31 @@ def _logging(level: str) -> None:
     root.setLevel(level)
 
 
+def named_user(environ: dict[str, str] | os._Environ[str] = os.environ) -> str | None:
+    """Spark's Hadoop login fails for a user without a name, and an arbitrary UID (the
+    smoke test's, OpenShift's) has no passwd entry. With ENVBUILD_NSS_WRAPPER=1 (the image
+    installs libnss-wrapper), write one under HOME and preload nss_wrapper, so the JVM the
+    model starts sees it. Returns the passwd file written, if any."""
+    import pwd
+
+    if environ.get("ENVBUILD_NSS_WRAPPER") != "1":
+        return None
+    uid, gid = os.getuid(), os.getgid()
+    try:
+        pwd.getpwuid(uid)
+        return None
+    except KeyError:
+        pass
+    home = environ.get("HOME") or "/tmp"
+    path = os.path.join(home, ".envbuild-passwd")
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(f"envbuild:x:{uid}:{gid}:envbuild:{home}:/bin/sh\n")
+    environ["LD_PRELOAD"] = "libnss_wrapper.so"
+    environ["NSS_WRAPPER_PASSWD"] = path
+    environ["NSS_WRAPPER_GROUP"] = "/etc/group"
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
     env_help = "\n".join(f"  {k:<20} {d:<20} {m}" for k, (d, m) in ENV_VARS.items())
     ap = argparse.ArgumentParser(
@@ -55,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     _logging(config.log_level)
     log = logging.getLogger("envbuild.serve")
+    named_user()
 
     # Imported here: the protocol modules are only needed once the settings are valid.
     from .protocol import LoadError, Scorer

@@ -16,6 +16,11 @@ T = TypeVar("T")
 
 # name -> (default, meaning); the README and the builder read this table.
 ENV_VARS: dict[str, tuple[str, str]] = {
+    "ENVBUILD_NSS_WRAPPER": (
+        "",
+        "1: give a user without a passwd entry one through nss_wrapper (a JVM needs a user "
+        "name; images whose lock has pyspark set it)",
+    ),
     "ENVBUILD_MODEL_DIR": ("/opt/envbuild/model", "the MLflow model folder to serve"),
     "ENVBUILD_HOST": ("0.0.0.0", "address to bind"),
     "ENVBUILD_PORT": ("8080", "TCP port"),

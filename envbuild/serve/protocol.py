@@ -1,11 +1,19 @@
 """MLflow's scoring protocol over a loaded pyfunc model, without any HTTP.
 
 Parsing and serialisation go through the same MLflow functions MLflow's own scoring server
-uses (``mlflow.utils.proto_json_utils``, present from MLflow 2.0 to 3.x and importable
-with mlflow-skinny alone, unlike ``mlflow.pyfunc.scoring_server`` which imports Flask in
-2.x), so predictions come back byte for byte as ``mlflow models serve`` returns them.
-What differs is on purpose: malformed payloads get short messages without the payload
-echoed back, and an exception raised inside the model is a 500, not a 400.
+uses (``mlflow.utils.proto_json_utils``, importable with mlflow-skinny alone, unlike
+``mlflow.pyfunc.scoring_server`` which imports Flask in 1.x and 2.x), so predictions come
+back byte for byte as ``mlflow models serve`` returns them. What differs is on purpose:
+malformed payloads get short messages without the payload echoed back, and an exception
+raised inside the model is a 500, not a 400.
+
+Both protocols are spoken, whichever MLflow serves the model. MLflow 2's: a JSON object
+with one of FORMATS, answered ``{"predictions": ...}``. MLflow 1.x's, which 2.0 dropped: a
+bare pandas JSON body (a ``split`` object, ``{"columns": ..., "data": ...}``, or a
+``records`` list), its orient named or not by ``application/json; format=pandas-split``
+or ``format=pandas-records``, and ``application/json-numpy-split``; these are answered as
+1.x answered them, the predictions without the wrapper, since only a 1.x client sends
+them. CSV and ``instances``/``inputs``, which both accept, get MLflow 2's answer.
 """
 
 from __future__ import annotations
@@ -23,7 +31,11 @@ from typing import Any
 log = logging.getLogger("envbuild.serve")
 
 FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
-CONTENT_TYPES = ("application/json", "text/csv", "application/vnd.apache.parquet")
+NUMPY_SPLIT = "application/json-numpy-split"  # MLflow 1.x: a split body, no signature types
+CONTENT_TYPES = ("application/json", "text/csv", "application/vnd.apache.parquet", NUMPY_SPLIT)
+# MLflow 1.x's Content-Type parameter naming the pandas orient of a bare JSON body
+LEGACY_ORIENTS = {"pandas-split": "split", "pandas-records": "records"}
+SPLIT_KEYS = frozenset({"columns", "data", "index"})  # pandas' orient='split' object
 MAX_MESSAGE = 2000
 
 # The MLflow modules the scorer imports at start. Image builds import the same list (plus the
@@ -98,14 +110,22 @@ def schema_message(message: str) -> str:
     )
 
 
-def parse_content_type(header: str | None) -> str:
-    """The MIME type of a Content-Type header, or a RequestError(415) saying what is wrong."""
+@dataclass(frozen=True)
+class MediaType:
+    mime: str
+    orient: str | None = None  # "split" or "records", from MLflow 1.x's format= parameter
+
+
+def parse_media_type(header: str | None) -> MediaType:
+    """The MIME type of a Content-Type header and MLflow 1.x's ``format`` parameter, or a
+    RequestError(415) saying what is wrong."""
     if not header:
         raise RequestError(
             415, "missing Content-Type; send application/json or text/csv", "BAD_REQUEST"
         )
     mime, *rest = (part.strip() for part in header.split(";"))
     mime = mime.lower()
+    orient = None
     for param in rest:
         if not param:
             continue
@@ -115,22 +135,68 @@ def parse_content_type(header: str | None) -> str:
         if key == "charset":
             if value not in ("utf-8", "utf8"):
                 raise RequestError(415, f"charset {value!r} is not supported; send UTF-8")
-        else:
+        elif key == "format" and mime == "application/json" and value in LEGACY_ORIENTS:
+            orient = LEGACY_ORIENTS[value]
+        elif key == "format":
             raise RequestError(
                 415,
-                f"unrecognised Content-Type parameter {key!r} (the MLflow 1.x "
-                "'format=pandas-split' style); send the format as a JSON key instead: "
-                + ", ".join(FORMATS),
+                f"format={value!r} is not supported: MLflow 1.x's formats are "
+                + ", ".join(f"application/json; format={f}" for f in LEGACY_ORIENTS),
             )
+        else:
+            raise RequestError(415, f"unrecognised Content-Type parameter {key!r}")
     if mime not in CONTENT_TYPES:
         raise RequestError(
             415, f"Content-Type {mime!r} is not supported; send one of {', '.join(CONTENT_TYPES)}"
         )
-    return mime
+    return MediaType(mime, orient)
+
+
+def parse_content_type(header: str | None) -> str:
+    """The MIME type of a Content-Type header, or a RequestError(415) saying what is wrong."""
+    return parse_media_type(header).mime
+
+
+def legacy_orient(obj: Any, orient: str | None) -> str | None:
+    """The pandas orient of an MLflow 1.x body (``split`` or ``records``), or None for a
+    body in MLflow 2's form; ``orient`` is the one the Content-Type named. MLflow 1.x took
+    a JSON list as records and any other object without instances/inputs as split; an
+    object here is split only with pandas' split keys and nothing else."""
+    if orient == "split" and not isinstance(obj, dict):
+        raise RequestError(
+            400,
+            "format=pandas-split needs a JSON object with 'columns' and 'data' "
+            f"(pandas orient='split'); got a JSON {type(obj).__name__}",
+        )
+    if orient == "records" and not isinstance(obj, list):
+        raise RequestError(
+            400,
+            "format=pandas-records needs a JSON list of records (pandas orient='records'); "
+            f"got a JSON {type(obj).__name__}",
+        )
+    if orient is not None:
+        return orient
+    if isinstance(obj, list):
+        return "records"
+    if isinstance(obj, dict) and "data" in obj and set(obj) <= SPLIT_KEYS:
+        return "split"
+    return None
 
 
 def decode_json(body: bytes) -> dict[str, Any]:
     """The request's JSON object, or a RequestError(400) naming the problem and position."""
+    obj = load_json(body)
+    if not isinstance(obj, dict):
+        raise RequestError(
+            400,
+            f"the body must be a JSON object with one of the keys {', '.join(FORMATS)}; "
+            f"got a JSON {type(obj).__name__}",
+        )
+    return obj
+
+
+def load_json(body: bytes) -> Any:
+    """The request's JSON document, or a RequestError(400) naming the problem and position."""
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -143,12 +209,6 @@ def decode_json(body: bytes) -> dict[str, Any]:
         ) from None
     except RecursionError:
         raise RequestError(400, "malformed JSON: nested too deeply") from None
-    if not isinstance(obj, dict):
-        raise RequestError(
-            400,
-            f"the body must be a JSON object with one of the keys {', '.join(FORMATS)}; "
-            f"got a JSON {type(obj).__name__}",
-        )
     return obj
 
 
@@ -195,13 +255,16 @@ class Scorer:
         except (ImportError, AttributeError):  # MLflow before 2.12
             is_unified_llm_input = None
         self._llm_input = is_unified_llm_input
-        if not all(
-            hasattr(pju, name)
-            for name in ("parse_tf_serving_input", "dataframe_from_parsed_json", "NumpyEncoder")
+        # MLflow 2.0 on parse a decoded body (dataframe_from_parsed_json); 1.x parses JSON
+        # text (_dataframe_from_json). Both serialise the same way.
+        frames = ("dataframe_from_parsed_json", "_dataframe_from_json")
+        if not (
+            all(hasattr(pju, name) for name in ("NumpyEncoder", "_get_jsonable_obj"))
+            and any(hasattr(pju, name) for name in frames)
         ):
             raise LoadError(
-                f"MLflow {version.VERSION} lacks the MLflow 2 scoring protocol parsers "
-                "envbuild's server uses; it serves models from MLflow 2.0 on"
+                f"MLflow {version.VERSION}'s mlflow.utils.proto_json_utils lacks the payload "
+                "parsers envbuild's server uses (MLflow 1.30 and 2.x/3.x have them)"
             )
         self._mlflow_exception: Any = exceptions.MlflowException
         self._pju: Any = pju
@@ -225,7 +288,9 @@ class Scorer:
             raise LoadError(f"{model_dir}: loading the model failed: {_short(exc)}") from exc
         meta = self.model.metadata
         self.metadata = meta
-        self.input_schema = meta.get_input_schema()
+        self.input_schema = (
+            meta.get_input_schema() if hasattr(meta, "get_input_schema") else None
+        )  # MLflow before 1.9 has no signatures
         self.params_schema = (
             meta.get_params_schema() if hasattr(meta, "get_params_schema") else None
         )
@@ -256,9 +321,39 @@ class Scorer:
 
     # -- parsing -------------------------------------------------------------------------
 
-    def _parse_json(self, body: bytes) -> tuple[Any, dict[str, Any] | None, bool]:
-        """(data, params, unwrapped): the model input, its params, whether it is LLM style."""
-        obj = decode_json(body)
+    def _frame(self, data: Any, orient: str) -> Any:
+        """A DataFrame from a decoded pandas JSON body, typed by the signature."""
+        pju = self._pju
+        if hasattr(pju, "dataframe_from_parsed_json"):
+            return pju.dataframe_from_parsed_json(
+                data, pandas_orient=orient, schema=self.input_schema
+            )
+        # MLflow 1.x reads the JSON text itself (pandas.read_json)
+        return pju._dataframe_from_json(
+            io.StringIO(json.dumps(data)), schema=self.input_schema, pandas_orient=orient
+        )
+
+    def _parse_json(
+        self, body: bytes, orient: str | None = None
+    ) -> tuple[Any, dict[str, Any] | None, bool]:
+        """(data, params, unwrapped): the model input, its params, whether the answer goes
+        without the ``predictions`` wrapper (LLM style, and MLflow 1.x's bodies)."""
+        obj = load_json(body)
+        legacy = legacy_orient(obj, orient)
+        if legacy is not None:
+            try:
+                return self._frame(obj, legacy), None, True
+            except self._mlflow_exception as exc:
+                raise RequestError(400, f"invalid pandas '{legacy}' input: {exc.message}") from None
+            except Exception as exc:
+                raise RequestError(400, f"invalid pandas '{legacy}' input: {_short(exc)}") from None
+        if not isinstance(obj, dict):
+            raise RequestError(
+                400,
+                f"the body must be a JSON object with one of the keys {', '.join(FORMATS)}, "
+                "or pandas JSON (MLflow 1.x: a split object or a records list); "
+                f"got a JSON {type(obj).__name__}",
+            )
         if self._llm_input is not None and self._llm_input(obj):
             names = {p.name for p in self.params_schema.params} if self.params_schema else set()
             data = {k: v for k, v in obj.items() if k not in names}
@@ -282,21 +377,41 @@ class Scorer:
             raise RequestError(
                 400,
                 "the body must have exactly one of the keys "
-                f"{', '.join(FORMATS)} (plus optional 'params'); got keys: {got}",
+                f"{', '.join(FORMATS)} (plus optional 'params'), or be pandas JSON "
+                f"(MLflow 1.x: {{'columns': ..., 'data': ...}} or a list); got keys: {got}",
             )
         fmt = present[0]
         try:
             if fmt in ("instances", "inputs"):
+                if not hasattr(self._pju, "parse_tf_serving_input"):
+                    raise RequestError(
+                        400, f"MLflow {self.mlflow_version} cannot parse '{fmt}'; send pandas JSON"
+                    )
                 data = self._pju.parse_tf_serving_input({fmt: obj[fmt]}, schema=self.input_schema)
             else:
-                data = self._pju.dataframe_from_parsed_json(
-                    obj[fmt], pandas_orient=fmt[len("dataframe_") :], schema=self.input_schema
-                )
+                data = self._frame(obj[fmt], fmt[len("dataframe_") :])
+        except RequestError:
+            raise
         except self._mlflow_exception as exc:
             raise RequestError(400, f"invalid '{fmt}' input: {exc.message}") from None
         except Exception as exc:
             raise RequestError(400, f"invalid '{fmt}' input: {_short(exc)}") from None
         return data, params, False
+
+    def _parse_numpy_split(self, body: bytes) -> Any:
+        """MLflow 1.x's application/json-numpy-split: a split object made a DataFrame of
+        objects whose column types pandas infers, as 1.x did (the signature is not used)."""
+        obj = decode_json(body)
+        pd: Any = importlib.import_module("pandas")
+        np: Any = importlib.import_module("numpy")
+        try:
+            return pd.DataFrame(
+                index=obj.get("index"),
+                data=np.array(obj["data"], dtype=object),
+                columns=obj.get("columns"),
+            ).infer_objects()
+        except Exception as exc:
+            raise RequestError(400, f"invalid numpy-split input: {_short(exc)}") from None
 
     def _parse_csv(self, body: bytes) -> Any:
         pd: Any = importlib.import_module("pandas")
@@ -363,10 +478,12 @@ class Scorer:
         self, body: bytes, content_type: str | None
     ) -> tuple[Any, dict[str, Any] | None, bool]:
         """An /invocations body as (data, params, unwrapped); raises RequestError."""
-        mime = parse_content_type(content_type)
-        if mime == "application/json":
-            return self._parse_json(body)
-        if mime == "text/csv":
+        media = parse_media_type(content_type)
+        if media.mime == "application/json":
+            return self._parse_json(body, media.orient)
+        if media.mime == NUMPY_SPLIT:
+            return self._parse_numpy_split(body), None, True
+        if media.mime == "text/csv":
             return self._parse_csv(body), None, False
         return self._parse_parquet(body), None, False
 

@@ -333,6 +333,7 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         path = urlsplit(self.path).path
         app = self.server.app
+        v2_match = _V2_MODEL.match(path)
         if path in self._GET_ROUTES:
             self._begin(path)
         if path in ("/ping", "/health"):
@@ -353,8 +354,9 @@ class Handler(BaseHTTPRequestHandler):
                 Response(405, error_body("BAD_REQUEST", "use POST for /invocations")),
                 [("Allow", "POST")],
             )
-        elif (match := _V2_MODEL.match(path)) is not None:
-            name, version, what = unquote(match[1]), match[2] and unquote(match[2]), match[3]
+        elif v2_match is not None:
+            name, version = unquote(v2_match[1]), v2_match[2] and unquote(v2_match[2])
+            what = v2_match[3]
             self._begin(f"/v2/models/{{name}}/{what}" if what else "/v2/models/{name}")
             bad = app.v2.check(name, version)
             if bad is not None:

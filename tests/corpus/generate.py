@@ -92,6 +92,7 @@ HF = Spec("transformers", "transformers", "transformers_model.py")
 LANGCHAIN = Spec("langchain-models-from-code", "langchain", "langchain_from_code.py")
 PROPHET = Spec("prophet", "prophet", "prophet_model.py")
 KERAS = Spec("tensorflow-keras", "tensorflow", "tensorflow_model.py")
+SPARK = Spec("spark", "spark", "spark_model.py")
 
 # Pins: the model's own libraries are pinned; MLflow's other dependencies are left to the
 # resolver (as an author's `pip install mlflow==X` leaves them). Each set was checked with
@@ -114,6 +115,18 @@ _MLFLOW3 = (
 _MLFLOW3_MODELS = (SK_SKOPS, ONNX, CATBOOST, LGB, FROM_CODE)
 
 GROUPS: tuple[Group, ...] = (
+    Group(
+        "1.30.1",
+        "3.7",
+        (
+            "mlflow==1.30.1",
+            "scikit-learn==1.0.2",  # the last releases for Python 3.7
+            "numpy==1.21.6",
+            "pandas==1.3.5",
+            "setuptools==68.0.0",
+        ),
+        (SK_PICKLE,),
+    ),
     Group(
         "1.30.1",
         "3.8",
@@ -191,6 +204,15 @@ GROUPS: tuple[Group, ...] = (
         ("mlflow==3.17.2", "tensorflow-cpu==2.21.0", "keras==3.15.1"),
         (KERAS,),
         extra="tensorflow",
+    ),
+    # pyspark from PyPI; saving and loading start a local Spark, so a Java runtime (17+ for
+    # pyspark 4) must be on the generating machine
+    Group(
+        "3.17.2",
+        "3.11",
+        ("mlflow==3.17.2", "numpy==2.4.6", "pandas==3.1.1", "pyspark==4.1.1"),
+        (SPARK,),
+        extra="spark",
     ),
 )
 

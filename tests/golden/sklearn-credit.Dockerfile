@@ -39,7 +39,8 @@ ENV VIRTUAL_ENV=/opt/envbuild/venv \
     ENVBUILD_PORT=8080
 # Let any non-root user reach the base interpreter (some bases keep it under /root): the
 # group bits too, as a uid in group 0 (OpenShift's) is judged by them, not by the others'.
-RUN ["/opt/envbuild/venv/bin/python", "-c", "import os, sys; p = os.path.realpath(sys._base_executable); d = os.path.dirname(p)\nwhile d != '/':\n    m = os.stat(d).st_mode\n    (m & 0o11) == 0o11 or os.chmod(d, m | 0o11)\n    d = os.path.dirname(d)"]
+# (Python 3.7 has no sys._base_executable on Linux; the venv's python links to the base's.)
+RUN ["/opt/envbuild/venv/bin/python", "-c", "import os, sys; p = os.path.realpath(getattr(sys, '_base_executable', sys.executable)); d = os.path.dirname(p)\nwhile d != '/':\n    m = os.stat(d).st_mode\n    (m & 0o11) == 0o11 or os.chmod(d, m | 0o11)\n    d = os.path.dirname(d)"]
 # The server package (envbuild's scoring server), then the model's own files.
 COPY .envbuild/server /opt/envbuild/server
 COPY model /opt/envbuild/model

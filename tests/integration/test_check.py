@@ -20,7 +20,7 @@ from click.testing import CliRunner
 from referencing import Registry, Resource
 
 from envbuild.cli import main
-from tests.helpers import DATA, EXAMPLES, SCHEMAS
+from tests.helpers import DATA, EXAMPLES, ROOT, SCHEMAS
 
 BROKEN = DATA / "broken"
 CORPUS = DATA.parent / "corpus" / "models"
@@ -192,6 +192,12 @@ def _conda_only(tmp: Path) -> tuple[Path, list[str]]:
     return d, ["--offline"]
 
 
+def _spark(tmp: Path) -> tuple[Path, list[str]]:
+    dst = tmp / "spark"
+    shutil.copytree(ROOT / "tests" / "corpus" / "models" / "mlflow3.17.2-py3.11-spark", dst)
+    return dst, ["--offline"]
+
+
 def _no_python(tmp: Path) -> tuple[Path, list[str]]:
     d = credit(tmp)
     edit(d / "python_env.yaml", "python: 3.11.7\n", "")
@@ -276,6 +282,7 @@ CASES: dict[str, tuple[Mutation, int, str | None, int | None]] = {
     "EB230": (_undeclared_import, 1, "code/credit_scorer.py", None),
     "EB232": (_unshipped_module, 1, "artifacts/pre.pkl", None),
     "EB231": (lambda t: (_as_is("sklearn-credit", t), []), 0, "requirements.txt", 7),
+    "EB233": (_spark, 0, "MLmodel", None),
     "EB300": (_python_disagree, 0, "conda.yaml", 4),
     "EB301": (_req_line("numpy==", "-e ./src/helper\nnumpy=="), 1, "requirements.txt", 2),
     "EB302": (_req_line("numpy==2.4.6", "numpy==2.4.6\nnumpy<2"), 1, "requirements.txt", 3),

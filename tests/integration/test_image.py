@@ -213,6 +213,59 @@ def test_another_python_builds_on_its_own_base(tmp_path: Path) -> None:
     assert out == "(3, 12) 1.9.1", out
 
 
+def mlflow1_requests(model: Path) -> dict[str, tuple[bytes, str]]:
+    """An MLflow 1.x input example (pandas split JSON) in the request forms MLflow 1.30's
+    scoring server took (its CONTENT_TYPE_* constants), all answered without a wrapper."""
+    split = json.loads((model / "input_example.json").read_text())
+    records = [dict(zip(split["columns"], row, strict=True)) for row in split["data"]]
+    as_split, as_records = json.dumps(split).encode(), json.dumps(records).encode()
+    return {
+        "split": (as_split, "application/json"),
+        "records": (as_records, "application/json"),
+        "format=pandas-split": (as_split, "application/json; format=pandas-split"),
+        "format=pandas-records": (as_records, "application/json; format=pandas-records"),
+        "numpy-split": (as_split, "application/json-numpy-split"),
+    }
+
+
+@pytest.mark.docker
+@pytest.mark.network
+@pytest.mark.slow
+@pytest.mark.parametrize("python", ["3.8", "3.7"])
+def test_mlflow1_model_image_answers_mlflow1_and_mlflow2_clients(
+    tmp_path: Path, python: str
+) -> None:
+    """A model MLflow 1.30.1 wrote on Python 3.8 and on 3.7 (issue #14): the image runs
+    that MLflow on that Python's local base (../shared/tools/docker-engine --python 3.7),
+    its smoke test matches the stored predictions, and a running container answers 1.x
+    clients as 1.x did (the bare predictions) and 2.x clients with the wrapper."""
+    import shutil
+
+    name = f"mlflow1.30.1-py{python}-sklearn-pickle"
+    model = tmp_path / name
+    shutil.copytree(ROOT / "tests" / "corpus" / "models" / name, model)
+    tag = f"envbuild-test-mlflow1:py{python}"
+    result = build(model, tag)
+    assert result["plan"]["base_image"] == f"python:{python}-slim"
+    assert result["smoke"]["proof"] == "matched stored predictions"
+    expected = json.loads((model / "expected_predictions.json").read_text())["predictions"]
+    server = Server(result["image"]["id"])
+    try:
+        with urllib.request.urlopen(server.base + "/version", timeout=10) as r:
+            assert r.read() == b"1.30.1"
+        for form, (body, ctype) in mlflow1_requests(model).items():
+            status, doc = server.post(body, ctype)
+            assert status == 200 and compare(expected, doc) is None, (form, doc)
+        split = json.loads((model / "input_example.json").read_text())
+        status, doc = server.post(
+            json.dumps({"dataframe_split": split}).encode(), "application/json"
+        )
+        assert status == 200 and doc == {"predictions": expected}, doc
+    finally:
+        server.close()
+        subprocess.run(["docker", "rmi", tag], capture_output=True, check=False)
+
+
 @pytest.mark.docker
 @pytest.mark.network
 @pytest.mark.slow

@@ -247,6 +247,32 @@ def test_stored_predictions_in_every_format(
     assert doc == {"predictions": example(name)[2]}
 
 
+def mlflow1_payloads(name: str) -> dict[str, tuple[str, bytes]]:
+    """The example as MLflow 1.x clients sent it: bare pandas JSON, the orient named by the
+    Content-Type or not (1.x had no params: the model's defaults apply)."""
+    split, _, _ = example(name)
+    records = [dict(zip(split["columns"], row, strict=True)) for row in split["data"]]
+    as_split, as_records = json.dumps(split).encode(), json.dumps(records).encode()
+    return {
+        "split": ("application/json", as_split),
+        "records": ("application/json", as_records),
+        "format=pandas-split": ("application/json; format=pandas-split", as_split),
+        "format=pandas-records": ("application/json; format=pandas-records", as_records),
+        "numpy-split": ("application/json-numpy-split", as_split),
+    }
+
+
+@pytest.mark.parametrize("fmt", list(mlflow1_payloads("sklearn-credit")))
+def test_mlflow1_requests_get_mlflow1_answers(servers: dict[str, Running], fmt: str) -> None:
+    """MLflow 3's parsers behind MLflow 1.x's request forms: the stored predictions, bare
+    as MLflow 1.x's server wrote them (tests/integration/test_image.py does the same with
+    MLflow 1.30.1 itself)."""
+    ctype, body = mlflow1_payloads("sklearn-credit")[fmt]
+    status, doc = post(servers["sklearn-credit"], body, ctype)
+    assert status == 200, doc
+    assert doc == example("sklearn-credit")[2]
+
+
 def test_body_bytes_match_mlflow_serialisation(servers: dict[str, Running]) -> None:
     # MLflow's predictions_to_json: json.dump with default separators, DataFrame as records
     ctype, body = payloads("pyfunc-custom")["dataframe_split"]
@@ -384,7 +410,9 @@ def _bad_cases() -> list[tuple[str, str, bytes, int, str]]:
     j = "application/json"
     return [
         ("malformed", j, b'{"dataframe_split": ', 400, "malformed JSON: Expecting value at line 1"),
-        ("list", j, b"[1, 2]", 400, "got a JSON list"),
+        # a list is MLflow 1.x's records orient: these records are not the signature's
+        ("list", j, b"[1, 2]", 400, "Model is missing inputs ['limit_bal'"),
+        ("scalar", j, b"3", 400, "or pandas JSON (MLflow 1.x: a split object or a records list); got a JSON int"),
         ("unknown-key", j, json.dumps({"dataframe_splitt": split}).encode(), 400,
          "exactly one of the keys dataframe_split, dataframe_records, instances, inputs"),
         ("two-keys", j, json.dumps({"dataframe_split": split, "instances": records}).encode(),
@@ -402,8 +430,10 @@ def _bad_cases() -> list[tuple[str, str, bytes, int, str]]:
          "could not read the CSV body"),
         ("csv-columns", "text/csv", b"a,b\n1,2\n", 400, "Model is missing inputs"),
         ("xml", "application/xml", b"<a/>", 415, "'application/xml' is not supported"),
-        ("mlflow1-format", "application/json; format=pandas-split", json.dumps(split).encode(),
-         415, "'format'"),
+        ("mlflow1-format", "application/json; format=pandas-index", json.dumps(split).encode(),
+         415, "format='pandas-index' is not supported"),
+        ("mlflow1-misfit", "application/json; format=pandas-records", json.dumps(split).encode(),
+         400, "format=pandas-records needs a JSON list of records"),
     ]  # fmt: skip
 
 

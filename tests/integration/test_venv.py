@@ -17,12 +17,17 @@ from pathlib import Path
 
 import pytest
 import yaml
+from packaging.requirements import Requirement
+from packaging.version import Version
 
 from envbuild._adapters import sandbox as _sandbox
 from envbuild.infer import run_trace
-from tests.helpers import EXAMPLES, require_python, run_envbuild
+from envbuild.resolve import parse_lock
+from tests.helpers import EXAMPLES, ROOT, require_python, run_envbuild
 
 MANIFEST = json.loads((EXAMPLES / "manifest.json").read_text())
+CORPUS = ROOT / "tests" / "corpus" / "models"
+CORPUS_MANIFEST = json.loads((CORPUS.parent / "manifest.json").read_text())
 
 
 def expected_sandbox() -> str:
@@ -81,6 +86,50 @@ def test_venv_reproduces_predictions(tmp_path: Path, python: str) -> None:
     third = run_envbuild("venv", str(model), "--path", str(venv), "--python", python)
     assert third.returncode == 0, third.stderr[-2000:]
     assert f"smoke ok (matched stored predictions, {expected_sandbox()} sandbox)" in third.stdout
+
+
+@pytest.mark.venv
+@pytest.mark.network
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "name",
+    [
+        "mlflow2.9.2-py3.9-sklearn-pickle",
+        "mlflow1.30.1-py3.8-sklearn-pickle",
+        "mlflow1.30.1-py3.7-sklearn-pickle",
+    ],
+)
+def test_old_mlflow_and_python_venv_predicts(tmp_path: Path, name: str) -> None:
+    """Models MLflow 2.9.2 and 1.30.1 wrote (issue #14): both import pkg_resources, which
+    a uv venv lacks unless the lock brings setuptools; python_env.yaml's build_dependencies
+    are in the lock (or EB322 says which pin could not be), the venv runs the MLflow
+    and Python the model was saved with, and the stored predictions come back."""
+    entry = next(e for e in CORPUS_MANIFEST["models"] if e["name"] == name)
+    require_python(entry["python"])
+    model = tmp_path / name
+    shutil.copytree(CORPUS / name, model)
+    venv = tmp_path / "venv"
+    done = run_envbuild("venv", str(model), "--path", str(venv), "--format", "json")
+    assert done.returncode == 0, done.stderr[-3000:]
+    doc = json.loads(done.stdout)
+    assert doc["result"]["smoke"]["proof"] == "matched stored predictions"
+    probe = (
+        "import sys, pkg_resources, setuptools, mlflow.version; "
+        "print('%d.%d' % sys.version_info[:2], mlflow.version.VERSION, setuptools.__version__)"
+    )
+    out = subprocess.run(
+        [str(venv / "bin" / "python"), "-W", "ignore", "-c", probe],
+        capture_output=True, text=True, check=True,
+    ).stdout.split()  # fmt: skip
+    assert out[:2] == [entry["python"], entry["mlflow_version"]]
+    assert Version(out[2]) < Version("81")  # serving.MLFLOW_NEEDS
+    lock = parse_lock((venv / ".envbuild" / "requirements.lock").read_text())
+    relaxed = {f["message"].split("'")[1] for f in doc["findings"] if f["code"] == "EB322"}
+    build = yaml.safe_load((model / "python_env.yaml").read_text())["build_dependencies"]
+    for line in build:
+        req = Requirement(line)
+        assert req.name in lock, line
+        assert line in relaxed or req.specifier.contains(lock[req.name]), (line, lock[req.name])
 
 
 def test_missing_python_exits_3(tmp_path: Path) -> None:

@@ -56,12 +56,12 @@ def test_broken_interpreter_output(tmp_path: Path) -> None:
 
 
 def test_scripts_are_python_3_8_syntax() -> None:
-    # they run inside training environments and image builds as old as Python 3.8
-    ast.parse(introspection_source(), feature_version=(3, 8))
+    # they run inside training environments and image builds as old as Python 3.7
+    ast.parse(introspection_source(), feature_version=(3, 7))
     scripts = sorted(Path(_introspect.__file__).parent.glob("*.py"))
     assert {p.name for p in scripts} >= {"introspect.py", "trace.py", "bytecode.py"}
     for script in scripts:
-        ast.parse(script.read_text(), feature_version=(3, 8), filename=str(script))
+        ast.parse(script.read_text(), feature_version=(3, 7), filename=str(script))
 
 
 def test_metadata_headers_keep_whitespace_continuations() -> None:

@@ -83,6 +83,30 @@ def test_golden_examples(request: pytest.FixtureRequest, name: str) -> None:
     assert "curl" not in text
 
 
+def test_golden_spark_installs_a_java_runtime(request: pytest.FixtureRequest) -> None:
+    """The spark corpus model (real MLflow, pyspark from PyPI): the pip path, with the JRE
+    pyspark starts from apt in the system-packages layer, before the dependencies."""
+    name = "mlflow3.17.2-py3.11-spark"
+    folder = read_model(ROOT / "tests" / "corpus" / "models" / name)
+    plan = render(
+        folder,
+        lock_view("spark"),
+        command=f"envbuild image tests/corpus/models/{name} -t spark:1",
+        tag="spark:1",
+        uv_binary=FAKE_UV,
+        uv_requirement=UV_REQ,
+    )
+    check_golden(request, "spark", plan.dockerfile)
+    text = plan.dockerfile
+    assert plan.kind is BuildKind.PIP
+    apt = text.index("apt-get install -y --no-install-recommends")
+    assert "default-jre-headless" in text[apt : text.index("\n", apt)]
+    assert apt < text.index("uv pip install")
+    # the smoke container has no network: Spark's driver must not look up its hostname
+    env = text[text.index("ENV VIRTUAL_ENV=") :]
+    assert 'SPARK_LOCAL_IP="127.0.0.1"' in env and 'SPARK_LOCAL_HOSTNAME="localhost"' in env
+
+
 def test_torch_from_pypi_keeps_the_slim_base() -> None:
     """PyPI's CUDA torch carries its CUDA libraries (nvidia-* wheels): the slim base serves
     it (issue #14 cause 1); the finding says so and names --gpu and --torch cpu."""

@@ -20,6 +20,7 @@ from envbuild.findings import Finding
 from envbuild.read import read_model, read_workspace_env
 from envbuild.resolve import (
     CODES,
+    Resolution,
     override_findings,
     parse_failure,
     resolve,
@@ -219,6 +220,53 @@ def test_offline_missing_package(tmp_path: Path) -> None:
     )
     (f,) = _by_code(resolution.findings, "EB312")
     assert _where(f) == "requirements.txt:2" and "wheelhouse" in f.message
+
+
+def test_offline_build_dependencies_the_wheelhouse_lacks_are_left_out() -> None:
+    """python_env.yaml names pip==23.2.1, setuptools==84.2.1 and wheel; the wheelhouse has
+    none of them: the lock is the requirements', and EB322 says each was not installed."""
+    resolution = _offline("wheelhouse-ok")
+    assert resolution.ok and resolution.lock is not None
+    found = {f.message.split("'")[1]: f for f in _by_code(resolution.findings, "EB322")}
+    assert sorted(found) == ["pip==23.2.1", "setuptools==84.2.1", "wheel"]
+    assert all("is not available" in f.message for f in found.values())
+    assert _where(found["pip==23.2.1"]) == "python_env.yaml:3"
+
+
+def _with_build_deps(tmp_path: Path, *lines: str) -> Resolution:
+    model = tmp_path / "m"
+    shutil.copytree(CASES / "wheelhouse-ok", model)
+    (model / "requirements.txt").write_text("ebdemo-app==1.0\n")
+    deps = "".join(f"- {line}\n" for line in lines)
+    (model / "python_env.yaml").write_text(
+        f"python: 3.11.7\nbuild_dependencies:\n{deps}dependencies:\n- -r requirements.txt\n"
+    )
+    folder = read_model(model)
+    target, _ = target_for(folder)
+    return resolve(folder, target, find_links=[WHEELHOUSE], offline=True, include_serving=False)
+
+
+def test_offline_build_dependency_pin_is_locked(tmp_path: Path) -> None:
+    resolution = _with_build_deps(tmp_path, "ebdemo-core==1.0")
+    assert resolution.ok and resolution.lock is not None
+    pin = resolution.lock.pin("ebdemo-core")
+    assert pin is not None and str(pin.version) == "1.0"
+    assert "python_env.yaml:3: build_dependencies[0]" in pin.requested_by
+    assert not _by_code(resolution.findings, "EB322")
+
+
+def test_offline_build_dependency_pin_the_requirements_exclude_yields(tmp_path: Path) -> None:
+    """ebdemo-app needs ebdemo-core>=1.0,<2: a build dependency pin of 2.0 is what MLflow's
+    second pip install would replace, so the lock takes what the requirements allow."""
+    resolution = _with_build_deps(tmp_path, "ebdemo-core==2.0", "pip==23.2.1")
+    assert resolution.ok and resolution.lock is not None
+    assert str(resolution.lock.pin("ebdemo-core").version) == "1.5"  # type: ignore[union-attr]
+    messages = sorted(f.message for f in _by_code(resolution.findings, "EB322"))
+    assert messages == [
+        "'ebdemo-core==2.0' cannot be installed with the model's requirements; "
+        "ebdemo-core 1.5 is locked instead",
+        "'pip==23.2.1' is not available from the index or --find-links; it is not installed",
+    ]
 
 
 # --- the command ------------------------------------------------------------------------

@@ -126,13 +126,13 @@ def test_missing_model_exits_1_with_the_path(tmp_path: Path) -> None:
     assert "Traceback" not in done.stderr
 
 
-# -- the package is self-contained and valid Python 3.8 ----------------------------------
+# -- the package is self-contained and valid Python 3.7 ----------------------------------
 
 
 def test_serve_package_imports_only_stdlib_and_itself() -> None:
     # MLflow and pandas are reached through importlib, inside the model's environment.
     for path in sorted(SERVE.glob("*.py")):
-        tree = ast.parse(path.read_text(), feature_version=(3, 8))
+        tree = ast.parse(path.read_text(), feature_version=(3, 7))
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom):
                 if node.level:  # relative: the package itself
@@ -204,6 +204,61 @@ def test_serving_requirements(version: str | None, expected: str) -> None:
     reqs = serving.serving_requirements(version)
     assert [r.raw for r in reqs] == [expected, "pandas", "numpy"]
     assert all(r.location.file == serving.SERVING_SOURCE for r in reqs)
+
+
+CORPUS = ROOT / "tests" / "corpus" / "models"
+
+
+def corpus_spec(name: str) -> Any:
+    from envbuild.read import read_model
+
+    return read_model(CORPUS / name).env.spec
+
+
+@pytest.mark.parametrize(
+    ("name", "version", "expected"),
+    [
+        # python_env.yaml's build_dependencies name setuptools without a version: the table's
+        ("mlflow2.9.2-py3.9-sklearn-pickle", "2.9.2", ["setuptools<81"]),
+        ("mlflow2.9.2-py3.9-sklearn-pickle", "2.15.1", ["setuptools<81"]),
+        # the requirements' mlflow==2.9.2 is what gets installed, whatever MLmodel says
+        ("mlflow2.9.2-py3.9-sklearn-pickle", "2.16.0", ["setuptools<81"]),
+        ("mlflow2.9.2-py3.9-sklearn-pickle", None, ["setuptools<81"]),
+        # MLflow 3 has no pkg_resources import (and pins setuptools==84.2.1 itself)
+        ("mlflow3.17.2-py3.11-sklearn-skops", "3.17.2", []),
+        # setuptools==68.2.2 there: the environment says, and the table stays out
+        ("mlflow1.30.1-py3.8-sklearn-pickle", "1.30.1", []),
+        ("mlflow3.17.2-py3.12-sklearn-skops", "3.17.2", []),
+    ],
+)
+def test_mlflow_needs_apply_where_the_environment_is_silent(
+    name: str, version: str | None, expected: list[str]
+) -> None:
+    spec = corpus_spec(name)
+    stack = serving.serving_stack(
+        version, list(spec.requirements), decided=tuple(spec.build_dependencies)
+    )
+    needs = [r for r in stack.added if r.name == "setuptools"]
+    assert [r.raw for r in needs] == expected
+    assert all(r.location.file == serving.SERVING_SOURCE and r.reasons for r in needs)
+
+
+def test_a_bare_mlflow_prefers_the_model_version() -> None:
+    bare = corpus_spec("mlflow1.30.1-py3.8-sklearn-pickle")  # requirements.txt: mlflow
+    stack = serving.serving_stack("1.30.1", list(bare.requirements))
+    assert stack.preferred is not None and stack.preferred.raw == "mlflow-skinny==1.30.1"
+    assert serving.serving_stack(None, list(bare.requirements)).preferred is None
+    pinned = corpus_spec("mlflow2.9.2-py3.9-sklearn-pickle")  # mlflow==2.9.2: the pin decides
+    assert serving.serving_stack("2.9.2", list(pinned.requirements)).preferred is None
+
+
+def test_model_mlflow_version_falls_back_to_the_environment_pin() -> None:
+    spec = corpus_spec("mlflow2.9.2-py3.9-sklearn-pickle")
+    assert serving.model_mlflow_version("2.9.3", spec) == "2.9.3"  # MLmodel wins
+    assert serving.model_mlflow_version(None, spec) == "2.9.2"
+    assert (
+        serving.model_mlflow_version(None, corpus_spec("mlflow1.30.1-py3.8-sklearn-pickle")) is None
+    )
 
 
 # -- OpenAPI from the signatures -----------------------------------------------------------
@@ -332,7 +387,9 @@ def test_openapi_rich_types_named_tensors_and_no_signature() -> None:
         (None, 415, "missing Content-Type"),
         ("application/xml", 415, "'application/xml' is not supported"),
         ("application/json; charset=latin-1", 415, "charset 'latin-1'"),
-        ("application/json; format=pandas-split", 415, "'format'"),
+        ("application/json; format=pandas-index", 415, "format='pandas-index'"),
+        ("text/csv; format=pandas-split", 415, "application/json; format=pandas-split"),
+        ("application/json; orient=split", 415, "parameter 'orient'"),
     ],
 )
 def test_content_type_errors(header: str | None, status: int, needle: str) -> None:
@@ -344,6 +401,70 @@ def test_content_type_errors(header: str | None, status: int, needle: str) -> No
 def test_content_type_accepts_charset_and_case() -> None:
     assert protocol.parse_content_type("Application/JSON; charset=UTF-8") == "application/json"
     assert protocol.parse_content_type("text/csv") == "text/csv"
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        # MLflow 1.x's scoring server constants (CONTENT_TYPE_JSON_SPLIT_ORIENTED, ...)
+        ("application/json; format=pandas-split", ("application/json", "split")),
+        ("application/json; format=pandas-records", ("application/json", "records")),
+        ("application/json;format=pandas-split;charset=utf-8", ("application/json", "split")),
+        ('application/json; format="pandas-records"', ("application/json", "records")),
+        ("application/json-numpy-split", ("application/json-numpy-split", None)),
+        ("text/csv", ("text/csv", None)),
+        ("application/json", ("application/json", None)),
+    ],
+)
+def test_media_type_reads_mlflow1_formats(header: str, expected: tuple[str, str | None]) -> None:
+    media = protocol.parse_media_type(header)
+    assert (media.mime, media.orient) == expected
+
+
+SPLIT = {"columns": ["a", "b"], "data": [[1, 2.5], [3, 4.5]]}
+RECORDS = [{"a": 1, "b": 2.5}, {"a": 3, "b": 4.5}]
+
+
+@pytest.mark.parametrize(
+    ("body", "orient", "expected"),
+    [
+        # MLflow 1.x bodies: a bare split object (index optional) or a records list
+        (SPLIT, None, "split"),
+        ({**SPLIT, "index": [0, 1]}, None, "split"),
+        ({"data": [[1, 2]]}, None, "split"),
+        (RECORDS, None, "records"),
+        ([], None, "records"),
+        # the Content-Type's format= decides, as it did in 1.x
+        (SPLIT, "split", "split"),
+        (RECORDS, "records", "records"),
+        # MLflow 2 bodies stay MLflow 2's
+        ({"dataframe_split": SPLIT}, None, None),
+        ({"dataframe_records": RECORDS}, None, None),
+        ({"instances": RECORDS}, None, None),
+        ({"inputs": {"a": [1, 3]}}, None, None),
+        ({"columns": ["a"]}, None, None),  # no data: not a DataFrame
+        ({**SPLIT, "params": {"k": 1}}, None, None),  # 1.x had no params
+        ({"messages": [{"role": "user", "content": "hi"}]}, None, None),
+    ],
+)
+def test_legacy_orient(body: Any, orient: str | None, expected: str | None) -> None:
+    assert protocol.legacy_orient(body, orient) == expected
+
+
+@pytest.mark.parametrize(
+    ("body", "orient", "needle"),
+    [
+        (RECORDS, "split", "format=pandas-split needs a JSON object"),
+        (SPLIT, "records", "format=pandas-records needs a JSON list of records"),
+        (3, "records", "got a JSON int"),
+    ],
+)
+def test_legacy_orient_refuses_a_body_its_format_does_not_fit(
+    body: Any, orient: str, needle: str
+) -> None:
+    with pytest.raises(RequestError) as err:
+        protocol.legacy_orient(body, orient)
+    assert err.value.status == 400 and needle in err.value.message
 
 
 @pytest.mark.parametrize(
@@ -619,3 +740,36 @@ def test_accept_is_bounded_even_if_another_holder_clears_o_nonblock(
         ) == 1
     finally:
         server.server_close()
+
+
+def test_named_user_gives_a_nameless_uid_a_passwd_entry(tmp_path, monkeypatch) -> None:
+    """ENVBUILD_NSS_WRAPPER=1 and a UID with no passwd entry (the smoke test's random one):
+    a passwd line for it under HOME and nss_wrapper preloaded for the JVM; otherwise
+    nothing."""
+    import pwd
+
+    from envbuild.serve.__main__ import named_user
+
+    assert named_user({"HOME": str(tmp_path)}) is None  # not asked
+    asked = {"ENVBUILD_NSS_WRAPPER": "1", "HOME": str(tmp_path)}
+    if os.getuid() == 0 or _has_entry(pwd):
+        assert named_user(dict(asked)) is None  # this user has a name already
+
+    def nameless(uid: int) -> pwd.struct_passwd:
+        raise KeyError(uid)
+
+    monkeypatch.setattr(pwd, "getpwuid", nameless)
+    env = dict(asked)
+    path = named_user(env)
+    assert path == str(tmp_path / ".envbuild-passwd")
+    line = (tmp_path / ".envbuild-passwd").read_text()
+    assert line == f"envbuild:x:{os.getuid()}:{os.getgid()}:envbuild:{tmp_path}:/bin/sh\n"
+    assert env["LD_PRELOAD"] == "libnss_wrapper.so" and env["NSS_WRAPPER_PASSWD"] == path
+
+
+def _has_entry(pwd) -> bool:  # type: ignore[no-untyped-def]
+    try:
+        pwd.getpwuid(os.getuid())
+    except KeyError:
+        return False
+    return True

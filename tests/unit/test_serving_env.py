@@ -86,7 +86,7 @@ def test_no_declared_mlflow_prefers_the_model_version_and_falls_back_to_later_on
         "mlflow-skinny>=2.9.2",
         "pandas",
         "numpy",
-        "setuptools<82",  # MLflow 2.9.2 imports pkg_resources
+        "setuptools<81",  # MLflow 2.9.2 imports pkg_resources
     ]
     # MLflow 3 imports no pkg_resources: no setuptools
     torch = read_model(TORCH)
