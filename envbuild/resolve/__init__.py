@@ -35,6 +35,8 @@ from envbuild.resolve.explain import CODES as _explain_codes
 from envbuild.resolve.explain import explain_failure
 from envbuild.resolve.lock import CODES as _lock_codes
 from envbuild.resolve.lock import LOCK_NAME, Lock, Pin, parse_lock, render_lock
+from envbuild.resolve.numpy_abi import CODES as _numpy_codes
+from envbuild.resolve.numpy_abi import NumpyPlan, numpy_plan
 from envbuild.resolve.override import CODES as _override_codes
 from envbuild.resolve.override import override_findings
 from envbuild.resolve.stack import CODES as _stack_codes
@@ -112,6 +114,7 @@ CODES: dict[str, str] = {
     **_wheel_codes,
     **_build_deps_codes,
     **_stack_codes,
+    **_numpy_codes,
 }
 
 
@@ -161,6 +164,7 @@ def _inputs(
     stack: ServingStack,
     prefer: bool,
     torch: TorchPlan,
+    numpy: NumpyPlan,
     exclude_newer: str | None = None,
 ) -> Inputs:
     marker_env = target.marker_env()
@@ -189,7 +193,7 @@ def _inputs(
             also.setdefault(s.name, []).append(s)
     constraint_of: dict[str, list[Requirement]] = {}
     cons: list[str] = []
-    for c in (*active_constraints(spec, marker_env), *torch.constraints):
+    for c in (*active_constraints(spec, marker_env), *torch.constraints, *numpy.constraints):
         if c.name and c.requirement is not None:
             constraint_of.setdefault(c.name, []).append(c)
             cons.append(str(c.requirement))
@@ -302,6 +306,8 @@ def resolve(
     plan = torch_plan(torch, spec.requirements, find_links, target)
     findings.extend(plan.findings)
     reqs = list(spec.requirements)
+    abi = numpy_plan(reqs)
+    findings.extend(abi.findings)
     mlflow_version = model_mlflow_version(folder.mlmodel.mlflow_version, spec)
 
     def stack_for(choice: MlflowChoice) -> ServingStack:
@@ -326,6 +332,7 @@ def resolve(
                 stack=stack,
                 prefer=prefer,
                 torch=plan,
+                numpy=abi,
                 exclude_newer=exclude_newer,
             )
             log.info("resolving %d requirements for %s", len(inputs.lines), target.describe())
