@@ -27,6 +27,8 @@ from envbuild._adapters import uv as _uv
 from envbuild._adapters.uv import parse_failure
 from envbuild.findings import Finding, Location, Severity
 from envbuild.read import EnvSpec, ModelFolder, PipOption, ReqKind, Requirement, WorkspaceEnv
+from envbuild.resolve.as_of import CODES as _as_of_codes
+from envbuild.resolve.as_of import derived_as_of
 from envbuild.resolve.build_deps import CODES as _build_deps_codes
 from envbuild.resolve.build_deps import loosened, relaxed_findings
 from envbuild.resolve.drift import CODES as _drift_codes
@@ -115,6 +117,7 @@ CODES: dict[str, str] = {
     **_build_deps_codes,
     **_stack_codes,
     **_numpy_codes,
+    **_as_of_codes,
 }
 
 
@@ -299,6 +302,9 @@ def resolve(
         findings.extend(override_findings(folder, override))
         env = env or override.spec
     spec = env or folder.env.spec
+    if exclude_newer is None and env is None:
+        exclude_newer, dated = derived_as_of(folder)
+        findings.extend([dated] if dated else [])
     findings.extend(static_findings(folder, target, spec))
     if any(f.code == "EB302" for f in findings):
         # the conflict is already explained line by line; uv would only repeat it
