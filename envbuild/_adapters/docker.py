@@ -1,7 +1,7 @@
 """The docker SDK behind a few functions, so its quirks stay here.
 
 The SDK's build endpoint is the classic builder (no BuildKit session, so no secrets or
-cache mounts); a BuildKit build goes through the ``docker buildx`` CLI when it exists.
+cache mounts); a BuildKit build goes through a Docker CLI (``_adapters/buildkit.py``).
 """
 
 from __future__ import annotations
@@ -11,14 +11,12 @@ import json
 import logging
 import os
 import re
-import shutil
-import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
+from envbuild._redact import redact
 from envbuild.errors import FailedError, InputError, ToolError
 from envbuild.findings import Code, Location, Severity, table
 
@@ -32,17 +30,35 @@ EB802 = Code(
 EB901 = Code(
     "EB901", Severity.ERROR, "no Docker engine answers at DOCKER_HOST (or the default socket)"
 )
-CODES: dict[str, str] = table(EB801, EB802, EB901)
+EB807 = Code(
+    "EB807",
+    Severity.ERROR,
+    "pushing the image to its registry failed (the registry's answer is shown)",
+)
+CODES: dict[str, str] = table(EB801, EB802, EB807, EB901)
 
 
-def client() -> Any:
+class DockerClient(Protocol):
+    """The part of ``docker.DockerClient`` this adapter uses; nothing outside it touches
+    the SDK."""
+
+    @property
+    def api(self) -> Any: ...
+    @property
+    def containers(self) -> Any: ...
+    @property
+    def images(self) -> Any: ...
+    def ping(self) -> bool: ...
+
+
+def client() -> DockerClient:
     """A connected docker client, or ToolError (exit 3) naming where it looked."""
     import docker
     from docker.errors import DockerException
 
     where = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
     try:
-        c = docker.from_env(timeout=600)
+        c: DockerClient = docker.from_env(timeout=600)
         c.ping()
     except DockerException as exc:
         raise ToolError(
@@ -54,22 +70,8 @@ def client() -> Any:
     return c
 
 
-def buildkit_available() -> bool:
-    """BuildKit is usable only through the docker CLI with the buildx plugin (the SDK's
-    build API is the classic builder)."""
-    if os.environ.get("DOCKER_BUILDKIT") == "0" or shutil.which("docker") is None:
-        return False
-    try:
-        done = subprocess.run(
-            ["docker", "buildx", "version"], capture_output=True, timeout=20, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return done.returncode == 0
-
-
 def build(
-    c: Any,
+    c: DockerClient,
     context_tar: bytes,
     *,
     tag: str | None,
@@ -121,45 +123,6 @@ def build(
     return image_id
 
 
-def build_cli(
-    context_dir: Path,
-    *,
-    tag: str | None,
-    secrets: Mapping[str, str],
-    network_mode: str | None = None,
-    on_line: Callable[[str], None] = log.info,
-) -> str:
-    """Build with BuildKit through ``docker buildx build --load``; secret values travel in
-    the environment of the docker process, never on its command line."""
-    iidfile = context_dir / ".envbuild" / "image-id"
-    argv = ["docker", "buildx", "build", "--load", "--iidfile", str(iidfile)]
-    env = dict(os.environ)
-    for i, (sid, value) in enumerate(sorted(secrets.items())):
-        var = f"ENVBUILD_SECRET_{i}"
-        env[var] = value
-        argv += ["--secret", f"id={sid},env={var}"]
-    if tag:
-        argv += ["-t", tag]
-    if network_mode:
-        argv += ["--network", network_mode]
-    argv.append(str(context_dir))
-    proc = subprocess.Popen(
-        argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
-    )
-    assert proc.stdout is not None
-    tail: list[str] = []
-    for line in proc.stdout:
-        on_line(line.rstrip())
-        tail = [*tail[-19:], line.rstrip()]
-    if proc.wait() != 0:
-        raise FailedError(
-            "docker buildx build failed",
-            hint="last lines:\n  " + "\n  ".join(tail[-8:]),
-            code="EB801",
-        )
-    return iidfile.read_text().strip()
-
-
 @dataclass(frozen=True, kw_only=True)
 class ImageInfo:
     id: str
@@ -168,7 +131,7 @@ class ImageInfo:
     labels: Mapping[str, str]
 
 
-def inspect(c: Any, image_id: str) -> ImageInfo:
+def inspect(c: DockerClient, image_id: str) -> ImageInfo:
     attrs = c.api.inspect_image(image_id)
     return ImageInfo(
         id=str(attrs["Id"]),
@@ -178,7 +141,7 @@ def inspect(c: Any, image_id: str) -> ImageInfo:
     )
 
 
-def history(c: Any, image_id: str) -> list[dict[str, Any]]:
+def history(c: DockerClient, image_id: str) -> list[dict[str, Any]]:
     return list(c.api.history(image_id))
 
 
@@ -188,7 +151,7 @@ class Running:
     port: int
 
 
-def run(c: Any, image: str, *, port: int, env: Mapping[str, str] | None = None) -> Running:
+def run(c: DockerClient, image: str, *, port: int, env: Mapping[str, str] | None = None) -> Running:
     """Start ``image`` detached with ``port`` published on a free loopback port."""
     container = c.containers.run(
         image,
@@ -240,7 +203,7 @@ def remove(r: Running) -> None:
         log.debug("removing container: %s", exc)
 
 
-def remove_image(c: Any, image: str) -> None:
+def remove_image(c: DockerClient, image: str) -> None:
     from docker.errors import DockerException
 
     try:
@@ -249,7 +212,7 @@ def remove_image(c: Any, image: str) -> None:
         log.debug("removing image: %s", exc)
 
 
-def discard_untagged(c: Any, image_id: str, *, down_to: str = "") -> bool:
+def discard_untagged(c: DockerClient, image_id: str, *, down_to: str = "") -> bool:
     """Remove ``image_id`` only while no name points at it: a build whose layers all came
     from the cache has the id of an image someone tagged before, and that one stays.
     Never forced, so a container still using it keeps it too.
@@ -280,7 +243,7 @@ def discard_untagged(c: Any, image_id: str, *, down_to: str = "") -> bool:
     return True
 
 
-def _gone(c: Any, image_id: str) -> bool:
+def _gone(c: DockerClient, image_id: str) -> bool:
     from docker.errors import DockerException
 
     try:
@@ -319,7 +282,7 @@ def _split(name: str) -> tuple[str, str]:
     return repository, tag or "latest"
 
 
-def add_tag(c: Any, image_id: str, name: str) -> None:
+def add_tag(c: DockerClient, image_id: str, name: str) -> None:
     from docker.errors import DockerException
 
     repository, tag_ = _split(name)
@@ -372,7 +335,7 @@ class Sandbox:
 
 
 def run_sandboxed(
-    c: Any, image: str, sandbox: Sandbox, *, labels: Mapping[str, str] | None = None
+    c: DockerClient, image: str, sandbox: Sandbox, *, labels: Mapping[str, str] | None = None
 ) -> Running:
     """Start ``image`` detached under ``sandbox``; ``port`` is 0: nothing is published."""
     from docker.errors import DockerException
@@ -442,11 +405,11 @@ def to_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True)
 
 
-def tags(c: Any, image_id: str) -> Sequence[str]:
+def tags(c: DockerClient, image_id: str) -> Sequence[str]:
     return tuple(c.api.inspect_image(image_id).get("RepoTags") or ())
 
 
-def image_id(c: Any, name: str) -> str | None:
+def image_id(c: DockerClient, name: str) -> str | None:
     """The id ``name`` points at, or None when there is no such image."""
     from docker.errors import DockerException
 
@@ -454,3 +417,36 @@ def image_id(c: Any, name: str) -> str | None:
         return str(c.api.inspect_image(name)["Id"])
     except DockerException:
         return None
+
+
+def push(c: DockerClient, name: str, *, on_line: Callable[[str], None] = log.info) -> str:
+    """Push ``name`` with the credentials the Docker client config holds for its registry
+    (``~/.docker/config.json``, its credential store or helpers); return the digest the
+    registry gave the manifest."""
+    from docker.errors import DockerException
+
+    repository, tag_ = _split(name)
+    digest = ""
+    try:
+        for chunk in c.api.push(repository, tag=tag_, stream=True, decode=True):
+            if "error" in chunk:
+                raise FailedError(
+                    f"pushing {name} failed: {redact(str(chunk['error']).strip())}",
+                    hint="check that the registry is reachable from the engine and that "
+                    "`docker login` was run for it",
+                    code="EB807",
+                )
+            aux = chunk.get("aux")
+            if isinstance(aux, dict) and aux.get("Digest"):
+                digest = str(aux["Digest"])
+            elif chunk.get("status") and not chunk.get("progressDetail"):
+                log.debug("push %s: %s %s", name, chunk.get("id", ""), chunk["status"])
+    except DockerException as exc:
+        raise FailedError(
+            f"pushing {name} failed: {redact(str(getattr(exc, 'explanation', None) or exc))}",
+            code="EB807",
+        ) from None
+    if not digest:
+        raise FailedError(f"pushing {name} gave no digest", code="EB807")
+    on_line(f"pushed {name}@{digest}")
+    return digest

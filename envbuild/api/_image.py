@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform as _platform
 import tempfile
 from collections.abc import Sequence
@@ -12,6 +13,7 @@ from typing import Any
 from envbuild._adapters import uv as _uv
 from envbuild.api._common import ModelLocation, _source, log
 from envbuild.build import BuiltImage, host_platform, lock_for
+from envbuild.credentials import collect, read_secret_file
 from envbuild.errors import EnvbuildError, ExitCode, InputError
 from envbuild.findings import Finding, Location, exit_code_for
 from envbuild.output import canonical_command
@@ -73,6 +75,19 @@ def _host_uv(target_platform: str) -> Path | None:
     return Path(_uv.uv_bin())
 
 
+def _secret_urls(path: Path | None) -> tuple[str, ...]:
+    if path is None:
+        return ()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(
+            f"cannot read the secret file: {exc}",
+            location=Location(file=str(path)),
+        ) from None
+    return read_secret_file(text, file=str(path))
+
+
 def _read_lock_file(
     path: Path | None, *, python_version: str | None, platform: str | None
 ) -> Lock | None:
@@ -132,6 +147,9 @@ def image(
     tracking_uri: str | None = None,
     registry_uri: str | None = None,
     cache_dir: Path | None = None,
+    builder: str = "auto",
+    push: bool = False,
+    secret_file: Path | None = None,
 ) -> ImageResult:
     """Lock ``model``'s environment, render its Dockerfile and (unless ``output`` is given
     or ``build`` is false) build the image, prove it in a sandboxed container and only then
@@ -140,7 +158,11 @@ def image(
     refused first (EB510). Pins with no wheel for the target are compiled in a throwaway
     builder stage, or with ``wheels_only`` refused before anything is built (EB411). The base is ``python:X.Y-slim`` (PyPI's CUDA wheels carry their
     own libraries); ``gpu`` renders NVIDIA's CUDA runtime base. ``mlflow`` and ``torch``
-    shape the resolution as in :func:`lock`."""
+    shape the resolution as in :func:`lock`. ``builder`` (auto, buildkit, legacy) picks how
+    the image is built; index credentials (env files, ``secret_file``, UV_INDEX_*/PIP_INDEX_URL)
+    reach only a BuildKit build, as secrets. ``push`` pushes every tag once the proof passed."""
+
+    from envbuild._adapters import buildkit as _buildkit
     from envbuild._adapters import docker as _docker
     from envbuild._adapters.uv import uv_requirement
     from envbuild.build import build_image, download_wheelhouse, write_context
@@ -148,8 +170,21 @@ def image(
 
     for name in tags:
         _docker.check_tag(name)
+    if push and not tags:
+        raise InputError(
+            "--push needs a name to push: give -t REGISTRY/NAME:TAG",
+            location=Location(field="--push"),
+        )
     building = output is None and build
+    if push and not building:
+        raise InputError(
+            "--push builds the image: drop --output or --no-build",
+            location=Location(field="--push"),
+        )
+    chosen = _buildkit.Builder(builder)
+    secret_urls = _secret_urls(secret_file)
     client: Any = _docker.client() if building else None  # no engine: exit 3 before work
+    kit = _buildkit.choose(chosen) if building else None
     source = _source(
         model, tracking_uri=tracking_uri, registry_uri=registry_uri, cache_dir=cache_dir
     )
@@ -244,7 +279,7 @@ def image(
             base_image=base_image,
             override=override,
             wheelhouse=wheels,
-            buildkit=building and _docker.buildkit_available(),
+            buildkit=kit is not None if building else chosen is _buildkit.Builder.BUILDKIT,
             uv_binary=_host_uv(target_platform),
             uv_requirement=uv_requirement(),
             source=None,
@@ -252,6 +287,9 @@ def image(
             exclude=exclude,
             allow_files=allow_files,
             gpu=gpu,
+            credentials=collect(
+                (o.value for o in locked.options if o.value), os.environ, secret_urls
+            ),
         )
         findings.extend(plan.findings)
         if output is not None:
@@ -269,6 +307,8 @@ def image(
                     keep_failed=keep_failed,
                     client=client,
                     network_mode=network_mode,
+                    buildkit=kit,
+                    push=push,
                 )
             except EnvbuildError as exc:
                 raise exc.after(findings) from None

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from envbuild._adapters import buildkit as _buildkit
 from envbuild._adapters import docker as _docker
 from envbuild.build.context import context_tar, write_context
 from envbuild.build.smoke import SmokeResult, smoke_image
@@ -28,9 +29,11 @@ class BuiltImage:
     layers: tuple[str, ...]
     seconds: float
     smoke: SmokeResult | None  # None: built with --no-smoke, not proven
+    builder: str  # "buildkit" or "legacy"
+    pushed: tuple[tuple[str, str], ...] = ()  # (name, manifest digest) per pushed tag
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        doc: dict[str, Any] = {
             "id": self.id,
             "tag": self.tags[0] if self.tags else None,
             "tags": list(self.tags),
@@ -38,7 +41,12 @@ class BuiltImage:
             "size": self.size,
             "layers": len(self.layers),
             "seconds": round(self.seconds, 2),
+            "builder": self.builder,
         }
+        if self.pushed:
+            doc["digest"] = self.pushed[0][1]
+            doc["pushed"] = [{"name": n, "digest": d} for n, d in self.pushed]
+        return doc
 
 
 def build_image(
@@ -49,12 +57,16 @@ def build_image(
     smoke: bool = True,
     keep_failed: bool = False,
     network_mode: str | None = None,
-    client: Any = None,
+    buildkit: _buildkit.BuildKitCli | None = None,
+    push: bool = False,
+    client: _docker.DockerClient | None = None,
 ) -> BuiltImage:
-    """Build ``plan`` untagged, prove it with ``smoke_image``, and only then give it
-    ``tags``. When the proof fails (or is interrupted) the image is removed, or with
-    ``keep_failed`` named ``NAME:TAG-failed``; a name that pointed at an older image keeps
-    pointing there. Without ``smoke`` the tags are applied right after the build."""
+    """Build ``plan`` untagged (through ``buildkit`` when the plan was rendered for it,
+    else the SDK's classic builder), prove it with ``smoke_image``, and only then give it
+    ``tags`` (and with ``push`` push each). When the proof fails (or is interrupted) the
+    image is removed, or with ``keep_failed`` named ``NAME:TAG-failed``; a name that
+    pointed at an older image keeps pointing there. Without ``smoke`` the tags are applied
+    right after the build."""
     c = client or _docker.client()
     for name in tags:
         _docker.check_tag(name)
@@ -62,11 +74,13 @@ def build_image(
     if plan.buildkit:
         import tempfile
 
+        if buildkit is None:
+            raise ValueError("a plan rendered for BuildKit needs a BuildKit CLI")
         with tempfile.TemporaryDirectory(prefix="envbuild-context-") as tmp:
             write_context(plan, Path(tmp))
-            image_id = _docker.build_cli(
+            image_id = _buildkit.build(
+                buildkit,
                 Path(tmp),
-                tag=None,
                 secrets={s.id: s.value for s in plan.secrets},
                 network_mode=network_mode,
             )
@@ -87,9 +101,10 @@ def build_image(
             raise
     for name in tags:
         _docker.add_tag(c, info.id, name)
+    pushed = tuple((name, _docker.push(c, name)) for name in tags) if push else ()
     return BuiltImage(
         id=info.id, tags=tuple(tags), size=info.size, layers=info.layers, seconds=seconds,
-        smoke=smoked,
+        smoke=smoked, builder="buildkit" if plan.buildkit else "legacy", pushed=pushed,
     )  # fmt: skip
 
 
@@ -98,7 +113,7 @@ def build_image(
 MODEL_STEP = " in /opt/envbuild/model"
 
 
-def _set_aside(c: Any, image_id: str, name: str | None, *, keep: bool) -> str:
+def _set_aside(c: _docker.DockerClient, image_id: str, name: str | None, *, keep: bool) -> str:
     """Dispose of an image whose proof failed; say what became of it."""
     short = image_id.removeprefix("sha256:")[:12]
     if keep:

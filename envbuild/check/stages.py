@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from envbuild.check.report import CheckOptions, Stage
 from envbuild.contents import select
+from envbuild.credentials import index_findings
 from envbuild.findings import Finding
 from envbuild.infer.static import dependency_findings
 from envbuild.read import ModelFolder, read_workspace_env
@@ -63,4 +64,14 @@ def contents(folder: ModelFolder, options: CheckOptions) -> tuple[list[Finding],
     return selection.findings(), []
 
 
-STAGES: tuple[Stage, ...] = (contents, environment)
+def indexes(folder: ModelFolder, options: CheckOptions) -> tuple[list[Finding], list[str]]:
+    """Index lines the build could not log in to (EB413); the indexes are asked unless
+    --offline."""
+    import os
+
+    spec = read_workspace_env(options.env_override).spec if options.env_override else None
+    found = index_findings((spec or folder.env.spec).options, os.environ, probe=not options.offline)
+    return found, []
+
+
+STAGES: tuple[Stage, ...] = (contents, indexes, environment)

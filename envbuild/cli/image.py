@@ -79,6 +79,26 @@ from envbuild.sources import ModelSource
     "needs no network).",
 )
 @click.option(
+    "--builder",
+    type=click.Choice(["auto", "buildkit", "legacy"]),
+    default="auto",
+    show_default=True,
+    help="BuildKit (through a Docker CLI that has it: cache mounts, secrets) or the "
+    "engine's classic builder; auto asks the engine.",
+)
+@click.option(
+    "--secret-file",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Index URLs with credentials, one a line, for the indexes the lock names; passed "
+    "to the build as BuildKit secrets (never into a layer).",
+)
+@click.option(
+    "--push",
+    is_flag=True,
+    help="Push every -t name to its registry once the smoke test passed (the Docker "
+    "client's credentials); the digest goes in the report.",
+)
+@click.option(
     "--smoke/--no-smoke",
     default=True,
     show_default=True,
@@ -113,6 +133,9 @@ def image(
     wheelhouse: bool,
     wheels_only: bool,
     network_mode: str | None,
+    builder: str,
+    secret_file: Path | None,
+    push: bool,
     smoke: bool,
     keep_failed: bool,
     mlflow: MlflowChoice,
@@ -144,6 +167,9 @@ def image(
         wheelhouse=wheelhouse,
         wheels_only=wheels_only,
         network_mode=network_mode,
+        builder=builder,
+        secret_file=secret_file,
+        push=push,
         smoke=smoke,
         keep_failed=keep_failed,
         trust_model=trust_model,
@@ -170,4 +196,6 @@ def _text(result: api.ImageResult, tags: tuple[str, ...]) -> str:
         text += f"smoke ok ({built.smoke.proof}, sandboxed container): {built.smoke.message}\n"
     else:
         text += "not proven: built with --no-smoke\n"
+    for name, digest in built.pushed:
+        text += f"pushed {name}@{digest}\n"
     return text

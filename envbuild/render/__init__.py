@@ -23,9 +23,18 @@ from envbuild import __version__
 from envbuild._adapters import uv as _uv
 from envbuild.contents import RefusedFiles, select
 from envbuild.errors import InputError
-from envbuild.findings import Code, Finding, Location, Severity, table
+from envbuild.findings import Code, Finding, Severity, table
 from envbuild.flavors import RUNTIME_ENV, SYSTEM_PACKAGES
-from envbuild.read import CondaDep, EnvSpec, ModelFolder, WorkspaceEnv
+from envbuild.read import EnvSpec, ModelFolder, WorkspaceEnv
+from envbuild.render.base import (
+    EB404,
+    EB405,
+    EB406,
+    EB412,
+    MICROMAMBA_IMAGE,
+    Base,
+    choose_base,
+)
 from envbuild.render.context import (
     EB407,
     EB408,
@@ -44,15 +53,14 @@ from envbuild.render.context import (
 from envbuild.render.detect import (
     SYSTEM_CUDA,
     conda_only,
-    cuda_for_base,
     cuda_version,
-    system_cuda,
     system_packages,
     warm_imports,
 )
 from envbuild.render.lock import serving_runtime_only
 from envbuild.render.plan import BuildKind, BuildPlan, ContextFile, Secret
 from envbuild.render.safety import FILTERS, check_image, check_requirement, check_text, unsafe
+from envbuild.render.sbom import SBOM_FILE, SBOM_LABEL, SBOM_PATH, sbom_json
 from envbuild.render.source import EB411, SourceBuilds, refuse_source_builds, source_builds
 from envbuild.resolve.lock import Lock, Pin
 from envbuild.versions import is_minor, is_platform, minor_of
@@ -101,30 +109,10 @@ EB402 = Code(
 EB403 = Code(
     "EB403",
     Severity.ERROR,
-    "an index URL carries credentials and the engine has no BuildKit secrets",
-)
-EB404 = Code(
-    "EB404",
-    Severity.INFO,
-    "the environment names conda-only packages: the micromamba path is rendered",
-)
-EB405 = Code(
-    "EB405",
-    Severity.INFO,
-    "a CUDA runtime base image is rendered (--gpu, or a package that needs the system's CUDA)",
-)
-EB406 = Code(
-    "EB406",
-    Severity.INFO,
-    "the workspace environment's base image replaces the python:X.Y-slim default",
+    "an index needs credentials and the build has no BuildKit to pass them as secrets",
 )
 EB409 = Code(
     "EB409", Severity.ERROR, "the server package envbuild copies into the image or venv is missing"
-)
-EB412 = Code(
-    "EB412",
-    Severity.INFO,
-    "the lock pins CUDA wheels, which carry their own libraries: the slim base serves them",
 )
 CODES: dict[str, str] = table(
     EB401, EB402, EB403, EB404, EB405, EB406, EB407, EB408, EB409, EB411, EB412
@@ -133,24 +121,6 @@ CODES: dict[str, str] = table(
 PORT = 8080
 HEALTH_PATH = "/ping"  # the route the HEALTHCHECK and the smoke test probe
 UID = 10001
-MICROMAMBA_IMAGE = "mambaorg/micromamba:1.5.10-bookworm-slim"
-CONDA_RUNTIME_IMAGE = "debian:bookworm-slim"
-# CUDA X.Y -> the newest runtime image tag of that minor version (Ubuntu 22.04).
-CUDA_IMAGES: dict[str, str] = {
-    "11.7": "11.7.1",
-    "11.8": "11.8.0",
-    "12.0": "12.0.1",
-    "12.1": "12.1.1",
-    "12.2": "12.2.2",
-    "12.3": "12.3.2",
-    "12.4": "12.4.1",
-    "12.5": "12.5.1",
-    "12.6": "12.6.3",
-    "12.8": "12.8.1",
-    "12.9": "12.9.1",
-    "13.0": "13.0.2",
-}
-
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 
 
@@ -211,6 +181,7 @@ def _target(
     command: str,
     override: WorkspaceEnv | None,
     wheelhouse: bool,
+    credentials: Sequence[str] = (),
 ) -> _Target:
     command_line = check_text("command", command)
     python_xy = lock.python_version
@@ -227,94 +198,7 @@ def _target(
         platform=lock.platform,
         pins=lock.pins,
         spec=spec,
-        index=split_index_options(lock.text, wheelhouse=wheelhouse),
-    )
-
-
-@dataclass(frozen=True, kw_only=True)
-class _Base:
-    """The build path and its base image, and how uv finds the image's Python."""
-
-    kind: BuildKind
-    image: str
-    python_source: str
-    cuda: tuple[str, tuple[str, ...]] | None
-    cuda_reason: str  # --gpu, or the packages that need the system's CUDA
-    conda: tuple[CondaDep, ...]
-    findings: tuple[Finding, ...]
-
-
-def _base(
-    target: _Target, *, base_image: str | None, override: WorkspaceEnv | None, gpu: bool
-) -> _Base:
-    findings: list[Finding] = []
-    wheels = cuda_version(target.pins)
-    needs_system = system_cuda(target.pins)
-    cuda = cuda_for_base(target.pins) if gpu or needs_system else None
-    conda = conda_only(target.spec.conda)
-    kind = BuildKind.PIP
-    default_base = f"python:{target.python_xy}-slim"
-    python_source = "only-system"
-    if conda:
-        kind = BuildKind.CONDA
-        default_base = CONDA_RUNTIME_IMAGE
-        findings.append(
-            EB404.at(
-                conda[0].location,
-                "conda-only packages "
-                + ", ".join(sorted(d.name for d in conda))
-                + ": rendering the micromamba path (needs a conda channel to build)",
-            )
-        )
-    elif cuda:
-        kind = BuildKind.CUDA
-        tag_version = CUDA_IMAGES.get(cuda[0], f"{cuda[0]}.0")
-        default_base = f"nvidia/cuda:{tag_version}-runtime-ubuntu22.04"
-        python_source = "only-managed"
-        why = (
-            "; ".join(f"{name} {reason}" for name, reason in needs_system)
-            if needs_system
-            else "--gpu"
-        )
-        findings.append(
-            EB405.at(
-                Location(field="--gpu") if not needs_system else Location(),
-                f"base image {default_base} (CUDA {cuda[0]}"
-                + (f": {', '.join(cuda[1])}" if cuda[1] else "")
-                + f"): {why}",
-            )
-        )
-    elif wheels:
-        findings.append(
-            EB412.at(
-                Location(),
-                f"CUDA {wheels[0]} wheels in the lock ({', '.join(wheels[1])}) carry their "
-                f"own CUDA libraries: base image {default_base}, which serves them on a GPU "
-                "under the NVIDIA container runtime",
-                hint="--gpu renders NVIDIA's CUDA runtime base; --torch cpu locks torch's "
-                "CPU build for a small CPU image",
-            )
-        )
-    chosen = base_image or (override.image if override is not None else None) or default_base
-    check_image(chosen)
-    if override is not None and override.image and not base_image:
-        findings.append(
-            EB406.at(
-                Location(file=override.file, field="image"),
-                f"base image {override.image} from {override.file}",
-            )
-        )
-    if chosen != default_base and kind is BuildKind.PIP:
-        # a base of the user's choosing may not carry the model's Python: let uv fetch one
-        python_source = "system"
-    return _Base(
-        kind=kind,
-        image=chosen,
-        python_source=python_source,
-        cuda=cuda if kind is BuildKind.CUDA else None,
-        cuda_reason=("--gpu" if gpu else ", ".join(n for n, _ in needs_system)) if cuda else "",
-        conda=conda,
-        findings=tuple(findings),
+        index=split_index_options(lock.text, wheelhouse=wheelhouse, credentials=credentials),
     )
 
 
@@ -335,13 +219,14 @@ def _context(
     folder: ModelFolder,
     lock: Lock,
     target: _Target,
-    base: _Base,
+    base: Base,
     *,
     wheelhouse: Sequence[Path],
     uv_binary: Path | None,
     uv_requirement: str | None,
     exclude: Sequence[str],
     allow_files: Sequence[str],
+    lock_sha256: str,
 ) -> _Context:
     index = target.index
     selection = select(folder, exclude=exclude, allow_files=allow_files)
@@ -415,7 +300,7 @@ def _labels(
     folder: ModelFolder,
     lock: Lock,
     target: _Target,
-    base: _Base,
+    base: Base,
     *,
     tag: str | None,
     source: str | None,
@@ -443,6 +328,7 @@ def _labels(
         "io.envbuild.python": target.python_xy,
         "io.envbuild.platform": target.platform,
         "io.envbuild.kind": base.kind.value,
+        SBOM_LABEL: SBOM_PATH,
     }
     if created:
         labels["org.opencontainers.image.created"] = created
@@ -480,7 +366,7 @@ def _template_context(
     folder: ModelFolder,
     lock: Lock,
     target: _Target,
-    base: _Base,
+    base: Base,
     context: _Context,
     labels: tuple[tuple[str, str], ...],
     *,
@@ -513,6 +399,8 @@ def _template_context(
         "runtime_env": _runtime_env(folder, target.pins),
         "bytecode_defer": serving_runtime_only(lock.pins),
         "bytecode_warm": warm_imports(folder),
+        "sbom_file": SBOM_FILE,
+        "sbom_path": SBOM_PATH,
         "port": PORT,
         "health_path": HEALTH_PATH,
         "uid": UID,
@@ -563,6 +451,7 @@ def render(
     exclude: Sequence[str] = (),
     allow_files: Sequence[str] = (),
     gpu: bool = False,
+    credentials: Sequence[str] = (),
 ) -> BuildPlan:
     """Render the Dockerfile and list the build context for ``folder`` installed from
     ``lock``. ``wheelhouse`` lists downloaded wheels to install with ``--no-index``.
@@ -571,14 +460,29 @@ def render(
     ``allow_files`` shape which model files are copied (contents.select); a secret-looking
     file or an LFS pointer the model needs refuses the render (RefusedFiles, exit 1).
     ``gpu`` renders NVIDIA's CUDA runtime base (detect.py: CUDA wheels alone do not)."""
-    target = _target(folder, lock, command=command, override=override, wheelhouse=bool(wheelhouse))
-    base = _base(target, base_image=base_image, override=override, gpu=gpu)
+    target = _target(
+        folder,
+        lock,
+        command=command,
+        override=override,
+        wheelhouse=bool(wheelhouse),
+        credentials=credentials,
+    )
+    base = choose_base(
+        target.pins,
+        target.python_xy,
+        target.spec.conda,
+        base_image=base_image,
+        override=override,
+        gpu=gpu,
+    )
     if target.index.secrets and not buildkit:
         raise InputError(
-            "the lock names an index URL with credentials; this engine has no BuildKit, "
+            "the lock names an index that needs credentials; this build has no BuildKit, "
             "so they could only travel inside a layer",
-            hint="use --wheelhouse (wheels are downloaded on this machine) or an engine with "
-            "BuildKit (docker buildx)",
+            hint="use --wheelhouse (wheels are downloaded on this machine), or build with "
+            "BuildKit (--builder auto finds a Docker CLI that has it: docker buildx, or "
+            "Debian's docker.io with DOCKER_BUILDKIT=1)",
             code="EB403",
         )
     context = _context(
@@ -591,6 +495,7 @@ def render(
         uv_requirement=uv_requirement,
         exclude=exclude,
         allow_files=allow_files,
+        lock_sha256=lock.sha256,
     )
     labels = _labels(
         folder,
@@ -606,8 +511,9 @@ def render(
         folder, lock, target, base, context, labels, buildkit=buildkit, wheelhouse=bool(wheelhouse)
     )
     dockerfile = _check_dockerfile(_dockerfile(base.kind, values))
+    sbom = ContextFile(path=SBOM_FILE, data=sbom_json(folder, lock, base_image=base.image).encode())
     files = sorted(
-        (*context.files, ContextFile(path="Dockerfile", data=dockerfile.encode())),
+        (*context.files, sbom, ContextFile(path="Dockerfile", data=dockerfile.encode())),
         key=lambda f: f.path,
     )
     return BuildPlan(

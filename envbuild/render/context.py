@@ -14,8 +14,9 @@ from pathlib import Path, PurePosixPath
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
 from envbuild._paths import inside
-from envbuild._redact import has_credentials
+from envbuild._redact import has_credentials, strip_credentials
 from envbuild.contents import Contents
+from envbuild.credentials import for_url, plain
 from envbuild.errors import InputError
 from envbuild.findings import Code, Finding, Location, Severity
 from envbuild.read import CondaDep
@@ -64,8 +65,27 @@ def model_files(
             continue
         if path.is_file():
             check_text("model file name", rel, Location(file=rel))
-            out.append(ContextFile(path=f"model/{rel}", source=path))
+            out.append(_without_credentials(path, f"model/{rel}"))
     return out, findings
+
+
+# the environment files (requirements.txt, conda.yaml, python_env.yaml, -r includes) may
+# name an index with its password: the copy in the image has the URLs without it
+_ENV_SUFFIXES = (".txt", ".in", ".yaml", ".yml", ".toml", ".cfg")
+_HTTP_URL = re.compile(r"https?://[^\s'\"]+", re.I)  # not git+ssh://git@host: no secret
+
+
+def _without_credentials(path: Path, dest: str) -> ContextFile:
+    if path.suffix.lower() not in _ENV_SUFFIXES or path.stat().st_size > 1 << 20:
+        return ContextFile(path=dest, source=path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return ContextFile(path=dest, source=path)
+    stripped = _HTTP_URL.sub(lambda m: strip_credentials(m.group(0)), text)
+    if stripped == text:
+        return ContextFile(path=dest, source=path)
+    return ContextFile(path=dest, data=stripped.encode("utf-8"))
 
 
 def server_package() -> str:
@@ -111,15 +131,20 @@ class IndexPlan:
     install_args: tuple[str, ...]
     secrets: tuple[Secret, ...]
     find_links: tuple[Path, ...]  # local directories whose wheels go into the context
+    indexes: tuple[str, ...] = ()  # the index URLs (without credentials), for the SBOM
 
 
-def split_index_options(text: str, *, wheelhouse: bool) -> IndexPlan:
+def split_index_options(
+    text: str, *, wheelhouse: bool, credentials: Sequence[str] = ()
+) -> IndexPlan:
     """Move index options out of the lock: public URLs become quoted uv arguments, URLs
-    with credentials become secrets, local --find-links directories are packed."""
+    with credentials (in the lock, or found in ``credentials`` for the same index: see
+    envbuild/credentials.py) become secrets, local --find-links directories are packed."""
     kept: list[str] = []
     args: list[str] = []
     secrets: list[Secret] = []
     links: list[Path] = []
+    indexes: list[str] = []
     lines = text.splitlines(keepends=True)
     for line in lines:
         stripped = line.strip()
@@ -131,17 +156,18 @@ def split_index_options(text: str, *, wheelhouse: bool) -> IndexPlan:
         if opt in ("-i", "--index-url", "--extra-index-url"):
             if wheelhouse:
                 continue
+            indexes.append(plain(value))
             env = "UV_DEFAULT_INDEX" if opt in ("-i", "--index-url") else "UV_INDEX"
-            if has_credentials(value):
-                secrets.append(Secret(id=f"envbuild_index_{len(secrets)}", env=env, value=value))
+            if found := _with_credentials(value, credentials):
+                secrets.append(Secret(id=f"envbuild_index_{len(secrets)}", env=env, value=found))
             else:
                 flag = "--default-index" if env == "UV_DEFAULT_INDEX" else "--index"
-                args.extend((flag, check_text("index URL", value)))
+                args.extend((flag, check_text("index URL", plain(value))))
             continue
         if opt in ("-f", "--find-links"):
-            if has_credentials(value):
+            if found := _with_credentials(value, credentials):
                 secrets.append(
-                    Secret(id=f"envbuild_links_{len(secrets)}", env="UV_FIND_LINKS", value=value)
+                    Secret(id=f"envbuild_links_{len(secrets)}", env="UV_FIND_LINKS", value=found)
                 )
             elif "://" in value and not value.startswith("file://"):
                 args.extend(("--find-links", check_text("find-links URL", value)))
@@ -156,6 +182,7 @@ def split_index_options(text: str, *, wheelhouse: bool) -> IndexPlan:
         install_args=tuple(args),
         secrets=tuple(secrets),
         find_links=tuple(links),
+        indexes=tuple(indexes),
     )
 
 
@@ -266,3 +293,11 @@ def uv_source(
             code="EB409",
         )
     return source
+
+
+def _with_credentials(value: str, credentials: Sequence[str]) -> str | None:
+    """The URL with credentials for this index line: its own literal ones, else the first
+    source's (None: the build is given the URL as it is, without any)."""
+    if has_credentials(value) and "${" not in value:
+        return value
+    return for_url(value, credentials)

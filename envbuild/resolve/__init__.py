@@ -271,9 +271,9 @@ def _expand(value: str) -> str:
     """pip expands ``${VAR}`` in requirement files; so do we before handing a URL to uv."""
     import os
 
-    return re.sub(
-        r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", lambda m: os.environ.get(m.group(1), ""), value
-    )
+    from envbuild.credentials import expand
+
+    return expand(value, os.environ)
 
 
 def resolve(

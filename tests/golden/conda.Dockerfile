@@ -15,7 +15,7 @@ RUN micromamba create -y -p /opt/envbuild/venv -f /tmp/envbuild/environment.yml 
 COPY .envbuild/uv /usr/local/bin/uv
 # uv trusts the system's CA store (proxies, private CAs); plain logs in the build output.
 ENV UV_SYSTEM_CERTS=1 UV_NATIVE_TLS=1 UV_NO_PROGRESS=1 NO_COLOR=1
-COPY .envbuild/requirements.lock .envbuild/bytecode.py /opt/envbuild/
+COPY .envbuild/requirements.lock .envbuild/sbom.cdx.json .envbuild/bytecode.py /opt/envbuild/
 RUN \
     uv pip install --no-config --python /opt/envbuild/venv/bin/python \
       --require-hashes --no-deps --link-mode=copy --no-cache \
@@ -41,7 +41,9 @@ ENV VIRTUAL_ENV=/opt/envbuild/venv \
     MLFLOW_DISABLE_ENV_CREATION="true" \
     MLFLOW_TRACKING_URI="file:///tmp/mlruns" \
     ENVBUILD_PORT=8080
-# The server package (envbuild's scoring server), then the model's own files.
+# The bill of materials of the locked environment (CycloneDX; label io.envbuild.sbom),
+# the server package (envbuild's scoring server), then the model's own files.
+COPY sbom.cdx.json /opt/envbuild/sbom.cdx.json
 COPY .envbuild/server /opt/envbuild/server
 COPY model /opt/envbuild/model
 # Non-root at run time; a numeric user needs no passwd entry on any base.
@@ -60,6 +62,7 @@ LABEL io.envbuild.command="envbuild image pyfunc-custom" \
       io.envbuild.model.uuid="a5fc8f4edf1647fda39196e3a5566095" \
       io.envbuild.platform="linux/amd64" \
       io.envbuild.python="3.11" \
+      io.envbuild.sbom="/opt/envbuild/sbom.cdx.json" \
       io.envbuild.version="0.1.0" \
       org.opencontainers.image.base.name="debian:bookworm-slim" \
       org.opencontainers.image.description="MLflow model pyfunc-custom served by envbuild" \

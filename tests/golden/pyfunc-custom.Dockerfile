@@ -9,7 +9,7 @@ FROM python:3.11-slim
 # and removed in the same step) installs the lock, hashes required, into a venv.
 # uv trusts the system's CA store (proxies, private CAs); plain logs in the build output.
 ENV UV_SYSTEM_CERTS=1 UV_NATIVE_TLS=1 UV_NO_PROGRESS=1 NO_COLOR=1
-COPY .envbuild/requirements.lock .envbuild/bytecode.py .envbuild/uv.txt /opt/envbuild/
+COPY .envbuild/requirements.lock .envbuild/sbom.cdx.json .envbuild/bytecode.py .envbuild/uv.txt /opt/envbuild/
 RUN \
     python3 -m pip install --no-cache-dir --disable-pip-version-check --no-deps --require-hashes \
       --target /tmp/envbuild/uv -r /opt/envbuild/uv.txt \
@@ -41,7 +41,9 @@ ENV VIRTUAL_ENV=/opt/envbuild/venv \
 # group bits too, as a uid in group 0 (OpenShift's) is judged by them, not by the others'.
 # (Python 3.7 has no sys._base_executable on Linux; the venv's python links to the base's.)
 RUN ["/opt/envbuild/venv/bin/python", "-c", "import os, sys; p = os.path.realpath(getattr(sys, '_base_executable', sys.executable)); d = os.path.dirname(p)\nwhile d != '/':\n    m = os.stat(d).st_mode\n    (m & 0o11) == 0o11 or os.chmod(d, m | 0o11)\n    d = os.path.dirname(d)"]
-# The server package (envbuild's scoring server), then the model's own files.
+# The bill of materials of the locked environment (CycloneDX; label io.envbuild.sbom),
+# the server package (envbuild's scoring server), then the model's own files.
+COPY sbom.cdx.json /opt/envbuild/sbom.cdx.json
 COPY .envbuild/server /opt/envbuild/server
 COPY model /opt/envbuild/model
 # Non-root at run time; a numeric user needs no passwd entry on any base.
@@ -60,6 +62,7 @@ LABEL io.envbuild.command="envbuild image examples/pyfunc-custom -t pyfunc-custo
       io.envbuild.model.uuid="a5fc8f4edf1647fda39196e3a5566095" \
       io.envbuild.platform="linux/amd64" \
       io.envbuild.python="3.11" \
+      io.envbuild.sbom="/opt/envbuild/sbom.cdx.json" \
       io.envbuild.version="0.1.0" \
       org.opencontainers.image.base.name="python:3.11-slim" \
       org.opencontainers.image.description="MLflow model pyfunc-custom served by envbuild" \

@@ -10,7 +10,7 @@ FROM nvidia/cuda:13.0.2-runtime-ubuntu22.04 AS deps
 COPY .envbuild/uv /usr/local/bin/uv
 # uv trusts the system's CA store (proxies, private CAs); plain logs in the build output.
 ENV UV_SYSTEM_CERTS=1 UV_NATIVE_TLS=1 UV_NO_PROGRESS=1 NO_COLOR=1
-COPY .envbuild/requirements.lock .envbuild/bytecode.py /opt/envbuild/
+COPY .envbuild/requirements.lock .envbuild/sbom.cdx.json .envbuild/bytecode.py /opt/envbuild/
 RUN \
     UV_PYTHON_INSTALL_DIR=/opt/envbuild/python uv venv --no-config --python 3.11 --python-preference only-managed /opt/envbuild/venv \
  && uv pip install --no-config --python /opt/envbuild/venv/bin/python \
@@ -41,7 +41,9 @@ ENV VIRTUAL_ENV=/opt/envbuild/venv \
     MLFLOW_DISABLE_ENV_CREATION="true" \
     MLFLOW_TRACKING_URI="file:///tmp/mlruns" \
     ENVBUILD_PORT=8080
-# The server package (envbuild's scoring server), then the model's own files.
+# The bill of materials of the locked environment (CycloneDX; label io.envbuild.sbom),
+# the server package (envbuild's scoring server), then the model's own files.
+COPY sbom.cdx.json /opt/envbuild/sbom.cdx.json
 COPY .envbuild/server /opt/envbuild/server
 COPY model /opt/envbuild/model
 # Non-root at run time; a numeric user needs no passwd entry on any base.
@@ -60,6 +62,7 @@ LABEL io.envbuild.command="envbuild image examples/pytorch-tensor -t pytorch-ten
       io.envbuild.model.uuid="4a12f1abb0644d50b8ef8df1e5ac21c7" \
       io.envbuild.platform="linux/amd64" \
       io.envbuild.python="3.11" \
+      io.envbuild.sbom="/opt/envbuild/sbom.cdx.json" \
       io.envbuild.version="0.1.0" \
       org.opencontainers.image.base.name="nvidia/cuda:13.0.2-runtime-ubuntu22.04" \
       org.opencontainers.image.description="MLflow model pytorch-tensor served by envbuild" \
