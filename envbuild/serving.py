@@ -139,8 +139,10 @@ class ServingStack:
         swap = {id(old): new for old, new in self.swapped}
         out = [swap.get(id(r), r) for r in reqs]
         names = {r.name for r in out if r.name}
-        # a serving package the model already names: the model's line decides
-        out.extend(s for s in self.added if s.name not in names)
+        versioned = {r.name for r in out if r.name and _has_version(r)}
+        # a serving package the model already names: the model's line decides; a bare
+        # name (python_env.yaml's `- setuptools`) leaves a version bound of ours in force
+        out.extend(s for s in self.added if s.name not in (versioned if _has_version(s) else names))
         if prefer and self.preferred is not None:
             out.append(self.preferred)
         return out
@@ -169,14 +171,14 @@ def model_mlflow_version(mlmodel_version: str | None, spec: EnvSpec) -> str | No
     return None
 
 
+def _has_version(r: Requirement) -> bool:
+    """A specifier or a URL: the line decides the version."""
+    return r.requirement is not None and bool(r.requirement.specifier or r.requirement.url)
+
+
 def _names_version(reqs: Sequence[Requirement], name: str) -> bool:
     """Whether ``reqs`` name ``name`` with a version (a specifier, or a URL)."""
-    return any(
-        r.name == name
-        and r.requirement is not None
-        and bool(r.requirement.specifier or r.requirement.url)
-        for r in reqs
-    )
+    return any(r.name == name and _has_version(r) for r in reqs)
 
 
 def serving_stack(

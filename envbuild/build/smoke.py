@@ -237,11 +237,24 @@ def _example_case(folder: ModelFolder) -> SmokeCase | None:
     )
 
 
+def _one_column(items: list[Any]) -> list[Any] | None:
+    """The values of one-column records (every row a dict of the same single key), as
+    MLflow's server renders a pandas Series (``pd.DataFrame(series).to_dict("records")``);
+    else None."""
+    if not items or not all(isinstance(r, dict) and len(r) == 1 for r in items):
+        return None
+    keys = {next(iter(r)) for r in items}
+    return [next(iter(r.values())) for r in items] if len(keys) == 1 else None
+
+
 def compare(expected: Any, actual: Any, *, rel: float = 1e-5, abs_: float = 1e-6) -> str | None:
     """None when ``actual`` matches ``expected`` (numbers within tolerance), else where it
-    first differs."""
+    first differs. Stored values match a Series the server answered as one-column records
+    (a file written from ``model.predict`` holds the Series' values)."""
 
     def walk(e: Any, a: Any, where: str) -> str | None:
+        if isinstance(e, list) and isinstance(a, list) and not any(isinstance(x, dict) for x in e):
+            a = _one_column(a) or a
         if isinstance(e, bool) or isinstance(a, bool):
             return None if e == a else f"{where}: expected {e!r}, got {a!r}"
         if isinstance(e, int | float) and isinstance(a, int | float):

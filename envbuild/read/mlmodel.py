@@ -309,6 +309,50 @@ def _check_flavor_paths(
             problems,
             missing=_missing_file(value) if key in _FLAVOR_DATA_KEYS else None,
         )
+        if key in _FLAVOR_DATA_KEYS:
+            where = doc.at(("flavors", name, key))
+            for gap in _saved_model_gaps(root, value):
+                problems.append(
+                    EB103.at(
+                        where,
+                        gap,
+                        hint="copy the SavedModel's variables.data-* files too (a file of "
+                        "4 MiB and more left out of a copy, or Git LFS content never "
+                        "pulled), or re-save the model",
+                    )
+                )
+
+
+_SHARD = re.compile(r"^variables\.data-(\d{5})-of-(\d{5})$")
+
+
+def _saved_model_gaps(root: Path, value: str) -> list[str]:
+    """A TensorFlow SavedModel under the flavor's data folder whose variables.index is
+    there but not the variables.data-* shards it indexes: TensorFlow cannot restore its
+    weights, so the load fails. One message per incomplete variables folder."""
+    try:
+        base = inside(root, value, location=Location(file=MLMODEL))
+    except InputError:
+        return []  # _check_path reported it
+    if not base.is_dir():
+        return []
+    gaps = []
+    for index in sorted(base.glob("**/variables/variables.index"))[:20]:
+        folder = index.parent
+        shards = {m.groups() for f in folder.iterdir() if (m := _SHARD.match(f.name))}
+        totals = {int(total) for _, total in shards}
+        total = max(totals, default=1)
+        want = {f"variables.data-{i:05d}-of-{total:05d}" for i in range(total)}
+        have = {f"variables.data-{i}-of-{t}" for i, t in shards}
+        absent = sorted(want - have)
+        if absent:
+            rel = index.parent.relative_to(root).as_posix()
+            more = f" (and {len(absent) - 1} more)" if len(absent) > 1 else ""
+            gaps.append(
+                f"{rel}/variables.index is there but not {absent[0]}{more}: the SavedModel's "
+                "weights are missing"
+            )
+    return gaps
 
 
 def _check_code_path(root: Path, value: str, where: Location, problems: list[Finding]) -> None:

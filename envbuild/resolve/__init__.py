@@ -27,6 +27,8 @@ from envbuild._adapters import uv as _uv
 from envbuild._adapters.uv import parse_failure
 from envbuild.findings import Finding, Location, Severity
 from envbuild.read import EnvSpec, ModelFolder, PipOption, ReqKind, Requirement, WorkspaceEnv
+from envbuild.resolve.as_of import CODES as _as_of_codes
+from envbuild.resolve.as_of import derived_as_of
 from envbuild.resolve.build_deps import CODES as _build_deps_codes
 from envbuild.resolve.build_deps import loosened, relaxed_findings
 from envbuild.resolve.drift import CODES as _drift_codes
@@ -35,6 +37,8 @@ from envbuild.resolve.explain import CODES as _explain_codes
 from envbuild.resolve.explain import explain_failure
 from envbuild.resolve.lock import CODES as _lock_codes
 from envbuild.resolve.lock import LOCK_NAME, Lock, Pin, parse_lock, render_lock
+from envbuild.resolve.numpy_abi import CODES as _numpy_codes
+from envbuild.resolve.numpy_abi import NumpyPlan, numpy_plan
 from envbuild.resolve.override import CODES as _override_codes
 from envbuild.resolve.override import override_findings
 from envbuild.resolve.stack import CODES as _stack_codes
@@ -112,6 +116,8 @@ CODES: dict[str, str] = {
     **_wheel_codes,
     **_build_deps_codes,
     **_stack_codes,
+    **_numpy_codes,
+    **_as_of_codes,
 }
 
 
@@ -161,6 +167,7 @@ def _inputs(
     stack: ServingStack,
     prefer: bool,
     torch: TorchPlan,
+    numpy: NumpyPlan,
     exclude_newer: str | None = None,
 ) -> Inputs:
     marker_env = target.marker_env()
@@ -189,7 +196,7 @@ def _inputs(
             also.setdefault(s.name, []).append(s)
     constraint_of: dict[str, list[Requirement]] = {}
     cons: list[str] = []
-    for c in (*active_constraints(spec, marker_env), *torch.constraints):
+    for c in (*active_constraints(spec, marker_env), *torch.constraints, *numpy.constraints):
         if c.name and c.requirement is not None:
             constraint_of.setdefault(c.name, []).append(c)
             cons.append(str(c.requirement))
@@ -295,6 +302,9 @@ def resolve(
         findings.extend(override_findings(folder, override))
         env = env or override.spec
     spec = env or folder.env.spec
+    if exclude_newer is None and env is None:
+        exclude_newer, dated = derived_as_of(folder)
+        findings.extend([dated] if dated else [])
     findings.extend(static_findings(folder, target, spec))
     if any(f.code == "EB302" for f in findings):
         # the conflict is already explained line by line; uv would only repeat it
@@ -302,6 +312,8 @@ def resolve(
     plan = torch_plan(torch, spec.requirements, find_links, target)
     findings.extend(plan.findings)
     reqs = list(spec.requirements)
+    abi = numpy_plan(reqs)
+    findings.extend(abi.findings)
     mlflow_version = model_mlflow_version(folder.mlmodel.mlflow_version, spec)
 
     def stack_for(choice: MlflowChoice) -> ServingStack:
@@ -326,6 +338,7 @@ def resolve(
                 stack=stack,
                 prefer=prefer,
                 torch=plan,
+                numpy=abi,
                 exclude_newer=exclude_newer,
             )
             log.info("resolving %d requirements for %s", len(inputs.lines), target.describe())

@@ -17,6 +17,7 @@ from envbuild._adapters import uv as _uv
 from envbuild._redact import redact
 from envbuild.findings import Code, Finding, Location, Severity, table
 from envbuild.read import EnvSpec, Requirement
+from envbuild.resolve.stack import TORCH_FAMILY
 from envbuild.resolve.static import req_ref
 from envbuild.resolve.target import Target
 from envbuild.versions import python_of
@@ -119,16 +120,31 @@ def _unavailable(facts: _uv.Explained, inputs: Inputs, target: Target) -> list[F
         reqs = direct.get(name) or inputs.constraint_of.get(name) or []
         where = reqs[0].location if reqs else Location()
         offline = inputs.request.offline or inputs.request.no_index
+        hint = (
+            "add the file to the wheelhouse (--find-links DIR)"
+            if offline
+            else "check the name and version on the index (uv pip compile; "
+            "https://pypi.org/project/<name>/), or the index URL lines"
+        )
+        local = next((r for r in reqs if "+" in (r.pinned_version or "")), None)
+        if local is not None and not offline:
+            # MLflow's inference pins the training venv's local build (torch==2.13.0+cpu
+            # from PyTorch's own index); PyPI never has local versions
+            version = local.pinned_version or ""
+            public, _, tag = version.partition("+")
+            hint = (
+                f"{name} {version} is a local build (+{tag}), which PyPI never has: pass "
+                f"--find-links DIR holding its wheel, or pin {name}=={public}"
+                + (" (--torch cpu for torch's CPU build)" if name in TORCH_FAMILY else "")
+                + "; remove it if the model does not need it"
+            )
         out.append(
             EB312.at(
                 where,
                 f"{text} is not available"
                 + (" in the wheelhouse / offline cache" if offline else " on the index")
                 + (f" (required by {_line_refs(reqs)})" if reqs else ""),
-                hint="add the file to the wheelhouse (--find-links DIR)"
-                if offline
-                else "check the name and version on the index (uv pip compile; "
-                "https://pypi.org/project/<name>/), or the index URL lines",
+                hint=hint,
             )
         )
     for name, text in facts.no_wheels:

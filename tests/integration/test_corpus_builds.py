@@ -113,3 +113,18 @@ def test_made_up_values_the_model_refuses_leave_the_load_proven(
     )
     finding = result.refusal_finding()
     assert finding is not None and finding.code == "EB806" and finding.severity == "warning"
+
+
+@pytest.mark.venv
+@pytest.mark.network
+@pytest.mark.slow
+def test_a_series_answer_matches_the_stored_values(tmp_path: Path) -> None:
+    """statsmodels' predict answers an unnamed Series, which MLflow 2.9.2's server renders
+    as one-column records ({"0": v}); the generator stored the values (predict on
+    input_example.json). check says ok, so the build must prove it: it matches."""
+    require_python("3.9")
+    done, doc = _venv(MODELS / "mlflow2.9.2-py3.9-statsmodels", tmp_path / "v")
+    assert done.returncode == 0, done.stderr[-2000:]
+    smoke = doc["result"]["smoke"]  # type: ignore[index]
+    assert smoke["proof"] == "matched stored predictions" and smoke["compared"]
+    assert smoke["expected"] == "expected_predictions.json"

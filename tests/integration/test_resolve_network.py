@@ -17,7 +17,7 @@ from envbuild.cli import main
 from envbuild.findings import Finding
 from envbuild.read import read_model, read_workspace_env
 from envbuild.resolve import resolve, target_for
-from tests.helpers import DATA, EXAMPLES
+from tests.helpers import DATA, EXAMPLES, ROOT
 
 CASES = DATA / "resolve"
 # torch==2.13.0 from PyPI drags CUDA wheels (GBs); the machine's CPU wheel lies here
@@ -173,3 +173,19 @@ def test_lock_installs_and_reproduces_predictions(copy_model, tmp_path: Path) ->
     )
     assert run.returncode == 0, run.stderr[-3000:]
     assert json.loads(run.stdout.strip().splitlines()[-1]) == expected["predictions"]
+
+
+def test_a_local_torch_build_names_the_way_to_it() -> None:
+    """MLflow's inference pinned the training venv's torch==2.13.0+cpu (corpus folder,
+    manifest: servable with the CPU wheel from --find-links): with default flags the
+    resolution fails, as the build does, and the hint names --find-links, the public
+    version and --torch cpu instead of 'check the name on the index'."""
+    model = ROOT / "tests" / "corpus" / "models" / "mlflow3.17.2-py3.11-pytorch"
+    _, res = _resolve(model)
+    assert res.lock is None
+    found = _one(res.findings, "EB312")
+    assert _where(found) == "requirements.txt:5"
+    assert found.hint is not None and found.hint.startswith(
+        "torch 2.13.0+cpu is a local build (+cpu), which PyPI never has: pass --find-links"
+    )
+    assert "pin torch==2.13.0 (--torch cpu for torch's CPU build)" in found.hint

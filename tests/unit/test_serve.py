@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -27,6 +28,7 @@ import jsonschema
 import pytest
 import yaml
 from openapi_spec_validator import validate as validate_openapi
+from packaging.requirements import Requirement as PkgRequirement
 
 import envbuild
 from envbuild import render, serve, serving
@@ -241,6 +243,28 @@ def test_mlflow_needs_apply_where_the_environment_is_silent(
     needs = [r for r in stack.added if r.name == "setuptools"]
     assert [r.raw for r in needs] == expected
     assert all(r.location.file == serving.SERVING_SOURCE and r.reasons for r in needs)
+
+
+def test_the_bound_reaches_the_resolver_past_a_bare_build_dependency() -> None:
+    """python_env.yaml's bare `- setuptools` (MLflow 2.9.2 and 2.13 wrote it) is a line the
+    model names, but without a version: setuptools<81 must still go to uv, else it locks
+    setuptools 82+ and `import mlflow` fails on pkg_resources (found on a public MLflow
+    2.13.0 folder and on this corpus folder, whose venv failed to load after the merge)."""
+    spec = corpus_spec("mlflow2.9.2-py3.9-sklearn-pickle")
+    decided = tuple(spec.build_dependencies)
+    assert [str(r.requirement) for r in decided if r.name == "setuptools"] == ["setuptools"]
+    stack = serving.serving_stack("2.9.2", list(spec.requirements), decided=decided)
+    lines = stack.lines([*spec.requirements, *decided], prefer=False)
+    assert "setuptools<81" in [r.raw for r in lines]
+    # a version the model gives still decides: the bound stays out
+    pinned = [
+        replace(r, requirement=PkgRequirement("setuptools==80.9.0"))
+        if r.name == "setuptools"
+        else r
+        for r in decided
+    ]
+    lines = stack.lines([*spec.requirements, *pinned], prefer=False)
+    assert [str(r.requirement) for r in lines if r.name == "setuptools"] == ["setuptools==80.9.0"]
 
 
 def test_a_bare_mlflow_prefers_the_model_version() -> None:

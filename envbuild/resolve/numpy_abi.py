@@ -1,0 +1,98 @@
+"""numpy 1's binary interface: a package whose compiled extensions were built against
+numpy 1 fails to import under numpy 2 (``ValueError: numpy.dtype size changed, may
+indicate binary incompatibility``), yet its metadata asks only ``numpy>=1.x``, so a fresh
+resolution of an old pin takes numpy 2 and the model never loads. Found on a public
+MLflow 2.1.1 model pinning scikit-learn==1.2.1: check said ok, the venv's load failed.
+
+For such pins the resolution gets the constraint ``numpy<2`` (EB323), unless the model's
+own numpy requirement pins a version or allows no numpy 1. The table holds, for the packages models
+pin most that use numpy's C interface, the first release built against numpy 2 (each
+project's release notes); ctypes-based libraries (xgboost, lightgbm) are not affected.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from packaging.requirements import Requirement as PkgRequirement
+from packaging.version import InvalidVersion, Version
+
+from envbuild.findings import Code, Finding, Severity, table
+from envbuild.read import ReqKind, Requirement
+
+EB323 = Code(
+    "EB323",
+    Severity.INFO,
+    "a pinned package was built against numpy 1 and cannot import under numpy 2: the "
+    "resolution keeps numpy<2",
+)
+CODES: dict[str, str] = table(EB323)
+
+# canonical name -> the first version whose wheels work with numpy 2
+NUMPY2_FROM: dict[str, str] = {
+    "scikit-learn": "1.4.2",
+    "scipy": "1.13.0",
+    "pandas": "2.2.2",
+    "statsmodels": "0.14.2",
+    "pyarrow": "16.0.0",
+    "matplotlib": "3.8.4",
+    "h5py": "3.11.0",
+    "numba": "0.60.0",
+    "shap": "0.46.0",
+    "opencv-python": "4.10.0.84",
+    "opencv-python-headless": "4.10.0.84",
+}
+
+NUMPY1 = "1.26.4"  # the last numpy 1: a numpy requirement without it excludes numpy 1
+
+
+@dataclass(frozen=True, kw_only=True)
+class NumpyPlan:
+    constraints: tuple[Requirement, ...] = ()
+    findings: tuple[Finding, ...] = ()
+
+
+def _version(text: str | None) -> Version | None:
+    try:
+        return Version(text) if text else None
+    except InvalidVersion:
+        return None
+
+
+def numpy_plan(reqs: Sequence[Requirement]) -> NumpyPlan:
+    """``numpy<2`` when a requirement pins a package of NUMPY2_FROM below the version
+    that supports numpy 2, unless the model pins numpy exactly or excludes numpy 1."""
+    for r in reqs:
+        # the model's exact numpy pin decides; so does a range without numpy 1
+        if (
+            r.name == "numpy"
+            and r.requirement is not None
+            and (r.pinned_version or not r.requirement.specifier.contains(NUMPY1))
+        ):
+            return NumpyPlan()
+    old: list[tuple[Requirement, str, str]] = []
+    for r in reqs:
+        first = NUMPY2_FROM.get(r.name or "")
+        at = _version(r.pinned_version)
+        if first is not None and at is not None and at < Version(first):
+            old.append((r, str(at), first))
+    if not old:
+        return NumpyPlan()
+    r, pinned, first = old[0]
+    because = f"{r.name}=={pinned} was built against numpy 1 (numpy 2 from {r.name} {first})"
+    constraint = Requirement(
+        raw="numpy<2",
+        kind=ReqKind.NAMED,
+        requirement=PkgRequirement("numpy<2"),
+        location=r.location,
+        reasons=(because,),
+    )
+    others = "".join(f", {o.name}=={v}" for o, v, _ in old[1:])
+    finding = EB323.at(
+        r.location,
+        f"{because}{others}: it cannot import under numpy 2, so the lock keeps numpy<2",
+        hint="pin the numpy the model was trained with (numpy==1.x) in the requirements, "
+        f"or re-save the model with {r.name}>={first}",
+    )
+    return NumpyPlan(constraints=(constraint,), findings=(finding,))
