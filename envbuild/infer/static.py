@@ -145,6 +145,11 @@ def dependency_findings(
     return findings
 
 
+# The libraries whose own file formats the pickle scan opens around pickles (joblib's
+# numpy_pickle): a reference into them names a real, well-known distribution.
+CONTAINER_LIBRARIES = ("joblib",)
+
+
 def known_distribution(module: str, folder: ModelFolder) -> bool:
     """Whether the distribution named for ``module`` is known to provide it: the name
     tables (IMPORT_NAMES), the flavors' libraries, the serialization formats, MLflow and
@@ -158,6 +163,7 @@ def known_distribution(module: str, folder: ModelFolder) -> bool:
     known = {canonicalize_name(lib) for _, lib in FLAVOR_LIBRARIES.values() if lib}
     known |= {canonicalize_name(f.library) for f in folder.mlmodel.flavors if f.library}
     known |= {canonicalize_name(n) for n in (*FORMAT_LIBRARIES.values(), *PYFUNC_RUNTIME)}
+    known |= {canonicalize_name(n) for n in CONTAINER_LIBRARIES}
     return dist in known | set(MLFLOW_DISTS)
 
 
