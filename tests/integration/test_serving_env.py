@@ -35,10 +35,15 @@ def _mlflows(lock: Lock | None) -> dict[str, str]:
 def _copy(src: Path, tmp_path: Path, old: str, new: str) -> Path:
     model = tmp_path / src.name
     shutil.copytree(src, model)
-    req = model / "requirements.txt"
-    text = req.read_text()
-    assert old in text
-    req.write_text(text.replace(old, new, 1))
+    # both environment files, so they still agree (one edited alone is a disagreement,
+    # EB113, and --env-from auto may follow the other file)
+    for name in ("requirements.txt", "conda.yaml"):
+        path = model / name
+        text = path.read_text()
+        assert old in text, name
+        if name == "conda.yaml" and not new:  # a removed line: its "  - " item too
+            old = f"  - {old}"
+        path.write_text(text.replace(old, new, 1))
     return model
 
 
