@@ -404,7 +404,13 @@ def resolve(
         *inputs.options,
         *(
             PipOption(option="--find-links", value=url, location=Location(field="--torch"))
-            for url in cpu_index_links(pins, (c.name or "" for c in plan.constraints))
+            # only where uv's PyTorch CPU index gave them: a +cpu wheel from a local
+            # --find-links folder needs no page of an index the build may not reach
+            for url in (
+                cpu_index_links(pins, (c.name or "" for c in plan.constraints))
+                if plan.backend
+                else ()
+            )
         ),
     )
     text = render_lock(
