@@ -25,7 +25,7 @@ from envbuild.infer.names import (
 from envbuild.read import FLAVOR_LIBRARIES, ModelFolder
 from envbuild.resolve import Lock, target_for
 from envbuild.safety import grade
-from envbuild.scan import PICKLE_KINDS, Ref, RefKind, scan_model
+from envbuild.scan import PICKLE_KINDS, ModelScan, Ref, RefKind, scan_model
 from envbuild.serving import serving_requirements
 
 EB230 = Code(
@@ -87,20 +87,16 @@ def dependency_findings(
     declared |= _names(d.name for d in spec.conda)
     declared |= _names(r.name for r in serving_requirements(folder.mlmodel.mlflow_version))
     resolved = _names(p.name for p in lock.pins) if lock else set()
-    stdlib = set(sys.stdlib_module_names) | {"__main__", "__builtin__", "copy_reg"}
     missing: dict[str, list[Ref]] = {}
     for ref in scan.refs:
-        if not _counts(ref, stdlib, scan.local_modules):
+        if not _counts(ref, _STDLIB, scan.local_modules):
             continue
         dist = distribution_for(ref.module)
         if dist in declared:
             continue
         missing.setdefault(dist, []).append(ref)
     if lock is not None:
-        needed = {
-            distribution_for(r.module) for r in scan.refs if _counts(r, stdlib, scan.local_modules)
-        }
-        findings.extend(_unneeded(folder, lock, needed))
+        findings.extend(_unneeded(folder, lock, _referenced(scan)))
     findings.extend(system_findings(folder))
     for flavor in folder.mlmodel.flavors:
         for need in flavor_needs(flavor.name, flavor.params):
@@ -196,10 +192,7 @@ def needed_distributions(folder: ModelFolder) -> set[str]:
     mlflow-skinny against them."""
     code_dirs, code_files = code_paths(folder)
     scan = scan_model(folder.path, code_dirs=code_dirs, code_files=code_files)
-    stdlib = set(sys.stdlib_module_names) | {"__main__", "__builtin__", "copy_reg"}
-    needed = {
-        distribution_for(r.module) for r in scan.refs if _counts(r, stdlib, scan.local_modules)
-    }
+    needed = _referenced(scan)
     needed |= {
         canonicalize_name(f.library)
         for f in folder.mlmodel.flavors
@@ -229,7 +222,18 @@ def system_findings(folder: ModelFolder) -> list[Finding]:
     return out
 
 
-def _counts(ref: Ref, stdlib: set[str], local: frozenset[str]) -> bool:
+# names a reference to which needs no distribution (and pickle-protocol aliases of builtins)
+_STDLIB = frozenset(sys.stdlib_module_names) | {"__main__", "__builtin__", "copy_reg"}
+
+
+def _referenced(scan: ModelScan) -> set[str]:
+    """The distributions the scanned pickles, schemas and code imports refer to."""
+    return {
+        distribution_for(r.module) for r in scan.refs if _counts(r, _STDLIB, scan.local_modules)
+    }
+
+
+def _counts(ref: Ref, stdlib: frozenset[str], local: frozenset[str]) -> bool:
     """A reference that needs a third-party distribution installed."""
     top = ref.module.split(".")[0]
     if ref.optional or not top or top in stdlib or top in local:
