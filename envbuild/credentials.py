@@ -6,7 +6,8 @@ Sources, first match wins: the environment files' own index lines (``--extra-ind
 https://user:token@host/simple`` in requirements.txt, ``${VAR}`` references expanded from
 the environment), a ``--secret-file`` (one index URL with credentials per line, ``#``
 comments), then the environment uv and pip read (UV_DEFAULT_INDEX, UV_INDEX_URL, UV_INDEX,
-UV_EXTRA_INDEX_URL, PIP_INDEX_URL, PIP_EXTRA_INDEX_URL). A URL with credentials belongs to
+UV_EXTRA_INDEX_URL, PIP_INDEX_URL, PIP_EXTRA_INDEX_URL; a named ``UV_INDEX`` entry takes
+UV_INDEX_<NAME>_USERNAME/_PASSWORD as uv does). A URL with credentials belongs to
 an index of the same scheme, host and port (the realm, as pip and uv match netrc and
 keyring credentials), the one with the same path first.
 """
@@ -15,8 +16,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from envbuild._redact import has_credentials, redact, strip_credentials
 from envbuild.errors import InputError
@@ -69,6 +71,21 @@ def read_secret_file(text: str, *, file: str) -> tuple[str, ...]:
     return tuple(urls)
 
 
+def read_secret_path(path: Path | None) -> tuple[str, ...]:
+    """The URLs of the --secret-file at ``path`` (none: no file given)."""
+    if path is None:
+        return ()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(
+            f"cannot read the secret file: {exc}",
+            hint="give a readable UTF-8 file of index URLs with credentials",
+            location=Location(file=str(path)),
+        ) from None
+    return read_secret_file(text, file=str(path))
+
+
 def collect(
     option_values: Iterable[str], environ: Mapping[str, str], secret_urls: Sequence[str] = ()
 ) -> tuple[str, ...]:
@@ -79,8 +96,25 @@ def collect(
     found.extend(secret_urls)
     for var in ENV_VARS:
         for item in environ.get(var, "").split():
-            found.append(_NAMED.sub("", item))
+            found.append(_with_named_credentials(item, environ))
     return tuple(dict.fromkeys(u for u in found if _has_literal(u)))
+
+
+def _with_named_credentials(item: str, environ: Mapping[str, str]) -> str:
+    """A UV_INDEX item (``name=URL`` or ``URL``) as a URL, with the credentials uv reads for
+    a named index from UV_INDEX_<NAME>_USERNAME / UV_INDEX_<NAME>_PASSWORD (the name upper-
+    cased, other characters than letters and digits as ``_``) where the URL carries none."""
+    named = _NAMED.match(item)
+    url = item[named.end() :] if named else item
+    if not named or _has_literal(url):
+        return url
+    key = re.sub(r"[^A-Z0-9]", "_", named.group(0)[:-1].upper())
+    user = environ.get(f"UV_INDEX_{key}_USERNAME", "")
+    password = environ.get(f"UV_INDEX_{key}_PASSWORD", "")
+    if not (user or password):
+        return url
+    userinfo = quote(user, safe="") + (":" + quote(password, safe="") if password else "")
+    return url.replace("://", f"://{userinfo}@", 1)
 
 
 def _has_literal(url: str) -> bool:
@@ -121,12 +155,16 @@ _INDEX_OPTIONS = ("--index-url", "--extra-index-url")
 
 
 def index_findings(
-    options: Sequence[PipOption], environ: Mapping[str, str], *, probe: bool
+    options: Sequence[PipOption],
+    environ: Mapping[str, str],
+    *,
+    probe: bool,
+    secret_urls: Sequence[str] = (),
 ) -> list[Finding]:
     """EB413 for each index line the build could not log in to: ``${VAR}`` references
     that are unset, or (with ``probe``) an index that answers 401/403 to the credentials
     the build would get (none, or the ones found)."""
-    credentials = collect((o.value for o in options if o.value), environ)
+    credentials = collect((o.value for o in options if o.value), environ, secret_urls)
     out: list[Finding] = []
     for opt in options:
         if opt.option not in _INDEX_OPTIONS or not opt.value:

@@ -29,10 +29,13 @@ def check(
     env_from: str = "auto",
     mlflow: MlflowChoice = "skinny",
     torch: TorchChoice = "default",
+    secret_file: Path | None = None,
 ) -> Any:
     """The pre-deploy check of every model in ``models`` (in parallel): an
     ``envbuild.check.Report`` whose ``exit_code`` a pipeline can trust. ``mlflow`` and
-    ``torch`` shape the resolution as in :func:`envbuild.api.lock`."""
+    ``torch`` shape the resolution as in :func:`envbuild.api.lock`; ``secret_file`` holds
+    the index credentials the build will be given (as for :func:`envbuild.api.image`), so
+    EB413 asks the indexes with them."""
     from envbuild.check import run_check
     from envbuild.check.settings import options_from
     from envbuild.check.stages import STAGES
@@ -52,6 +55,7 @@ def check(
         env_from=env_from,
         mlflow=mlflow,
         torch=torch,
+        secret_file=secret_file,
     )
     locations = [m.uri if isinstance(m, ModelSource) else os.fspath(m) for m in models]
     return run_check(locations, options, STAGES, jobs=jobs)

@@ -13,7 +13,7 @@ from typing import Any
 from envbuild._adapters import uv as _uv
 from envbuild.api._common import ModelLocation, _source, log
 from envbuild.build import BuiltImage, host_platform, lock_for
-from envbuild.credentials import collect, read_secret_file
+from envbuild.credentials import collect, read_secret_path
 from envbuild.errors import EnvbuildError, ExitCode, InputError
 from envbuild.findings import Finding, Location, exit_code_for
 from envbuild.output import canonical_command
@@ -73,19 +73,6 @@ def _host_uv(target_platform: str) -> Path | None:
     if target_platform != host_platform() or _platform.system() != "Linux":
         return None
     return Path(_uv.uv_bin())
-
-
-def _secret_urls(path: Path | None) -> tuple[str, ...]:
-    if path is None:
-        return ()
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(
-            f"cannot read the secret file: {exc}",
-            location=Location(file=str(path)),
-        ) from None
-    return read_secret_file(text, file=str(path))
 
 
 def _read_lock_file(
@@ -182,7 +169,7 @@ def image(
             location=Location(field="--push"),
         )
     chosen = _buildkit.Builder(builder)
-    secret_urls = _secret_urls(secret_file)
+    secret_urls = read_secret_path(secret_file)
     client: Any = _docker.client() if building else None  # no engine: exit 3 before work
     kit = _buildkit.choose(chosen) if building else None
     source = _source(

@@ -31,6 +31,7 @@ class CheckOptions:
     env_from: str = "auto"  # the environment file followed (read.EnvFrom)
     mlflow: MlflowChoice = "skinny"  # --mlflow: the serving MLflow distribution
     torch: TorchChoice = "default"  # --torch: torch's build (cpu: the CPU wheels)
+    secret_urls: tuple[str, ...] = ()  # --secret-file: index URLs with credentials (EB413)
 
 
 @dataclass(frozen=True, kw_only=True)

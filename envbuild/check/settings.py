@@ -8,6 +8,7 @@ from typing import Any
 
 from envbuild._compat import tomllib
 from envbuild.check.report import CheckOptions
+from envbuild.credentials import read_secret_path
 from envbuild.errors import InputError
 from envbuild.findings import Location
 from envbuild.resolve.stack import TORCH_CHOICES, TorchChoice
@@ -98,6 +99,7 @@ def options_from(
     env_from: str | None = None,
     mlflow: MlflowChoice | None = None,
     torch: TorchChoice | None = None,
+    secret_file: Path | None = None,
 ) -> CheckOptions:
     """The options a check runs with: what the command line gives, else the settings.
     Ignored codes, excludes and allowed files add up; ``EB3xx,EB501`` splits on commas."""
@@ -124,4 +126,5 @@ def options_from(
         env_from=env_from or settings.get("env-from", "auto"),
         mlflow=mlflow or settings.get("mlflow", "skinny"),
         torch=torch or settings.get("torch", "default"),
+        secret_urls=read_secret_path(secret_file),
     )

@@ -70,7 +70,12 @@ def indexes(folder: ModelFolder, options: CheckOptions) -> tuple[list[Finding], 
     import os
 
     spec = read_workspace_env(options.env_override).spec if options.env_override else None
-    found = index_findings((spec or folder.env.spec).options, os.environ, probe=not options.offline)
+    found = index_findings(
+        (spec or folder.env.spec).options,
+        os.environ,
+        probe=not options.offline,
+        secret_urls=options.secret_urls,
+    )
     return found, []
 
 

@@ -76,6 +76,12 @@ def _model_folders(arguments: tuple[str, ...]) -> list[str]:
     help="MLflow tracking server for runs:/ and models:/ URIs.",
 )
 @click.option(
+    "--secret-file",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Index URLs with credentials, one a line, as envbuild image will be given them: "
+    "EB413 asks the indexes with these.",
+)
+@click.option(
     "-j", "--jobs", type=int, default=0, help="Models checked at once (default: up to 8)."
 )
 @make_common(("text", "json", "junit", "github"))
@@ -94,6 +100,7 @@ def check(
     mlflow: MlflowChoice | None,
     torch: TorchChoice | None,
     tracking_uri: str | None,
+    secret_file: Path | None,
     jobs: int,
     fmt: str,
     command: str,
@@ -122,6 +129,7 @@ def check(
         env_from=env_from,
         mlflow=mlflow,
         torch=torch,
+        secret_file=secret_file,
     )
     folders = _model_folders(models)
     if not folders:

@@ -17,7 +17,7 @@ from envbuild.errors import InputError
 from envbuild.findings import Location
 from envbuild.read import PipOption, read_model
 from envbuild.render import render
-from tests.helpers import EXAMPLES
+from tests.helpers import EXAMPLES, run_envbuild
 from tests.unit.test_render import FAKE_UV, GOLDEN, UV_REQ, lock_view
 
 PRIVATE = "http://127.0.0.1:8123/simple/"
@@ -44,6 +44,20 @@ def test_credentials_are_matched_by_scheme_host_and_port() -> None:
     assert collect([ref], {}) == ()
     # the env file's own line wins over the environment
     assert collect([WITH], {"PIP_INDEX_URL": "http://x:y@127.0.0.1:8123/simple/"})[0] == WITH
+
+
+def test_a_named_uv_index_takes_its_credentials_from_uv_index_name_variables() -> None:
+    env = {
+        "UV_INDEX": "team-ml=http://127.0.0.1:8123/simple/ https://pypi.org/simple",
+        "UV_INDEX_TEAM_ML_USERNAME": "alice",
+        "UV_INDEX_TEAM_ML_PASSWORD": "pw/9f1",  # quoted in the URL, as uv sends it
+    }
+    found = collect([PRIVATE], env)
+    assert found == ("http://alice:pw%2F9f1@127.0.0.1:8123/simple/",)
+    assert for_url(PRIVATE, found) == found[0]
+    # a name without variables, or a URL that carries its own, is left as it is
+    assert collect([], {"UV_INDEX": "other=http://127.0.0.1:8123/simple/"}) == ()
+    assert collect([], {**env, "UV_INDEX": f"team-ml={WITH}"}) == (WITH,)
 
 
 def test_a_secret_file_holds_urls_with_credentials_only() -> None:
@@ -126,6 +140,36 @@ def test_check_reports_an_index_the_build_could_not_log_in_to(index: int) -> Non
     [unset] = index_findings([option(ref)], {}, probe=False)
     assert "IDX_TOKEN, which is not set" in unset.message
     assert index_findings([option(url)], {}, probe=False) == []  # --offline asks nothing
+    assert index_findings([option(url)], {}, probe=True, secret_urls=[creds]) == []
+
+
+def test_check_secret_file_gives_the_credentials_the_build_will_have(
+    index: int, copy_model, tmp_path
+) -> None:
+    """`envbuild check --secret-file` asks the index with the file's credentials, as
+    `envbuild image --secret-file` builds with them: EB413 without, none with."""
+    model = copy_model("pyfunc-custom")
+    reqs = model / "requirements.txt"
+    reqs.write_text(f"--extra-index-url http://127.0.0.1:{index}/simple/\n" + reqs.read_text())
+    secret = tmp_path / "index.secret"
+    secret.write_text(f"http://alice:pw-9f1@127.0.0.1:{index}/simple/\n")
+    args = ("check", str(model), "--offline", "--ignore", "EB3xx,EB2xx", "--format", "json")
+    # --offline asks no index: the probe runs only without it, so ask the stage directly
+    from envbuild.check.settings import options_from
+    from envbuild.check.stages import indexes
+
+    folder = read_model(model)
+    [without] = indexes(folder, options_from({}))[0]
+    assert without.code == "EB413" and without.location is not None
+    assert str(without.location.file).endswith("requirements.txt")
+    assert indexes(folder, options_from({}, secret_file=secret))[0] == []
+    done = run_envbuild(*args, "--secret-file", str(secret))
+    assert done.returncode == 0, done.stderr
+    assert "pw-9f1" not in done.stdout + done.stderr
+    bad = tmp_path / "bad.secret"
+    bad.write_text(f"http://127.0.0.1:{index}/simple/\n")
+    refused = run_envbuild(*args, "--secret-file", str(bad))
+    assert refused.returncode == 2 and "bad.secret:1 is not an index URL" in refused.stderr
 
 
 def test_a_refused_build_is_one_line_without_the_password() -> None:
