@@ -163,6 +163,7 @@ def compile_requirements(req: CompileRequest, *, timeout: float = 600) -> Compil
         ]
         if req.generate_hashes:
             args.append("--generate-hashes")
+        args.append("--emit-index-annotation")  # "# from URL": which index gave each pin
         if req.no_deps:
             args.append("--no-deps")
         if req.constraints:
@@ -234,23 +235,28 @@ class CompiledPin:
     version: str
     hashes: tuple[str, ...]
     via: tuple[str, ...]  # package names, or "-r requirements.in" / "-c constraints.in"
+    index: str | None = None  # where uv took it from (--emit-index-annotation's "# from")
 
 
 _PIN = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?==(?P<version>\S+)")
 
 
 def parse_compiled(text: str) -> tuple[CompiledPin, ...]:
-    """Parse ``uv pip compile --generate-hashes --annotation-style split`` output."""
+    """Parse ``uv pip compile --generate-hashes --annotation-style split
+    --emit-index-annotation`` output."""
     pins: list[CompiledPin] = []
     name = version = None
     hashes: list[str] = []
     via: list[str] = []
+    index: str | None = None
     in_via = False
 
     def flush() -> None:
         if name is not None and version is not None:
             pins.append(
-                CompiledPin(name=name, version=version, hashes=tuple(hashes), via=tuple(via))
+                CompiledPin(
+                    name=name, version=version, hashes=tuple(hashes), via=tuple(via), index=index
+                )
             )
 
     for raw in text.splitlines():
@@ -263,10 +269,12 @@ def parse_compiled(text: str) -> tuple[CompiledPin, ...]:
             if match:
                 flush()
                 name, version = match.group("name"), match.group("version")
-                hashes, via, in_via = [], [], False
+                hashes, via, index, in_via = [], [], None, False
             continue
         if stripped.startswith("--hash="):
             hashes.append(stripped.removeprefix("--hash="))
+        elif stripped.startswith("# from "):
+            index, in_via = stripped.removeprefix("# from ").strip(), False
         elif stripped.startswith("# via"):
             rest = stripped.removeprefix("# via").strip()
             if rest:

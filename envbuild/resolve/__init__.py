@@ -35,6 +35,8 @@ from envbuild.resolve.drift import CODES as _drift_codes
 from envbuild.resolve.drift import drift_findings
 from envbuild.resolve.explain import CODES as _explain_codes
 from envbuild.resolve.explain import explain_failure
+from envbuild.resolve.indexes import CODES as _index_codes
+from envbuild.resolve.indexes import unknown_index_findings
 from envbuild.resolve.lock import CODES as _lock_codes
 from envbuild.resolve.lock import LOCK_NAME, Lock, Pin, parse_lock, render_lock
 from envbuild.resolve.numpy_abi import CODES as _numpy_codes
@@ -44,6 +46,7 @@ from envbuild.resolve.override import override_findings
 from envbuild.resolve.stack import CODES as _stack_codes
 from envbuild.resolve.stack import (
     TORCH_CHOICES,
+    TORCH_CPU_INDEX,
     TorchChoice,
     TorchPlan,
     cpu_index_links,
@@ -108,6 +111,7 @@ log = logging.getLogger("envbuild")
 # the resolver's codes, each declared in the module that emits it (codes.py reads this)
 CODES: dict[str, str] = {
     **_target_codes,
+    **_index_codes,
     **_lock_codes,
     **_static_codes,
     **_override_codes,
@@ -366,7 +370,8 @@ def resolve(
         findings.extend(explain_failure(result.stderr, inputs, target, rest, suggest=suggest))
         return Resolution(lock=None, findings=tuple(findings))
     log.info("resolved in %.2fs", result.seconds)
-    pins = _pins(_uv.parse_compiled(result.stdout), inputs)
+    compiled = _uv.parse_compiled(result.stdout)
+    pins = _pins(compiled, inputs)
     scanned: list[set[str]] = []
 
     def needed() -> set[str]:
@@ -385,17 +390,24 @@ def resolve(
             full = stack_for("full")
             f_inputs, f_result, f_dropped = attempt(full, loose)
             if f_result.ok:
-                f_pins = _pins(_uv.parse_compiled(f_result.stdout), f_inputs)
+                f_compiled = _uv.parse_compiled(f_result.stdout)
+                f_pins = _pins(f_compiled, f_inputs)
                 brought = missing - missing_without_full(missing, f_pins)
                 if brought:
                     findings.extend(kept_full(old, brought) for old, _ in stack.swapped)
                     stack, inputs, pins, dropped = full, f_inputs, f_pins, f_dropped
+                    compiled = f_compiled
         if not brought:
             findings.extend(skinny_served(old, new) for old, new in stack.swapped)
     if dropped and stack.preferred is not None:
         name = stack.preferred.name
         locked = next((p for p in pins if p.name == name), None)
         findings.append(preference_dropped(stack.preferred, locked, dropped))
+    findings.extend(
+        unknown_index_findings(
+            compiled, inputs.request, torch_index=TORCH_CPU_INDEX if plan.backend else None
+        )
+    )
     if torch == "default":
         suggestion = cuda_torch_finding(folder, pins, declared=reqs, needed=needed)
         if suggestion is not None:

@@ -384,3 +384,26 @@ def test_wheel_check_asks_uv_once_per_missing_pin_and_stops_on_other_failures(
     assert first.only_binary == (":all:",) and first.no_deps and not first.generate_hashes
     assert first.platform == "aarch64-manylinux_2_28" and first.python_version == "3.11"
     assert first.index_url == "https://mirror.example.com/simple"
+
+
+def test_a_package_from_an_index_only_uvs_own_configuration_names_is_eb414(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """uv reads uv.toml (here through UV_CONFIG_FILE) on the machine that locks; the image
+    build never sees it. Packages it took from there are EB325; named in the lock, not."""
+    mirror = tmp_path / "team mirror"
+    shutil.copytree(WHEELHOUSE, mirror)
+    (tmp_path / "uv.toml").write_text(f'find-links = ["{mirror}"]\nno-index = true\n')
+    monkeypatch.setenv("UV_CONFIG_FILE", str(tmp_path / "uv.toml"))
+    folder = read_model(CASES / "wheelhouse-ok")
+    target, _ = target_for(folder)
+    resolution = resolve(folder, target, offline=True, include_serving=False)
+    assert resolution.ok
+    (f,) = _by_code(resolution.findings, "EB325")
+    assert f.message.startswith("ebdemo-app==1.0, ebdemo-core==1.5 came from file://")
+    assert "team%20mirror" in f.message and "--extra-index-url" in f.hint
+    told = resolve(folder, target, find_links=[mirror], offline=True, include_serving=False)
+    assert told.ok and not _by_code(told.findings, "EB325")
+    monkeypatch.delenv("UV_CONFIG_FILE")
+    plain = resolve(folder, target, find_links=[WHEELHOUSE], offline=True, include_serving=False)
+    assert plain.ok and not _by_code(plain.findings, "EB325")
