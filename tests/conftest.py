@@ -10,7 +10,8 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -64,6 +65,74 @@ def uv_problem() -> str | None:
     except (ImportError, EnvbuildError) as exc:
         return f"uv is not available ({exc})"
     return None
+
+
+# BuildKit's layer and cache-mount store, kept across modules up to this many bytes (the
+# oldest goes first): later modules reuse layers, and the suite's disk use stays bounded.
+BUILD_CACHE_KEPT = 6 * 1024**3
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _leave_no_images(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A module that builds images removes, when it ends, every image envbuild built in it
+    (by its io.envbuild.command label) and their containers, and trims the build cache to
+    BUILD_CACHE_KEPT. Without this a full run keeps every image
+    the suite built (tens of GB) and fills a small CI disk half-way through the run."""
+    module = request.module
+    _DISK.append((module.__name__, shutil.disk_usage(tempfile.gettempdir()).free))
+    uses_docker = any(
+        item.module is module and item.get_closest_marker("docker")
+        for item in request.session.items
+        if isinstance(item, pytest.Function)
+    )
+    if not uses_docker or docker_problem():
+        yield
+        return
+    import docker
+
+    c = docker.from_env(timeout=120)
+    built = {"label": "io.envbuild.command"}  # every image envbuild builds, and its containers
+    images = {i.id for i in c.images.list(all=True, filters=built)}
+    containers = {k.id for k in c.containers.list(all=True, filters=built)}
+    try:
+        yield
+    finally:
+        for k in c.containers.list(all=True, filters=built):
+            if k.id not in containers:
+                _quietly(k.remove, force=True, v=True)
+        for i in c.images.list(all=True, filters=built):  # with their untagged parents
+            if i.id not in images:
+                _quietly(c.images.remove, i.id, force=True)
+        _quietly(c.api.prune_builds, keep_storage=BUILD_CACHE_KEPT, all=True)
+        c.close()
+
+
+_DISK: list[tuple[str, int]] = []  # (module, free bytes where tmp_path lives) at each start
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The free disk at the start and the lowest seen at a module's start: a run that
+    fails for want of space says so (tmp_path, the hypothesis database and builds fail
+    with errors that name no disk)."""
+    if not _DISK:
+        return
+    gb = 1024**3
+    low_module, low = min(_DISK, key=lambda m: m[1])
+    end = shutil.disk_usage(tempfile.gettempdir()).free
+    terminalreporter.write_line(
+        f"disk: {_DISK[0][1] / gb:.1f} GB free at the start, {end / gb:.1f} GB at the end, "
+        f"lowest {low / gb:.1f} GB (before {low_module})"
+    )
+
+
+def _quietly(fn: Callable[..., object], *args: object, **kwargs: object) -> None:
+    import contextlib
+
+    import docker.errors
+
+    # already gone, or still in use by an image a test kept on purpose
+    with contextlib.suppress(docker.errors.DockerException):
+        fn(*args, **kwargs)
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

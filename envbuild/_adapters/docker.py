@@ -313,7 +313,10 @@ class Sandbox:
     (nothing published: it is reached through ``docker exec``), a read-only root with a
     size-limited tmpfs for /tmp (HOME), no capabilities, no privilege gain through setuid
     files, limits on processes and memory, and a non-root user in group 0 as OpenShift
-    assigns it. Nothing of the host is mounted, so it runs the same on a remote engine."""
+    assigns it. /tmp allows exec, as a pod's emptyDir does: libraries that extract a native
+    part there and map it (snappy-java under pyspark, numba's cache) would otherwise fail
+    the proof and nothing else (Docker's tmpfs default is noexec). Nothing of the host is
+    mounted, so it runs the same on a remote engine."""
 
     user: str
     memory: int
@@ -325,7 +328,7 @@ class Sandbox:
             "user": self.user,
             "network_mode": "none",
             "read_only": True,
-            "tmpfs": {"/tmp": f"rw,nosuid,nodev,size={self.tmp_size},mode=1777"},
+            "tmpfs": {"/tmp": f"rw,exec,nosuid,nodev,size={self.tmp_size},mode=1777"},
             "cap_drop": ["ALL"],
             "security_opt": ["no-new-privileges"],
             "pids_limit": self.pids,

@@ -53,7 +53,7 @@ def test_the_sandbox_as_docker_arguments() -> None:
         "user": "123456:0",
         "network_mode": "none",
         "read_only": True,
-        "tmpfs": {"/tmp": "rw,nosuid,nodev,size=512m,mode=1777"},
+        "tmpfs": {"/tmp": "rw,exec,nosuid,nodev,size=512m,mode=1777"},
         "cap_drop": ["ALL"],
         "security_opt": ["no-new-privileges"],
         "pids_limit": 256,
