@@ -27,6 +27,7 @@ import logging
 import math
 import os
 import signal
+import threading
 import time
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Dict, List, Tuple
 
@@ -200,6 +201,7 @@ class Uvicorn:
         self.config = uvicorn.Config(self.asgi, **{k: v for k, v in wanted.items() if k in known})
         self.config.load()  # imports the protocol classes once, in the master
         self.version = uvicorn.__version__
+        self.server: Any = None  # the uvicorn.Server while run() serves
 
     def describe(self) -> str:
         """e.g. ``uvicorn 0.38.0 (h11, asyncio)``: what the benchmark ran."""
@@ -228,7 +230,7 @@ class Uvicorn:
         app = self.asgi.app
         app.start_pool()
         self.asgi.start()
-        worker = Worker(self.config)
+        worker = self.server = Worker(self.config)
 
         def stop(signum: int, frame: Any) -> None:
             # Until uvicorn installs its handlers (a stop then still stops it), and after:
@@ -236,8 +238,9 @@ class Uvicorn:
             # and the process goes on to exit 0, as with the builtin layer.
             worker.should_exit = True
 
-        signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
+        if threading.current_thread() is threading.main_thread():  # else: tests, in-process
+            signal.signal(signal.SIGTERM, stop)
+            signal.signal(signal.SIGINT, stop)
         try:
             worker.run(sockets=[server.socket])
         finally:
