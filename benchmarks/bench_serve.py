@@ -1,23 +1,27 @@
 #!/usr/bin/env python3
-"""envbuild's server vs MLflow's scoring server vs MLServer, side by side in one run.
+"""envbuild's server (both HTTP layers) vs MLflow's scoring server vs MLServer, in one run.
 
     python benchmarks/bench_serve.py [--model examples/sklearn-credit] [--workers 2]
         [--connections 1 64 200] [--requests 2000] [--rounds 2]
-        [--mlserver-venv /tmp/mlserver] [--skip-mlflow] [--skip-mlserver]
+        [--mlserver-venv /tmp/mlserver] [--skip-mlflow] [--skip-mlserver] [--skip-uvicorn]
         [--pin-server 1] [--pin-load 0] [--open-rate 250] [--json]
 
-All three serve the same model folder on loopback from local processes (no Docker), each
+All serve the same model folder on loopback from local processes (no Docker), each
 with --workers worker processes:
   envbuild   ``python -m envbuild.serve`` (the server the images run; batching per its
              default, ``auto``), on /invocations and on V2 /v2/models/model/infer
+  envbuild-uvicorn  the same with ENVBUILD_HTTP=uvicorn: the same App and workers, the HTTP
+             layer uvicorn's (asgi.py; h11 or httptools, asyncio or uvloop, as installed: its
+             log's "listening on" line says which); issue #16 asks this one to be the
+             default unless envbuild beats it on throughput, p99 and cold start together
   mlflow     ``mlflow models serve --env-manager local -w N`` (uvicorn in MLflow 3.x)
   mlserver   MLServer 1.7 with mlserver-mlflow, adaptive batching on (max_batch_size 64,
              max_batch_time 2 ms), on its /invocations and its V2 infer route. Its venv
              (--mlserver-venv) is made when missing: ``pip install mlserver==1.7.1
              mlserver-mlflow uvloop==0.21.0`` (uvloop 0.23 crashes MLServer 1.7's workers)
              plus the model's requirements; --skip-mlserver if that cannot be installed.
-The servers run one after another, the rounds alternating (envbuild, mlflow, mlserver,
-envbuild, ...), so a change in the machine's load hits each; the load average is printed
+The servers run one after another, the rounds alternating (envbuild, envbuild-uvicorn,
+mlflow, mlserver, envbuild, ...), so a change in the machine's load hits each; the load average is printed
 before and after. For each server and endpoint: cold start (process start to the first 200
 on its health route), then benchmarks/load_test.py's closed loop at each --connections
 (every connection sends its next request when the answer came; every /invocations answer is
@@ -33,6 +37,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import socket
 import statistics
@@ -123,9 +128,10 @@ class Proc:
 def start(kind: str, args: argparse.Namespace, model: Path, work: Path) -> Proc:
     port = free_port()
     env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
-    if kind == "envbuild":
+    if kind in ("envbuild", "envbuild-uvicorn"):
         env.update(ENVBUILD_MODEL_DIR=str(model), ENVBUILD_PORT=str(port), ENVBUILD_HOST="127.0.0.1",
                    ENVBUILD_WORKERS=str(args.workers), ENVBUILD_ACCESS_LOG="0",
+                   ENVBUILD_HTTP="uvicorn" if kind == "envbuild-uvicorn" else "builtin",
                    PYTHONPATH=str(ROOT))  # fmt: skip
         return Proc(
             kind, [args.python, "-m", "envbuild.serve"], env, "/ping", port, work, args.pin_server
@@ -212,6 +218,7 @@ def main() -> int:
     ap.add_argument("--mlserver-venv", default="/tmp/bench-mlserver")
     ap.add_argument("--skip-mlflow", action="store_true")
     ap.add_argument("--skip-mlserver", action="store_true")
+    ap.add_argument("--skip-uvicorn", action="store_true", help="no envbuild-uvicorn")
     ap.add_argument("--pin-server", help="CPUs for the servers, e.g. 1")
     ap.add_argument("--pin-load", help="CPUs for the load generator, e.g. 0")
     ap.add_argument(
@@ -231,15 +238,17 @@ def main() -> int:
 
     signature = json.loads((yaml.safe_load(mlmodel).get("signature") or {}).get("inputs") or "[]")
     v2 = v2_body(payload, signature)
-    kinds = ["envbuild"] + ([] if args.skip_mlflow else ["mlflow"])
+    kinds = ["envbuild"] + ([] if args.skip_uvicorn else ["envbuild-uvicorn"])
+    kinds += [] if args.skip_mlflow else ["mlflow"]
     if not args.skip_mlserver:
         problem = ensure_mlserver(Path(args.mlserver_venv), model)
         if problem:
             print(f"MLServer skipped: it did not install: {problem}", file=sys.stderr)
         else:
             kinds.append("mlserver")
-    routes = {"envbuild": ["/invocations", "/v2/models/model/infer"], "mlflow": ["/invocations"],
-              "mlserver": ["/invocations", "/v2/models/model/infer"]}  # fmt: skip
+    both = ["/invocations", "/v2/models/model/infer"]
+    routes = {"envbuild": both, "envbuild-uvicorn": both, "mlflow": ["/invocations"],
+              "mlserver": both}  # fmt: skip
     print(f"load average before: {loadavg()}", file=sys.stderr)
     rows: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     colds: dict[str, list[float]] = {}
@@ -252,6 +261,9 @@ def main() -> int:
             for kind in kinds:
                 proc = start(kind, args, model, Path(tmp))
                 colds.setdefault(kind, []).append(proc.cold)
+                layer = re.search(r"\(http (.+?), workers", Path(proc.log.name).read_text())
+                if layer:  # which HTTP implementation and event loop ran
+                    print(f"round {round_ + 1} {kind}: http {layer[1]}", file=sys.stderr)
                 try:
                     for route in routes[kind]:
                         url = f"http://127.0.0.1:{proc.port}{route}"
@@ -294,10 +306,10 @@ def main() -> int:
         print(json.dumps(table, indent=1))
     else:
         print(
-            f"{'server':<9} {'route':<24} {'conn':>7} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6} {'cold s':>6}"
+            f"{'server':<16} {'route':<24} {'conn':>7} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6} {'cold s':>6}"
         )
         for r in table:
-            print(f"{r['server']:<9} {r['route']:<24} {r['connections']:>7} {r['rps']:>8} "
+            print(f"{r['server']:<16} {r['route']:<24} {r['connections']:>7} {r['rps']:>8} "
                   f"{r['p50_ms']:>8} {r['p99_ms']:>8} {r['errors']:>6} {r['cold_start_s']:>6}")  # fmt: skip
     return 1 if any(r["errors"] for r in table) else 0
 

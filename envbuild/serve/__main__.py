@@ -87,6 +87,13 @@ def main(argv: list[str] | None = None) -> int:
 
     server = None
     if command == "serve":
+        if config.http == "uvicorn":
+            from .asgi import find_uvicorn
+
+            problem = find_uvicorn()  # before the model loads, as a port in use is
+            if problem is not None:
+                log.error("%s", problem)
+                return 3
         from .server import listen
 
         # Bound before the load (see server.py): a port in use fails now, not after it.

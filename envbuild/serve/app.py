@@ -1,5 +1,9 @@
 """What the routes answer, prepared once per process: MLflow's /invocations, the V2 routes,
-/metrics and the OpenAPI document, over the scorer, its prediction pool and the batcher."""
+/metrics and the OpenAPI document, over the scorer, its prediction pool and the batcher.
+
+Both HTTP layers (server.py's own, asgi.py's under uvicorn) read a request's head and body
+and call the two dispatchers here: ``in_flight_route`` once the head is read (the /metrics
+label, counted in flight while the body is read and answered) and ``App.answer``."""
 
 from __future__ import annotations
 
@@ -7,16 +11,65 @@ import concurrent.futures
 import json
 import logging
 import os
+import re
+from dataclasses import replace
 from typing import Any
+from urllib.parse import unquote
 
 from .batching import Batcher, row_wise
 from .config import Config
+from .metrics import CONTENT_TYPE as METRICS_TYPE
 from .metrics import Metrics
 from .openapi import build_openapi
 from .protocol import RequestError, Response, Scorer, error_body
 from .v2 import V2, error
 
 log = logging.getLogger("envbuild.serve")
+access_log = logging.getLogger("envbuild.serve.access")
+
+_PING = Response(200, b"\n")
+_EMPTY = Response(200, b"")
+_V2_MODEL = re.compile(r"^/v2/models/([^/]+)(?:/versions/([^/]+))?(?:/(ready|infer))?$")
+GET_ROUTES = ("/ping", "/health", "/version", "/openapi.json", "/metrics", "/v2",
+              "/v2/health/live", "/v2/health/ready")  # fmt: skip
+_ROUTES_HELP = (
+    "routes: /invocations (POST), /ping, /health, /version, /openapi.json, /metrics, "
+    "/v2/health/live, /v2/health/ready, /v2/models/<name>, /v2/models/<name>/ready, "
+    "/v2/models/<name>/infer (POST)"
+)
+
+
+def in_flight_route(method: str, path: str) -> str | None:
+    """The /metrics route a request is counted under from when its head is read, or None
+    (then it counts as "other" once answered, never in flight). ``path``: undecoded."""
+    if method in ("GET", "HEAD"):
+        if path in GET_ROUTES or path == "/invocations":
+            return path
+        match = _V2_MODEL.match(path)
+        if match is None:
+            return None
+        return f"/v2/models/{{name}}/{match[3]}" if match[3] else "/v2/models/{name}"
+    if method == "POST":
+        if path == "/invocations":
+            return path
+        match = _V2_MODEL.match(path)
+        if match is not None and match[3] == "infer":
+            return "/v2/models/{name}/infer"
+    return None
+
+
+def too_large(limit: int, length: int | None = None) -> Response:
+    """413 for a body over ENVBUILD_MAX_BODY: ``length`` from Content-Length, None for a
+    chunked body found over the limit while reading it."""
+    if length is None:
+        message = f"body over {limit} bytes"
+    else:
+        message = f"body of {length} bytes is over the limit of {limit} (ENVBUILD_MAX_BODY)"
+    return Response(413, error_body("REQUEST_LIMIT_EXCEEDED", message), close=True)
+
+
+def log_access(client: str, requestline: str, status: int, size: int, seconds: float) -> None:
+    access_log.info('%s "%s" %d %d %.1fms', client, requestline, status, size, seconds * 1000)
 
 
 class App:
@@ -55,6 +108,76 @@ class App:
                 self.config.batch_wait,
                 self.metrics.batch,
             )
+
+    def answer(
+        self,
+        method: str,
+        path: str,
+        body: bytes = b"",
+        content_type: str | None = None,
+        v2_header: str | None = None,
+    ) -> Response:
+        """The answer to ``method path`` (``path`` undecoded, no query string); ``body``
+        and the headers matter for POST only. HEAD is answered as GET (the layer drops
+        the body)."""
+        if method in ("GET", "HEAD"):
+            return self._get(path)
+        if method == "POST":
+            return self._post(path, body, content_type, v2_header)
+        return Response(
+            405,
+            error_body("BAD_REQUEST", f"method {method} not allowed"),
+            headers=(("Allow", "GET, HEAD, POST"),),
+            close=True,
+        )
+
+    def _get(self, path: str) -> Response:
+        if path in ("/ping", "/health"):
+            return _PING
+        if path == "/version":
+            return self.version
+        if path == "/openapi.json":
+            return self.openapi
+        if path == "/metrics":
+            return Response(200, self.metrics.render(), METRICS_TYPE)
+        if path == "/v2":
+            return self.v2.server_metadata
+        if path in ("/v2/health/live", "/v2/health/ready"):
+            return _EMPTY
+        if path == "/invocations":
+            return Response(
+                405,
+                error_body("BAD_REQUEST", "use POST for /invocations"),
+                headers=(("Allow", "POST"),),
+            )
+        match = _V2_MODEL.match(path)
+        if match is None:
+            return _not_found(path)
+        name, version = unquote(match[1]), match[2] and unquote(match[2])
+        bad = self.v2.check(name, version)
+        if bad is not None:
+            return bad
+        if match[3] == "infer":
+            error_405 = self.v2.error_405
+            return replace(error_405, headers=(*error_405.headers, ("Allow", "POST")))
+        return _EMPTY if match[3] == "ready" else self.v2.model_metadata
+
+    def _post(
+        self, path: str, body: bytes, content_type: str | None, v2_header: str | None
+    ) -> Response:
+        if path == "/invocations":
+            return self.invocations(body, content_type)
+        match = _V2_MODEL.match(path)
+        if match is not None and match[3] == "infer":
+            name, version = unquote(match[1]), match[2] and unquote(match[2])
+            return self.infer(name, version, body, v2_header)
+        if path in GET_ROUTES or match is not None:
+            return Response(
+                405,
+                error_body("BAD_REQUEST", f"use GET for {path}"),
+                headers=(("Allow", "GET, HEAD"),),
+            )
+        return _not_found(path)
 
     def _deadline(self) -> RequestError:
         log.error("prediction took longer than %gs (ENVBUILD_TIMEOUT)", self.config.timeout)
@@ -123,6 +246,10 @@ class App:
         except Exception as exc:
             log.exception("unexpected error handling an inference request")
             return error(500, f"{type(exc).__name__}: {exc}")
+
+
+def _not_found(path: str) -> Response:
+    return Response(404, error_body("ENDPOINT_NOT_FOUND", f"no route {path!r}; {_ROUTES_HELP}"))
 
 
 def openapi_for(scorer: Scorer) -> dict[str, Any]:

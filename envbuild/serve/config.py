@@ -24,6 +24,11 @@ ENV_VARS: dict[str, tuple[str, str]] = {
     "ENVBUILD_MODEL_DIR": ("/opt/envbuild/model", "the MLflow model folder to serve"),
     "ENVBUILD_HOST": ("0.0.0.0", "address to bind"),
     "ENVBUILD_PORT": ("8080", "TCP port"),
+    "ENVBUILD_HTTP": (
+        "builtin",
+        "the HTTP layer: builtin (server.py) or uvicorn (asgi.py; needs uvicorn, which "
+        "mlflow-skinny 3.x installs)",
+    ),
     "ENVBUILD_WORKERS": (
         "auto",
         "worker processes sharing the socket (MLFLOW_MODELS_WORKERS); auto: one per CPU "
@@ -84,6 +89,7 @@ class Config:
     batch: str = "auto"  # "auto", "1" or "0"
     batch_max: int = 64
     batch_wait: float = 0.0  # seconds
+    http: str = "builtin"  # "builtin" or "uvicorn"
 
 
 def _get(env: Mapping[str, str], name: str) -> tuple[str, str]:
@@ -133,6 +139,9 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
     batch = {"true": "1", "yes": "1", "false": "0", "no": "0"}.get(batch.lower(), batch.lower())
     if batch not in ("auto", "0", "1"):
         raise ConfigError(f"ENVBUILD_BATCH={batch!r} is not auto, 0 or 1")
+    http, _ = _get(env, "ENVBUILD_HTTP")
+    if http.lower() not in ("builtin", "uvicorn"):
+        raise ConfigError(f"ENVBUILD_HTTP={http!r} is not builtin or uvicorn")
     name, _ = _get(env, "ENVBUILD_MODEL_NAME")
     if "/" in name:
         raise ConfigError(f"ENVBUILD_MODEL_NAME={name!r} has a '/'")
@@ -153,4 +162,5 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
         batch=batch,
         batch_max=_number(env, "ENVBUILD_BATCH_MAX", int, 1, 65536),
         batch_wait=_number(env, "ENVBUILD_BATCH_WAIT_MS", float, 0, 10000) / 1000,
+        http=http.lower(),
     )

@@ -63,6 +63,7 @@ class Response:
     body: bytes
     content_type: str = "application/json"
     headers: tuple[tuple[str, str], ...] = ()  # more response headers (V2's binary extension)
+    close: bool = False  # the connection closes after this answer (its request may be unread)
 
 
 class RequestError(Exception):

@@ -1,10 +1,5 @@
-"""The HTTP server: standard library only, threads per connection, optional pre-forked workers.
-
-Why not uvicorn/FastAPI (which mlflow-skinny 2.2x/3.x already installs) or MLflow's own
-scoring server: measured in envbuild/serving.py's docstring; in short the HTTP layer
-is not where the time goes (importing MLflow and loading the model is), this one works with
-every MLflow from 2.0 (older mlflow-skinny has no FastAPI; MLflow 2.x's server needs Flask),
-and it answers model crashes with 500 and bad payloads with short 400s.
+"""The builtin HTTP layer: standard library only, threads per connection, optional pre-forked
+workers; and the process model both layers use (asgi.py's uvicorn layer, ENVBUILD_HTTP).
 
 Process model: the master binds the socket (a large listen backlog so bursts of
 connections queue instead of being refused) before it loads the model, as gunicorn and
@@ -21,9 +16,10 @@ Routes: MLflow's (/invocations, /ping, /health, /version), /openapi.json, /metri
 (metrics.py, counters shared by the workers) and the Open Inference Protocol V2 (v2.py);
 what they answer is app.py, the batching of concurrent predictions batching.py.
 
-Kept rather than moved onto uvicorn (issue #16): benchmarks/bench_serve.py runs this server,
-``mlflow models serve`` (uvicorn) and MLServer side by side on one model; the figures that
-decided it are in the issue's closing note.
+Which layer is the default (issue #16): benchmarks/bench_serve.py runs both layers,
+``mlflow models serve`` and MLServer side by side on one model. The issue asks for uvicorn
+unless builtin wins on throughput, tail latency and cold start together; builtin stays the
+default until that run decides.
 """
 
 from __future__ import annotations
@@ -32,7 +28,6 @@ import contextlib
 import fcntl
 import logging
 import os
-import re
 import signal
 import socket
 import struct
@@ -40,22 +35,16 @@ import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
-from typing import Any
-from urllib.parse import unquote, urlsplit
+from typing import Any, Callable
+from urllib.parse import urlsplit
 
 from . import __version__
-from .app import App, openapi_for
+from .app import App, in_flight_route, log_access, openapi_for, too_large
 from .config import Config
-from .metrics import CONTENT_TYPE as METRICS_TYPE
 from .protocol import Response, Scorer, error_body
 from .v2 import HEADER as V2_HEADER
 
 log = logging.getLogger("envbuild.serve")
-access_log = logging.getLogger("envbuild.serve.access")
-
-_PING = Response(200, b"\n")
-_EMPTY = Response(200, b"")
-_V2_MODEL = re.compile(r"^/v2/models/([^/]+)(?:/versions/([^/]+))?(?:/(ready|infer))?$")
 __all__ = ["App", "Server", "listen", "openapi_for", "serve"]
 
 
@@ -218,8 +207,8 @@ class Handler(BaseHTTPRequestHandler):
 
     # -- responses -----------------------------------------------------------------------
 
-    def _send(self, resp: Response, extra: list[tuple[str, str]] | None = None) -> None:
-        if self.server.stopping:
+    def _send(self, resp: Response) -> None:
+        if self.server.stopping or resp.close:
             self.close_connection = True
         head = [
             f"{self.protocol_version} {resp.status} {self.responses.get(resp.status, ('',))[0]}"
@@ -228,7 +217,7 @@ class Handler(BaseHTTPRequestHandler):
         head.append(f"Date: {self.date_time_string()}")
         head.append(f"Content-Type: {resp.content_type}")
         head.append(f"Content-Length: {len(resp.body)}")
-        for name, value in (*resp.headers, *(extra or ())):
+        for name, value in resp.headers:
             head.append(f"{name}: {value}")
         if self.close_connection:
             head.append("Connection: close")
@@ -247,13 +236,8 @@ class Handler(BaseHTTPRequestHandler):
         self._in_flight = False
         self.wfile.write(data)
         if app.config.access_log:
-            access_log.info(
-                '%s "%s" %d %d %.1fms',
-                self.client_address[0],
-                self.requestline,
-                resp.status,
-                len(resp.body),
-                elapsed * 1000,
+            log_access(
+                self.client_address[0], self.requestline, resp.status, len(resp.body), elapsed
             )
         self.server.mark(self.connection, idle=True)
 
@@ -294,8 +278,7 @@ class Handler(BaseHTTPRequestHandler):
                     break
                 size += n
                 if size > limit:
-                    self.close_connection = True
-                    self._error(413, "REQUEST_LIMIT_EXCEEDED", f"body over {limit} bytes")
+                    self._send(too_large(limit))
                     return None
                 parts.append(self.rfile.read(n))
                 self.rfile.readline(3)
@@ -312,12 +295,7 @@ class Handler(BaseHTTPRequestHandler):
             self._error(400, "BAD_REQUEST", f"bad Content-Length {raw!r}")
             return None
         if length > limit:
-            self.close_connection = True
-            self._error(
-                413,
-                "REQUEST_LIMIT_EXCEEDED",
-                f"body of {length} bytes is over the limit of {limit} (ENVBUILD_MAX_BODY)",
-            )
+            self._send(too_large(limit, length))
             return None
         body = self.rfile.read(length)
         if len(body) < length:
@@ -325,90 +303,25 @@ class Handler(BaseHTTPRequestHandler):
             return None
         return body
 
-    # -- routes --------------------------------------------------------------------------
-
-    _GET_ROUTES = ("/ping", "/health", "/version", "/openapi.json", "/metrics", "/v2",
-                   "/v2/health/live", "/v2/health/ready")  # fmt: skip
+    # -- routes (app.py decides what each answers) ---------------------------------------
 
     def do_GET(self) -> None:
         path = urlsplit(self.path).path
-        app = self.server.app
-        v2_match = _V2_MODEL.match(path)
-        if path in self._GET_ROUTES:
-            self._begin(path)
-        if path in ("/ping", "/health"):
-            self._send(_PING)
-        elif path == "/version":
-            self._send(app.version)
-        elif path == "/openapi.json":
-            self._send(app.openapi)
-        elif path == "/metrics":
-            self._send(Response(200, app.metrics.render(), METRICS_TYPE))
-        elif path == "/v2":
-            self._send(app.v2.server_metadata)
-        elif path in ("/v2/health/live", "/v2/health/ready"):
-            self._send(_EMPTY)
-        elif path == "/invocations":
-            self._begin(path)
-            self._send(
-                Response(405, error_body("BAD_REQUEST", "use POST for /invocations")),
-                [("Allow", "POST")],
-            )
-        elif v2_match is not None:
-            name, version = unquote(v2_match[1]), v2_match[2] and unquote(v2_match[2])
-            what = v2_match[3]
-            self._begin(f"/v2/models/{{name}}/{what}" if what else "/v2/models/{name}")
-            bad = app.v2.check(name, version)
-            if bad is not None:
-                self._send(bad)
-            elif what == "infer":
-                self._send(app.v2.error_405, [("Allow", "POST")])
-            else:
-                self._send(_EMPTY if what == "ready" else app.v2.model_metadata)
-        else:
-            self._not_found(path)
-
-    do_HEAD = do_GET
-
-    def do_POST(self) -> None:
-        path = urlsplit(self.path).path
-        match = _V2_MODEL.match(path)
-        if path == "/invocations" or (match is not None and match[3] == "infer"):
-            self._begin("/invocations" if match is None else "/v2/models/{name}/infer")
-        body = self._read_body()
-        if body is None:
-            return
-        app = self.server.app
-        if path == "/invocations":
-            self._send(app.invocations(body, self.headers.get("Content-Type")))
-        elif match is not None and match[3] == "infer":
-            name, version = unquote(match[1]), match[2] and unquote(match[2])
-            self._send(app.infer(name, version, body, self.headers.get(V2_HEADER)))
-        elif path in self._GET_ROUTES or match is not None:
-            self._send(
-                Response(405, error_body("BAD_REQUEST", f"use GET for {path}")),
-                [("Allow", "GET, HEAD")],
+        route = in_flight_route(self.command, path)
+        if route is not None:
+            self._begin(route)
+        if self.command == "POST":
+            body = self._read_body()
+            if body is None:
+                return
+            resp = self.server.app.answer(
+                "POST", path, body, self.headers.get("Content-Type"), self.headers.get(V2_HEADER)
             )
         else:
-            self._not_found(path)
+            resp = self.server.app.answer(self.command, path)
+        self._send(resp)
 
-    def _other(self) -> None:
-        self.close_connection = True
-        self._send(
-            Response(405, error_body("BAD_REQUEST", f"method {self.command} not allowed")),
-            [("Allow", "GET, HEAD, POST")],
-        )
-
-    do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _other
-
-    def _not_found(self, path: str) -> None:
-        self._error(
-            404,
-            "ENDPOINT_NOT_FOUND",
-            f"no route {path!r}; routes: /invocations (POST), /ping, /health, /version, "
-            "/openapi.json, /metrics, /v2/health/live, /v2/health/ready, /v2/models/<name>, "
-            "/v2/models/<name>/ready, /v2/models/<name>/infer (POST)",
-        )
+    do_HEAD = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_GET
 
 
 # -- processes ---------------------------------------------------------------------------
@@ -442,14 +355,14 @@ def _serve_in_this_process(server: Server) -> None:
         server.app.pool.shutdown(wait=False)
 
 
-def _worker(server: Server) -> None:
-    """The body of a forked worker; never returns."""
+def _worker(server: Server, run: Callable[[Server], None]) -> None:
+    """The body of a forked worker, serving with the HTTP layer ``run``; never returns."""
     code = 0
     try:
         server.is_worker = True
         server.parent_pid = os.getppid()
         log.info("worker %d serving", os.getpid())
-        _serve_in_this_process(server)
+        run(server)
     except BaseException:
         log.exception("worker %d crashed", os.getpid())
         code = 1
@@ -461,8 +374,8 @@ def _worker(server: Server) -> None:
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
-def _supervise(server: Server, workers: int) -> int:
-    """Fork and watch the workers; returns the exit code."""
+def _supervise(server: Server, workers: int, run: Callable[[Server], None]) -> int:
+    """Fork and watch the workers, each serving with ``run``; returns the exit code."""
     children: dict[int, int] = {}  # pid -> its metrics slot (a restart takes it over)
     stopping = False
     recent_crashes: list[float] = []
@@ -480,7 +393,7 @@ def _supervise(server: Server, workers: int) -> int:
                 signal.signal(signum, signal.SIG_DFL)
             signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
             server.app.metrics.use_slot(slot)
-            _worker(server)
+            _worker(server, run)
         children[pid] = slot
         signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
         if stopping:  # a signal arrived while forking
@@ -599,11 +512,19 @@ def serve(
         scorer.mlflow_version,
         server.app.metrics.load_seconds,
     )
+    run: Callable[[Server], None] = _serve_in_this_process
+    layer = "builtin"
+    if config.http == "uvicorn":
+        from .asgi import Uvicorn
+
+        uvicorn = Uvicorn(server.app)  # configured here, before the workers fork
+        run, layer = uvicorn.run, uvicorn.describe()
     host, port = server.server_address[:2]
     log.info(
-        "listening on http://%s:%d (workers %d, threads %d, backlog %d, batching %s)",
+        "listening on http://%s:%d (http %s, workers %d, threads %d, backlog %d, batching %s)",
         host,
         port,
+        layer,
         config.workers,
         config.threads,
         config.backlog,
@@ -616,9 +537,9 @@ def serve(
         threading.Thread(
             target=_environment_warnings, args=(scorer,), name="environment-check", daemon=True
         ).start()
-        _serve_in_this_process(server)
+        run(server)
         log.info("stopped")
         return 0
-    code = _supervise(server, config.workers)
+    code = _supervise(server, config.workers, run)
     log.info("stopped")
     return code

@@ -666,3 +666,90 @@ srv.begin_stop(); print(srv.close(5))
     assert "Python 3.8." in out
     assert '{"a": 1}\n3.0.3\nTrue\n' in out
     assert "ERROR ENVBUILD_WORKERS='zero' is not a number" in out and "rc=2" in out
+
+
+# -- the uvicorn layer (ENVBUILD_HTTP=uvicorn) against the builtin one ----------------------
+
+
+@pytest.fixture(scope="module")
+def layers(
+    serve_env: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Running]]:
+    """sklearn-credit under each layer, two workers each, the same settings."""
+    logs = tmp_path_factory.mktemp("layer-logs")
+    started = {}
+    for layer in ("builtin", "uvicorn"):
+        started[layer] = start_server(
+            serve_env, EXAMPLES / "sklearn-credit", logs / f"{layer}.log",
+            ENVBUILD_HTTP=layer, ENVBUILD_WORKERS="2", ENVBUILD_MAX_BODY="65536",
+            # MLflow lists "extra inputs" from a set: string hashing must not differ
+            PYTHONHASHSEED="0",
+        )  # fmt: skip
+    yield started
+    for layer, server in started.items():
+        code = server.stop()
+        assert code == 0, f"{layer} exited {code}:\n{server.text()[-3000:]}"
+        text = server.text()
+        assert text.rstrip().endswith("stopped"), text[-2000:]
+        assert_workers_gone(text)
+
+
+def raw(server: Running, method: str, path: str, body: bytes | None = None,
+        ctype: str = "application/json") -> tuple[int, str | None, str | None, bytes]:  # fmt: skip
+    req = urllib.request.Request(server.url + path, data=body, method=method)
+    if body is not None:
+        req.add_header("Content-Type", ctype)
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return r.status, r.headers["Content-Type"], r.headers["Server"], r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers["Content-Type"], e.headers["Server"], e.read()
+
+
+def _v2_request() -> bytes:
+    split, _, _ = example("sklearn-credit")
+    kinds = {int: "INT64", float: "FP64", str: "BYTES"}
+    inputs = [
+        {"name": c, "shape": [len(split["data"])],
+         "datatype": kinds[type(split["data"][0][i])], "data": [r[i] for r in split["data"]]}
+        for i, c in enumerate(split["columns"])
+    ]  # fmt: skip
+    return json.dumps({"inputs": inputs}).encode()
+
+
+def test_uvicorn_layer_answers_what_the_builtin_one_does(layers: dict[str, Running]) -> None:
+    """Every payload format, every bad payload of test_bad_payloads_are_4xx_json (bad JSON,
+    wrong columns, ...), a body over ENVBUILD_MAX_BODY, a V2 infer, the other routes: the same
+    status, Content-Type, Server header and body bytes from both layers; /metrics then
+    counts the same requests."""
+    cases: list[tuple[str, str, bytes | None, str]] = [
+        ("POST", "/invocations", body, ctype) for ctype, body in payloads("sklearn-credit").values()
+    ]
+    cases += [("POST", "/invocations", body, ctype) for _, ctype, body, _, _ in _bad_cases()]
+    cases += [
+        ("POST", "/invocations", b'{"dataframe_split": "' + b"x" * 70000 + b'"}', "application/json"),
+        ("POST", "/v2/models/model/infer", _v2_request(), "application/json"),
+        ("POST", "/v2/models/model/infer", b'{"inputs": [{"name": "age"}]}', "application/json"),
+        ("GET", "/ping", None, ""), ("GET", "/version", None, ""),
+        ("GET", "/openapi.json", None, ""), ("GET", "/v2/models/model", None, ""),
+        ("GET", "/nope", None, ""), ("GET", "/invocations", None, ""),
+    ]  # fmt: skip
+    statuses = []
+    for method, path, body, ctype in cases:
+        builtin = raw(layers["builtin"], method, path, body, ctype)
+        uvicorn = raw(layers["uvicorn"], method, path, body, ctype)
+        assert uvicorn == builtin, (path, body and body[:80])
+        statuses.append(builtin[0])
+    assert {200, 400, 404, 405, 413, 415} == set(statuses)
+    for server in layers.values():
+        v2 = json.loads(raw(server, "POST", "/v2/models/model/infer", _v2_request())[3])
+        assert v2["outputs"][0]["data"] == example("sklearn-credit")[2]
+
+    def requests_total(server: Running) -> dict[str, str]:
+        text = get(server, "/metrics")[2].decode()
+        return dict(re.findall(r"^(envbuild_requests_total\{.*\}) (\S+)$", text, re.M))
+
+    counted = requests_total(layers["builtin"])
+    assert requests_total(layers["uvicorn"]) == counted
+    assert counted['envbuild_requests_total{route="/invocations",status="413"}'] == "1"
+    assert "(http uvicorn " in layers["uvicorn"].text()

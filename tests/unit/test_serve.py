@@ -131,20 +131,40 @@ def test_missing_model_exits_1_with_the_path(tmp_path: Path) -> None:
 # -- the package is self-contained and valid Python 3.7 ----------------------------------
 
 
+def _imports(tree: ast.AST, in_function: bool = False) -> Iterator[tuple[str, bool]]:
+    """(top-level module, imported inside a function) for every absolute import."""
+    for node in ast.iter_child_nodes(tree):
+        if isinstance(node, ast.ImportFrom) and not node.level:
+            yield (node.module or "").split(".")[0], in_function
+        elif isinstance(node, ast.Import):
+            yield from ((a.name.split(".")[0], in_function) for a in node.names)
+        inner = in_function or isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        yield from _imports(node, inner)
+
+
 def test_serve_package_imports_only_stdlib_and_itself() -> None:
-    # MLflow and pandas are reached through importlib, inside the model's environment.
+    # MLflow and pandas are reached through importlib, inside the model's environment;
+    # uvicorn only by the layer that runs on it, when chosen (ENVBUILD_HTTP=uvicorn).
+    seen = set()
     for path in sorted(SERVE.glob("*.py")):
         tree = ast.parse(path.read_text(), feature_version=(3, 7))
-        for node in ast.walk(tree):
-            if isinstance(node, ast.ImportFrom):
-                if node.level:  # relative: the package itself
-                    continue
-                top = (node.module or "").split(".")[0]
-            elif isinstance(node, ast.Import):
-                top = node.names[0].name.split(".")[0]
-            else:
+        for top, in_function in _imports(tree):
+            seen.add((path.name, top, in_function))
+            if (path.name, top, in_function) == ("asgi.py", "uvicorn", True):
                 continue
             assert top in sys.stdlib_module_names, f"{path.name} imports {top}"
+    assert ("asgi.py", "uvicorn", True) in seen  # the exception above is still needed
+
+
+def test_the_builtin_layer_never_imports_uvicorn() -> None:
+    code = (
+        "import sys, envbuild.serve.asgi, envbuild.serve.server, envbuild.serve.__main__; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('uvicorn', 'h11')))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    assert done.stdout == "[]\n"
 
 
 def copied_server() -> dict[str, bytes]:
