@@ -75,14 +75,13 @@ def read_secret_path(path: Path | None) -> tuple[str, ...]:
     """The URLs of the --secret-file at ``path`` (none: no file given)."""
     if path is None:
         return ()
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(
-            f"cannot read the secret file: {exc}",
-            hint="give a readable UTF-8 file of index URLs with credentials",
-            location=Location(file=str(path)),
-        ) from None
+    from envbuild.read._common import read_given_file
+
+    text = read_given_file(
+        path,
+        what="the secret file",
+        hint="give a readable UTF-8 file of index URLs with credentials",
+    )
     return read_secret_file(text, file=str(path))
 
 

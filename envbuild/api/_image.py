@@ -81,16 +81,12 @@ def _read_lock_file(
     """The lock ``image --lock`` builds from; its target must be the one asked for."""
     if path is None:
         return None
+    from envbuild.read._common import read_given_file
     from envbuild.resolve.lock import read_lock
 
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(
-            f"cannot read the lock: {exc}",
-            hint="name a requirements.lock written by `envbuild lock`",
-            location=Location(file=str(path)),
-        ) from None
+    text = read_given_file(
+        path, what="the lock", hint="name a requirements.lock written by `envbuild lock`"
+    )
     given = read_lock(text, file=str(path))
     if python_version and minor_of(python_version) != minor_of(given.python_version):
         raise InputError(

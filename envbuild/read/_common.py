@@ -60,5 +60,16 @@ def read_text(path: Path, rel: str) -> str:
         ) from None
 
 
+def read_given_file(path: Path, *, what: str, hint: str) -> str:
+    """A file named on the command line (a lock, a secret file), as UTF-8 text; one
+    InputError naming it when it cannot be read."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(
+            f"cannot read {what}: {exc}", hint=hint, location=Location(file=str(path))
+        ) from None
+
+
 def bad_shape(doc: YamlDoc, path: Sequence[str | int], what: str) -> Finding:
     return EB102.at(doc.at(path), f"{format_path(path)} {what}", hint="fix the file's structure")
