@@ -19,9 +19,8 @@ from packageurl import PackageURL
 from packaging.utils import canonicalize_name
 
 from envbuild import __version__
-from envbuild._redact import redact_uri
 from envbuild.read import ModelFolder
-from envbuild.resolve.lock import Lock, Pin
+from envbuild.resolve.lock import Lock, Pin, source_label
 
 if TYPE_CHECKING:  # imported where used: the CLI starts without loading cyclonedx
     from cyclonedx.model.component import Component
@@ -44,12 +43,11 @@ def indexes(lock: Lock) -> tuple[str, ...]:
     extra: list[str] = []
     for opt in lock.options:
         if opt.option in ("-i", "--index-url") and opt.value:
-            default = redact_uri(opt.value)
+            default = source_label(opt.value)
         elif opt.option == "--no-index":
             default = None
         elif opt.option in ("--extra-index-url", "-f", "--find-links") and opt.value:
-            value = redact_uri(opt.value)
-            extra.append(value if "://" in value else "local directory " + value.split("/")[-1])
+            extra.append(source_label(opt.value))
     return tuple(dict.fromkeys([*([default] if default else []), *extra]))
 
 
@@ -72,7 +70,7 @@ def _pin_component(pin: Pin, sources: Sequence[str]) -> Component:
     from cyclonedx.model import ExternalReference, ExternalReferenceType, Property, XsUri
     from cyclonedx.model.component import Component, ComponentType
 
-    only = sources[0] if len(sources) == 1 else None
+    only = pin.index or (sources[0] if len(sources) == 1 else None)
     qualifiers = {"repository_url": only} if only and only != PYPI and "://" in only else None
     purl = PackageURL(type="pypi", name=pin.name, version=str(pin.version), qualifiers=qualifiers)
     refs = []

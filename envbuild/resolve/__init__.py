@@ -38,7 +38,7 @@ from envbuild.resolve.explain import explain_failure
 from envbuild.resolve.indexes import CODES as _index_codes
 from envbuild.resolve.indexes import unknown_index_findings
 from envbuild.resolve.lock import CODES as _lock_codes
-from envbuild.resolve.lock import LOCK_NAME, Lock, Pin, parse_lock, render_lock
+from envbuild.resolve.lock import LOCK_NAME, Lock, Pin, parse_lock, render_lock, source_label
 from envbuild.resolve.numpy_abi import CODES as _numpy_codes
 from envbuild.resolve.numpy_abi import NumpyPlan, numpy_plan
 from envbuild.resolve.override import CODES as _override_codes
@@ -488,7 +488,11 @@ def _pins(compiled: Iterable[_uv.CompiledPin], inputs: Inputs) -> tuple[Pin, ...
             continue
         pins.append(
             Pin(
-                name=name, version=version, hashes=tuple(sorted(c.hashes)), requested_by=tuple(seen)
+                name=name,
+                version=version,
+                hashes=tuple(sorted(c.hashes)),
+                requested_by=tuple(seen),
+                index=source_label(c.index) if c.index else None,
             )
         )
     return tuple(sorted(pins, key=lambda p: p.name))

@@ -9,12 +9,13 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from envbuild._redact import strip_credentials
+from envbuild._redact import redact_uri, strip_credentials
 from envbuild.errors import InputError
 from envbuild.findings import Code, Location, Severity, table
 from envbuild.output import header
@@ -36,6 +37,8 @@ class Pin:
     version: Version
     hashes: tuple[str, ...]
     requested_by: tuple[str, ...]  # "requirements.txt:3", "envbuild serving stack", "pandas"
+    # the index uv took it from, as ``source_label`` shows it (None: a lock without it)
+    index: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -43,7 +46,18 @@ class Pin:
             "version": str(self.version),
             "hashes": list(self.hashes),
             "requested_by": list(self.requested_by),
+            "index": self.index,
         }
+
+
+def source_label(location: str) -> str:
+    """An index or find-links location as a lock or SBOM shows it: a URL with its
+    credentials and query values masked, a local directory by its name only (a host path
+    would make the lock differ between machines)."""
+    value = redact_uri(location.strip())
+    if value.startswith("file:") or "://" not in value:
+        return "local directory " + unquote(value.rstrip("/").split("/")[-1])
+    return value.rstrip("/")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -115,6 +129,8 @@ def render_lock(
             out.append(f"    --hash={h}" + (" \\\n" if i < len(hashes) - 1 else "\n"))
         if pin.requested_by:
             out.append(f"    # via {', '.join(pin.requested_by)}\n")
+        if pin.index:
+            out.append(f"    # from {pin.index}\n")
     return "".join(out)
 
 
@@ -133,6 +149,7 @@ _PIN_LINE = re.compile(
 )
 _HASH = re.compile(r"--hash=(\S+)")
 _VIA = re.compile(r"^\s*#\s*via\s+(?P<via>.+)$")
+_FROM = re.compile(r"^\s+#\s*from\s+(?P<index>\S.*)$")
 _TARGET = re.compile(r"^# target: Python (?P<python>\S+) on (?P<platform>\S+)")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
@@ -164,6 +181,7 @@ def read_lock(text: str, *, file: str = LOCK_NAME) -> Lock:
                     version=Version(str(current["version"])),
                     hashes=tuple(current["hashes"]),  # type: ignore[arg-type]
                     requested_by=tuple(current["via"]),  # type: ignore[arg-type]
+                    index=current["index"],  # type: ignore[arg-type]
                 )
             )
 
@@ -178,6 +196,8 @@ def read_lock(text: str, *, file: str = LOCK_NAME) -> Lock:
                     target = Target(python=python, platform=platform)  # type: ignore[arg-type]
             elif (v := _VIA.match(line)) and current is not None:
                 current["via"] = [p.strip() for p in v["via"].split(",") if p.strip()]
+            elif (f := _FROM.match(line)) and current is not None:
+                current["index"] = f["index"].strip()
             continue
         stripped = line.split(" #", 1)[0].strip()
         if not buf:
@@ -209,6 +229,7 @@ def read_lock(text: str, *, file: str = LOCK_NAME) -> Lock:
             "version": m["ver"],
             "hashes": hashes,
             "via": [],
+            "index": None,
         }
     finish()
     if target is None:

@@ -175,3 +175,34 @@ def test_written_beside_the_dockerfile_by_output(tmp_path: Path) -> None:
     write_context(p, tmp_path / "out")
     valid((tmp_path / "out" / SBOM_FILE).read_text())
     assert (tmp_path / "out" / "Dockerfile").is_file()
+
+
+def test_a_pin_the_lock_says_came_from_one_index_names_that_index() -> None:
+    """A lock written by envbuild says per pin where uv took it from (``# from``): with two
+    indexes, the SBOM then names that one index, not both as candidates."""
+    folder = read_model(EXAMPLES / "pyfunc-custom")
+    base = lock_view("pyfunc-custom")
+    first, *rest = base.pins
+    text = base.text.replace(
+        f"{first.name}=={first.version}",
+        f"--extra-index-url https://pypi.corp.example/simple\n{first.name}=={first.version}",
+        1,
+    )
+    lines = text.splitlines(keepends=True)
+    at = next(i for i, line in enumerate(lines) if line.startswith(f"{first.name}=="))
+    while at + 1 < len(lines) and lines[at + 1].startswith("    "):
+        at += 1
+    lines.insert(at + 1, "    # from https://pypi.corp.example/simple\n")
+    lock = replace(lock_view("x", text="".join(lines)), target=base.target)
+    assert lock.pin(first.name).index == "https://pypi.corp.example/simple"  # type: ignore[union-attr]
+    doc = valid(sbom_json(folder, lock, base_image="python:3.11-slim"))
+    c = {c["name"]: c for c in doc["components"]}
+    ours = c[first.name]
+    assert "repository_url=https://pypi.corp.example/simple" in ours["purl"]
+    assert not [p for p in ours["properties"] if p["name"] == "envbuild:index-candidate"]
+    if rest:  # the others have no "# from" line: both indexes stay candidates
+        other = c[rest[0].name]
+        candidates = [
+            p["value"] for p in other["properties"] if p["name"] == "envbuild:index-candidate"
+        ]
+        assert sorted(candidates) == sorted(indexes(lock))
