@@ -40,9 +40,11 @@ from envbuild.resolve.indexes import unknown_index_findings
 from envbuild.resolve.lock import CODES as _lock_codes
 from envbuild.resolve.lock import LOCK_NAME, Lock, Pin, parse_lock, render_lock, source_label
 from envbuild.resolve.numpy_abi import CODES as _numpy_codes
-from envbuild.resolve.numpy_abi import NumpyPlan, numpy_plan
+from envbuild.resolve.numpy_abi import ConstraintPlan, numpy_plan
 from envbuild.resolve.override import CODES as _override_codes
 from envbuild.resolve.override import override_findings
+from envbuild.resolve.sklearn_api import CODES as _sklearn_codes
+from envbuild.resolve.sklearn_api import sklearn_plan
 from envbuild.resolve.stack import CODES as _stack_codes
 from envbuild.resolve.stack import (
     TORCH_CHOICES,
@@ -121,6 +123,7 @@ CODES: dict[str, str] = {
     **_build_deps_codes,
     **_stack_codes,
     **_numpy_codes,
+    **_sklearn_codes,
     **_as_of_codes,
 }
 
@@ -171,7 +174,7 @@ def _inputs(
     stack: ServingStack,
     prefer: bool,
     torch: TorchPlan,
-    numpy: NumpyPlan,
+    compat: ConstraintPlan,
     exclude_newer: str | None = None,
 ) -> Inputs:
     marker_env = target.marker_env()
@@ -200,7 +203,7 @@ def _inputs(
             also.setdefault(s.name, []).append(s)
     constraint_of: dict[str, list[Requirement]] = {}
     cons: list[str] = []
-    for c in (*active_constraints(spec, marker_env), *torch.constraints, *numpy.constraints):
+    for c in (*active_constraints(spec, marker_env), *torch.constraints, *compat.constraints):
         if c.name and c.requirement is not None:
             constraint_of.setdefault(c.name, []).append(c)
             cons.append(str(c.requirement))
@@ -316,8 +319,8 @@ def resolve(
     plan = torch_plan(torch, spec.requirements, find_links, target)
     findings.extend(plan.findings)
     reqs = list(spec.requirements)
-    abi = numpy_plan(reqs)
-    findings.extend(abi.findings)
+    compat = numpy_plan(reqs) + sklearn_plan(reqs)
+    findings.extend(compat.findings)
     mlflow_version = model_mlflow_version(folder.mlmodel.mlflow_version, spec)
 
     def stack_for(choice: MlflowChoice) -> ServingStack:
@@ -342,7 +345,7 @@ def resolve(
                 stack=stack,
                 prefer=prefer,
                 torch=plan,
-                numpy=abi,
+                compat=compat,
                 exclude_newer=exclude_newer,
             )
             log.info("resolving %d requirements for %s", len(inputs.lines), target.describe())

@@ -48,9 +48,18 @@ NUMPY1 = "1.26.4"  # the last numpy 1: a numpy requirement without it excludes n
 
 
 @dataclass(frozen=True, kw_only=True)
-class NumpyPlan:
+class ConstraintPlan:
+    """Constraints a known incompatibility adds to the resolution, and the findings that
+    say so (this module's numpy<2; sklearn_api.py's scikit-learn<1.6)."""
+
     constraints: tuple[Requirement, ...] = ()
     findings: tuple[Finding, ...] = ()
+
+    def __add__(self, other: ConstraintPlan) -> ConstraintPlan:
+        return ConstraintPlan(
+            constraints=self.constraints + other.constraints,
+            findings=self.findings + other.findings,
+        )
 
 
 def _version(text: str | None) -> Version | None:
@@ -60,7 +69,7 @@ def _version(text: str | None) -> Version | None:
         return None
 
 
-def numpy_plan(reqs: Sequence[Requirement]) -> NumpyPlan:
+def numpy_plan(reqs: Sequence[Requirement]) -> ConstraintPlan:
     """``numpy<2`` when a requirement pins a package of NUMPY2_FROM below the version
     that supports numpy 2, unless the model pins numpy exactly or excludes numpy 1."""
     for r in reqs:
@@ -70,7 +79,7 @@ def numpy_plan(reqs: Sequence[Requirement]) -> NumpyPlan:
             and r.requirement is not None
             and (r.pinned_version or not r.requirement.specifier.contains(NUMPY1))
         ):
-            return NumpyPlan()
+            return ConstraintPlan()
     old: list[tuple[Requirement, str, str]] = []
     for r in reqs:
         first = NUMPY2_FROM.get(r.name or "")
@@ -78,7 +87,7 @@ def numpy_plan(reqs: Sequence[Requirement]) -> NumpyPlan:
         if first is not None and at is not None and at < Version(first):
             old.append((r, str(at), first))
     if not old:
-        return NumpyPlan()
+        return ConstraintPlan()
     r, pinned, first = old[0]
     because = f"{r.name}=={pinned} was built against numpy 1 (numpy 2 from {r.name} {first})"
     constraint = Requirement(
@@ -95,4 +104,4 @@ def numpy_plan(reqs: Sequence[Requirement]) -> NumpyPlan:
         hint="pin the numpy the model was trained with (numpy==1.x) in the requirements, "
         f"or re-save the model with {r.name}>={first}",
     )
-    return NumpyPlan(constraints=(constraint,), findings=(finding,))
+    return ConstraintPlan(constraints=(constraint,), findings=(finding,))
