@@ -149,7 +149,13 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if not os.environ.get("CI"):
         return
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-    skipped = reporter.stats.get("skipped", []) if reporter else []
+    # one skip may pass: arm64 emulation on a machine that cannot register qemu with
+    # binfmt_misc (tests/integration/test_arm64.py says why in its reason)
+    skipped = [
+        r
+        for r in (reporter.stats.get("skipped", []) if reporter else [])
+        if "arm64 emulation unavailable: " not in str(getattr(r, "longrepr", ""))
+    ]
     if reporter is not None and skipped and session.exitstatus == 0:
         reporter.write_line(f"CI: {len(skipped)} test(s) skipped; skips fail CI", red=True)
         session.exitstatus = 1

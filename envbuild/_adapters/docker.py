@@ -422,6 +422,22 @@ def image_id(c: DockerClient, name: str) -> str | None:
         return None
 
 
+def only_here_for(c: DockerClient, name: str, platform: str) -> bool:
+    """True when ``name`` is an image of ``platform`` the engine holds that no registry
+    gave it (no RepoDigests: built or imported here), while the engine itself runs another
+    platform."""
+    from docker.errors import DockerException
+
+    try:
+        attrs = c.api.inspect_image(name)
+        native = c.api.info().get("Architecture", "")
+    except DockerException:
+        return False
+    arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(str(native), str(native))
+    wanted = platform.split("/")[1] if "/" in platform else platform
+    return attrs.get("Architecture") == wanted and wanted != arch and not attrs.get("RepoDigests")
+
+
 def push(c: DockerClient, name: str, *, on_line: Callable[[str], None] = log.info) -> str:
     """Push ``name`` with the credentials the Docker client config holds for its registry
     (``~/.docker/config.json``, its credential store or helpers); return the digest the

@@ -254,26 +254,44 @@ def image(
     built: BuiltImage | None = None
     with tempfile.TemporaryDirectory(prefix="envbuild-wheels-") as tmp:
         wheels = download_wheelhouse(locked, Path(tmp)) if wheelhouse else []
-        plan = render(
-            folder,
-            locked,
-            command=canonical,
-            tag=tags[0] if tags else None,
-            base_image=base_image,
-            override=override,
-            wheelhouse=wheels,
-            buildkit=kit is not None if building else chosen is _buildkit.Builder.BUILDKIT,
-            uv_binary=_host_uv(target_platform),
-            uv_requirement=uv_requirement(),
-            source=None,
-            model_labels=labels,
-            exclude=exclude,
-            allow_files=allow_files,
-            gpu=gpu,
-            credentials=collect(
-                (o.value for o in locked.options if o.value), os.environ, secret_urls
-            ),
-        )
+
+        def render_for(kit: _buildkit.BuildKitCli | None) -> BuildPlan:
+            return render(
+                folder,
+                locked,
+                command=canonical,
+                tag=tags[0] if tags else None,
+                base_image=base_image,
+                override=override,
+                wheelhouse=wheels,
+                buildkit=kit is not None if building else chosen is _buildkit.Builder.BUILDKIT,
+                uv_binary=_host_uv(target_platform),
+                uv_requirement=uv_requirement(),
+                source=None,
+                model_labels=labels,
+                exclude=exclude,
+                allow_files=allow_files,
+                gpu=gpu,
+                credentials=collect(
+                    (o.value for o in locked.options if o.value), os.environ, secret_urls
+                ),
+            )
+
+        plan = render_for(kit)
+        if (
+            kit is not None
+            and chosen is _buildkit.Builder.AUTO
+            and _docker.only_here_for(client, plan.base_image, target_platform)
+        ):
+            # BuildKit in the engine looks a base of another platform up in its registry
+            log.info(
+                "builder: the classic builder, since %s (%s) exists only in this engine and "
+                "BuildKit resolves a base of another platform from its registry",
+                plan.base_image,
+                target_platform,
+            )
+            kit = None
+            plan = render_for(kit)
         findings.extend(plan.findings)
         if output is not None:
             write_context(plan, output)
