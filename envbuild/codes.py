@@ -47,6 +47,12 @@ EB113 = Code(
     "conda.yaml and python_env.yaml/requirements.txt disagree on a requirement; the "
     "finding names the file envbuild follows (--env-from chooses)",
 )
+EB114 = Code(
+    "EB114",
+    Severity.WARNING,
+    "the folder given holds no MLmodel but exactly one model below it: envbuild reads "
+    "that folder, and only it is packaged",
+)
 EB120 = Code("EB120", Severity.ERROR, "the input example does not match the signature")
 EB130 = Code(
     "EB130", Severity.ERROR, "[tool.envbuild] in pyproject.toml is invalid or has an unknown key"
@@ -64,6 +70,7 @@ READER: dict[str, str] = table(
     EB111,
     EB112,
     EB113,
+    EB114,
     EB120,
     EB130,
 )

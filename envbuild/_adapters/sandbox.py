@@ -204,11 +204,27 @@ class Sandbox:
         """Run ``argv`` (absolute executable path) with the scrubbed environment plus
         ``env``; a timeout kills it and reports ``timed_out``."""
         tmp = self.tmp
+        # no bytecode written beside the model's code (code/, models-from-code files):
+        # without bwrap the model folder is writable, and a __pycache__ left there would
+        # change the user's folder and be packaged by the next image
         child_env = scrubbed_env(
-            {**(env or {}), "HOME": str(tmp), "TMPDIR": str(tmp), "TMP": str(tmp)}
+            {
+                **(env or {}),
+                "HOME": str(tmp),
+                "TMPDIR": str(tmp),
+                "TMP": str(tmp),
+                "PYTHONDONTWRITEBYTECODE": "1",
+            }
         )
         command = list(argv)
         if self.sandbox == "bwrap":
+            # a JVM (pyspark's) reads its cgroup limits through /proc/self/mountinfo, which
+            # the sandbox's own /proc and mount namespace leave without a cgroup path:
+            # JDK 17 then fails with a NullPointerException in CgroupV1Subsystem (seen on
+            # the corpus spark model's venv). The sandbox sets no cgroup limit to detect.
+            java = child_env.get("JAVA_TOOL_OPTIONS", "")
+            if "UseContainerSupport" not in java:
+                child_env["JAVA_TOOL_OPTIONS"] = f"{java} -XX:-UseContainerSupport".strip()
             # the executable's own prefix, should a hidden folder cover it
             extra = interpreter_roots(Path(command[0]))
             bwrap = shutil.which("bwrap") or "bwrap"

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from envbuild._yaml import load_yaml
+from envbuild.codes import EB114
 from envbuild.contents import LFS_HINT, lfs_finding, lfs_pointer_at, parse_lfs_pointer
 from envbuild.errors import InputError, ProblemsError
 from envbuild.findings import Finding, Location, Severity, unique
@@ -154,6 +155,36 @@ class ModelFolder:
         }
 
 
+# folders a model is never found in, when looking below the folder given
+_NOT_SEARCHED = {"node_modules", "site-packages", "__pycache__", "mlruns", "venv", "env"}
+
+
+def nested_models(root: Path, *, depth: int = 4, limit: int = 2000) -> list[Path]:
+    """The model folders (holding MLmodel) below ``root``, at most ``depth`` levels down,
+    hidden folders, virtualenvs and mlruns/ left out, at most ``limit`` folders looked at."""
+    out: list[Path] = []
+    level, seen = [root], 0
+    for _ in range(depth):
+        below: list[Path] = []
+        for folder in level:
+            try:
+                children = sorted(p for p in folder.iterdir() if p.is_dir() and not p.is_symlink())
+            except OSError:
+                continue
+            for child in children:
+                if child.name.startswith(".") or child.name in _NOT_SEARCHED:
+                    continue
+                seen += 1
+                if seen > limit:
+                    return out
+                if (child / MLMODEL).is_file():
+                    out.append(child)  # a model's own subfolders are its files
+                elif not (child / "pyvenv.cfg").is_file():
+                    below.append(child)
+        level = below
+    return out
+
+
 def read_model(path: str | Path, *, env_from: EnvFrom | str = EnvFrom.AUTO) -> ModelFolder:
     """Read a model folder. Raises ProblemsError (exit 2) listing every input problem;
     returns the folder with non-fatal findings otherwise. ``env_from`` chooses the
@@ -184,15 +215,32 @@ def read_model(path: str | Path, *, env_from: EnvFrom | str = EnvFrom.AUTO) -> M
             code="EB100",
         )
     mlmodel_path = root / MLMODEL
+    found: list[Finding] = []
     if not mlmodel_path.is_file():
-        nested = sorted(p.parent for p in root.glob("*/MLmodel"))
-        hint = (
-            f"did you mean {nested[0]}?"
-            if nested
-            else "pass the folder MLflow saved (mlflow.<flavor>.save_model) or downloaded"
-        )
-        raise InputError(
-            f"no MLmodel file in {root}", hint=hint, location=Location(file=MLMODEL), code="EB100"
+        nested = nested_models(root)
+        if len(nested) != 1:
+            shown = ", ".join(str(n) for n in nested[:5]) + (", ..." if len(nested) > 5 else "")
+            hint = (
+                f"pass one of the model folders below it: {shown}"
+                if nested
+                else "pass the folder MLflow saved (mlflow.<flavor>.save_model) or downloaded"
+            )
+            raise InputError(
+                f"no MLmodel file in {root}",
+                hint=hint,
+                location=Location(file=MLMODEL),
+                code="EB100",
+            )
+        given, root = root, nested[0]
+        mlmodel_path = root / MLMODEL
+        rel = root.relative_to(given).as_posix()
+        found.append(
+            EB114.at(
+                Location(file=f"{rel}/{MLMODEL}"),
+                f"{given} holds no MLmodel; the one model below it is {rel}/: envbuild reads "
+                f"that folder, and nothing else of {given} is read or packaged",
+                hint=f"pass {root} to say so",
+            )
         )
     try:
         raw = mlmodel_path.read_bytes()
@@ -210,7 +258,7 @@ def read_model(path: str | Path, *, env_from: EnvFrom | str = EnvFrom.AUTO) -> M
         )
     doc = load_yaml(raw, file=MLMODEL)
     problems: list[Finding] = []
-    findings: list[Finding] = []
+    findings: list[Finding] = list(found)
     mlmodel = parse_mlmodel(doc, root, problems)
     env = read_model_env(
         root,

@@ -341,3 +341,35 @@ def test_env_from_reaches_the_lock(env_from: str, pin: str) -> None:
     )
     assert result.exit_code == 0, result.output
     assert f"lightgbm=={pin} \\" in result.stdout.splitlines()
+
+
+REPO_ROOT = MODELS / "mlflow3.17.2-py3.12-sklearn-skops-repo-root"
+
+
+def test_a_repository_root_with_one_model_below_reads_that_model() -> None:
+    """The corpus's repository-root folder (a notebook, a CI workflow, a secrets file, the
+    model under outputs/model/) given as its root: the corpus build run failed it with
+    EB100 in check, image and venv. The one model below is read, with EB114 saying so."""
+    folder = read_model(REPO_ROOT)
+    assert folder.path == REPO_ROOT / "outputs" / "model"
+    (found,) = [f for f in folder.findings if f.code == "EB114"]
+    assert found.severity is Severity.WARNING
+    assert found.location.file == "outputs/model/MLmodel"
+    assert "nothing else of" in found.message and str(folder.path) in found.hint
+    result = CliRunner().invoke(main, ["show", str(REPO_ROOT), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    assert "credentials.env" not in result.stdout  # the root's other files are not read
+
+
+def test_two_models_below_a_folder_are_named_not_guessed(tmp_path: Path) -> None:
+    root = tmp_path / "repo"
+    for name in ("a", "deep/er/b"):
+        shutil.copytree(REPO_ROOT / "outputs" / "model", root / name)
+    shutil.copytree(REPO_ROOT / "outputs" / "model", root / ".hidden" / "c")  # not searched
+    with pytest.raises(InputError) as raised:
+        read_model(root)
+    assert raised.value.code == "EB100"
+    assert (
+        raised.value.hint
+        == f"pass one of the model folders below it: {root / 'a'}, {root / 'deep/er/b'}"
+    )

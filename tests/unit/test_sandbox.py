@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import socket
 import sys
 import threading
@@ -152,6 +153,7 @@ def test_the_child_sees_no_secret_and_lives_in_its_temp_dir(
     assert env["LC_ALL"] == "C.UTF-8" and env["PATH"] == os.environ["PATH"]
     assert env["ENVBUILD_MODEL_DIR"].endswith("model")  # what the caller passed through
     allowed = {"PATH", "HOME", "TMPDIR", "TMP", "ENVBUILD_MODEL_DIR", "PWD", "LANG", "TZ"}
+    allowed |= {"PYTHONDONTWRITEBYTECODE", "JAVA_TOOL_OPTIONS"}  # set by the sandbox: see below
     assert {k for k in env if not k.startswith("LC_")} <= allowed
 
 
@@ -176,6 +178,42 @@ def test_the_process_fallback_has_network_and_host_files(
     assert doc["tcp"] == doc["unix"] == "connected"
     assert doc["marker"] == doc["writable"] == doc["readonly"] == "written"
     assert (host_dir / "marker").read_text() == "written from the sandbox"
+
+
+def test_importing_the_model_s_code_leaves_no_bytecode_in_its_folder(tmp_path: Path) -> None:
+    """Without bwrap the model folder is writable: the corpus build run (bubblewrap not
+    installed) left code/__pycache__ in the corpus's code_paths and models-from-code
+    folders after `envbuild venv`, which the next image would have packaged."""
+    code = tmp_path / "model" / "code"
+    code.mkdir(parents=True)
+    (code / "scorer.py").write_text("ANSWER = 42\n")
+    with Sandbox(
+        writable=[],
+        readable=_sandbox.interpreter_roots(Path(sys.executable)),
+        readonly=[],
+        use_bwrap=False,
+    ) as box:
+        ran = box.run(
+            [sys.executable, "-c", f"import sys; sys.path.insert(0, {str(code)!r}); "
+             "import scorer; print(scorer.ANSWER)"],
+            timeout=60,
+        )  # fmt: skip
+    assert ran.returncode == 0 and ran.stdout.strip() == b"42", ran.stderr_tail()
+    assert not list((tmp_path / "model").rglob("__pycache__"))
+
+
+def test_a_jvm_starts_in_the_bwrap_sandbox() -> None:
+    """pyspark's JVM failed to start in the venv smoke test's bwrap sandbox (JDK 17's
+    cgroup v1 detection: NullPointerException), so the corpus spark model's venv failed
+    its proof while its image passed. `java -XshowSettings:system` takes the same path."""
+    require_bwrap()
+    found = shutil.which("java")
+    assert found, "java is missing (.ci/run installs openjdk-17-jre-headless)"
+    java = Path(os.path.realpath(found))
+    with Sandbox(writable=[], readable=[java.parents[2]], readonly=[], use_bwrap=True) as box:
+        ran = box.run([str(java), "-XshowSettings:system", "-version"], timeout=120)
+    assert ran.returncode == 0, ran.stderr_tail()
+    assert b"NullPointerException" not in ran.stderr
 
 
 @pytest.mark.parametrize("use_bwrap", [True, False], ids=["bwrap", "process"])
