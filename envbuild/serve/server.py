@@ -34,6 +34,7 @@ import struct
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any, Callable
 from urllib.parse import urlsplit
@@ -374,6 +375,18 @@ def _worker(server: Server, run: Callable[[Server], None]) -> None:
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
+# Libraries whose native thread pools, started by loading the model, are gone in a forked
+# child while their state says they run: measured with TensorFlow 2 (Keras 3), where a
+# worker forked after the load hangs in its first predict (the corpus tensorflow-keras
+# model's image smoke test answered 504 after ENVBUILD_TIMEOUT; its venv, unforked, passed).
+FORK_UNSAFE = ("tensorflow",)
+
+
+def fork_unsafe(modules: Mapping[str, object]) -> str | None:
+    """The first loaded library of FORK_UNSAFE (None: forking workers is safe)."""
+    return next((name for name in FORK_UNSAFE if name in modules), None)
+
+
 def _supervise(server: Server, workers: int, run: Callable[[Server], None]) -> int:
     """Fork and watch the workers, each serving with ``run``; returns the exit code."""
     children: dict[int, int] = {}  # pid -> its metrics slot (a restart takes it over)
@@ -512,6 +525,16 @@ def serve(
         scorer.mlflow_version,
         server.app.metrics.load_seconds,
     )
+    workers = config.workers
+    unsafe = fork_unsafe(sys.modules)
+    if workers > 1 and unsafe:
+        log.warning(
+            "%s is loaded: its thread pools do not survive fork (a forked worker's first "
+            "prediction never returns), so one process serves (ENVBUILD_WORKERS=%d ignored)",
+            unsafe,
+            workers,
+        )
+        workers = 1
     run: Callable[[Server], None] = _serve_in_this_process
     layer = "builtin"
     if config.http == "uvicorn":
@@ -525,13 +548,13 @@ def serve(
         host,
         port,
         layer,
-        config.workers,
+        workers,
         config.threads,
         config.backlog,
         "on" if server.app.batching else "off",
     )
     sys.stderr.flush()
-    if config.workers == 1:
+    if workers == 1:
         # No fork follows in this mode, so a thread is safe here: it shares the GIL with
         # the first requests for the ~0.1 s the check takes.
         threading.Thread(
@@ -540,6 +563,6 @@ def serve(
         run(server)
         log.info("stopped")
         return 0
-    code = _supervise(server, config.workers, run)
+    code = _supervise(server, workers, run)
     log.info("stopped")
     return code

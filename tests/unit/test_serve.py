@@ -817,3 +817,15 @@ def _has_entry(pwd) -> bool:  # type: ignore[no-untyped-def]
     except KeyError:
         return False
     return True
+
+
+def test_tensorflow_loaded_means_one_process() -> None:
+    """A TensorFlow model loaded before the workers fork hangs in a worker's first
+    predict (measured on the corpus tensorflow-keras model: its image smoke test answered
+    504 after ENVBUILD_TIMEOUT, twice; by hand, a fork after mlflow.pyfunc.load_model and a
+    predict in the child did not return in 60 s). serve() then runs one process; with the
+    fix that model's server answered /invocations in 0.3 s with ENVBUILD_WORKERS=2."""
+    from envbuild.serve.server import fork_unsafe
+
+    assert fork_unsafe({"tensorflow": object(), "numpy": object()}) == "tensorflow"
+    assert fork_unsafe({"sklearn": object(), "torch": object(), "xgboost": object()}) is None
