@@ -10,8 +10,8 @@ from typing import Any
 
 from envbuild.api._common import ModelLocation, _source
 from envbuild.build import VenvResult, host_platform, lock_for
-from envbuild.errors import ExitCode
-from envbuild.findings import Finding, exit_code_for
+from envbuild.errors import ExitCode, FailedError
+from envbuild.findings import Finding, Severity, exit_code_for
 from envbuild.read import ModelFolder, read_model
 from envbuild.resolve import (
     DEFAULT_PYTHON,
@@ -104,6 +104,16 @@ def venv(
     # Before the venv is created: a venv exists to load the model, and its proof does.
     verdict = require_safe(folder, command="envbuild venv", target_python=xy, trusted=trust_model)
     findings.extend(verdict.notices)
+    # A file the model needs that is a Git LFS pointer cannot load: refused before the
+    # venv is made, as envbuild image refuses it (the corpus lfs-pointer model's venv
+    # was built, then failed its load with EB802)
+    from envbuild.contents import LFS_HINT, select
+
+    for pointer in select(folder).findings():
+        if pointer.code == "EB107" and pointer.severity is Severity.ERROR:
+            raise FailedError(
+                pointer.message, hint=LFS_HINT, location=pointer.location, code="EB107"
+            ).after(findings)
 
     def done(result: VenvResult | None) -> VenvBuildResult:
         return VenvBuildResult(

@@ -373,3 +373,14 @@ def test_two_models_below_a_folder_are_named_not_guessed(tmp_path: Path) -> None
         raised.value.hint
         == f"pass one of the model folders below it: {root / 'a'}, {root / 'deep/er/b'}"
     )
+
+
+def test_venv_refuses_a_git_lfs_pointer_before_making_the_venv(tmp_path: Path) -> None:
+    """As `envbuild image` does (EB107): the corpus build run made this model's venv, then
+    failed its load with EB802."""
+    target = tmp_path / "venv"
+    model = MODELS / "mlflow1.30.1-py3.8-sklearn-pickle-lfs-pointer"
+    result = CliRunner().invoke(main, ["venv", str(model), "--path", str(target)])
+    assert result.exit_code == 1, result.output
+    assert "EB107 model.pkl: a Git LFS pointer" in result.output
+    assert "git lfs pull" in result.output and not target.exists()
