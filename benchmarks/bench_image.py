@@ -406,7 +406,7 @@ def bench_uv_cache(c: Any, first: str, second: str, find_links: str, work: Path)
                      env={**os.environ, "DOCKER_BUILDKIT": "0"})  # fmt: skip
         must(done, f"docker build -t {base}")
         bases.append(base)
-        model = prepare(ROOT / "examples" / name, work / step / name, declared=False)
+        model = prepare(ROOT / "examples" / name, work / step / name)
         ctx = work / step / "context"
         links = ["--find-links", find_links] if Path(find_links).is_dir() else []
         _, done = sh([sys.executable, "-m", "envbuild", "image", str(model), "--output", str(ctx),
