@@ -206,16 +206,18 @@ class Sandbox:
         tmp = self.tmp
         # no bytecode written beside the model's code (code/, models-from-code files):
         # without bwrap the model folder is writable, and a __pycache__ left there would
-        # change the user's folder and be packaged by the next image
+        # change the user's folder and be packaged by the next image (set below)
         child_env = scrubbed_env(
             {
                 **(env or {}),
                 "HOME": str(tmp),
                 "TMPDIR": str(tmp),
                 "TMP": str(tmp),
-                "PYTHONDONTWRITEBYTECODE": "1",
             }
         )
+        if self.sandbox != "bwrap":
+            # bwrap mounts the model read-only (the venv's own bytecode is still written)
+            child_env["PYTHONDONTWRITEBYTECODE"] = "1"
         command = list(argv)
         if self.sandbox == "bwrap":
             # a JVM (pyspark's) reads its cgroup limits through /proc/self/mountinfo, which
