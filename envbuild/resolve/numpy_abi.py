@@ -12,7 +12,7 @@ project's release notes); ctypes-based libraries (xgboost, lightgbm) are not aff
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from packaging.requirements import Requirement as PkgRequirement
@@ -69,34 +69,54 @@ def _version(text: str | None) -> Version | None:
         return None
 
 
+def model_decides(reqs: Sequence[Requirement], name: str, older: str) -> bool:
+    """True when the model's own requirement on ``name`` pins a version or allows no
+    release as old as ``older``: a known-incompatibility bound then adds nothing."""
+    return any(
+        r.name == name
+        and r.requirement is not None
+        and (r.pinned_version or not r.requirement.specifier.contains(older))
+        for r in reqs
+    )
+
+
+def pins_below(
+    reqs: Sequence[Requirement], first_fixed: Mapping[str, str]
+) -> list[tuple[Requirement, Version, str]]:
+    """(requirement, pinned version, first fixed version) for each pin of a package of
+    ``first_fixed`` below the release that fixed it, in the requirements' order."""
+    out: list[tuple[Requirement, Version, str]] = []
+    for r in reqs:
+        first = first_fixed.get(r.name or "")
+        at = _version(r.pinned_version)
+        if first is not None and at is not None and at < Version(first):
+            out.append((r, at, first))
+    return out
+
+
+def bound(spec: str, at: Requirement, because: str) -> Requirement:
+    """The constraint ``spec`` (``numpy<2``), located at the requirement it is for."""
+    return Requirement(
+        raw=spec,
+        kind=ReqKind.NAMED,
+        requirement=PkgRequirement(spec),
+        location=at.location,
+        reasons=(because,),
+    )
+
+
 def numpy_plan(reqs: Sequence[Requirement]) -> ConstraintPlan:
     """``numpy<2`` when a requirement pins a package of NUMPY2_FROM below the version
     that supports numpy 2, unless the model pins numpy exactly or excludes numpy 1."""
-    for r in reqs:
-        # the model's exact numpy pin decides; so does a range without numpy 1
-        if (
-            r.name == "numpy"
-            and r.requirement is not None
-            and (r.pinned_version or not r.requirement.specifier.contains(NUMPY1))
-        ):
-            return ConstraintPlan()
-    old: list[tuple[Requirement, str, str]] = []
-    for r in reqs:
-        first = NUMPY2_FROM.get(r.name or "")
-        at = _version(r.pinned_version)
-        if first is not None and at is not None and at < Version(first):
-            old.append((r, str(at), first))
+    # the model's exact numpy pin decides; so does a range without numpy 1
+    if model_decides(reqs, "numpy", NUMPY1):
+        return ConstraintPlan()
+    old = pins_below(reqs, NUMPY2_FROM)
     if not old:
         return ConstraintPlan()
     r, pinned, first = old[0]
     because = f"{r.name}=={pinned} was built against numpy 1 (numpy 2 from {r.name} {first})"
-    constraint = Requirement(
-        raw="numpy<2",
-        kind=ReqKind.NAMED,
-        requirement=PkgRequirement("numpy<2"),
-        location=r.location,
-        reasons=(because,),
-    )
+    constraint = bound("numpy<2", r, because)
     others = "".join(f", {o.name}=={v}" for o, v, _ in old[1:])
     finding = EB323.at(
         r.location,

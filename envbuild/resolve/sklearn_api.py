@@ -16,12 +16,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from packaging.requirements import Requirement as PkgRequirement
-from packaging.version import InvalidVersion, Version
-
 from envbuild.findings import Code, Severity, table
-from envbuild.read import ReqKind, Requirement
-from envbuild.resolve.numpy_abi import ConstraintPlan
+from envbuild.read import Requirement
+from envbuild.resolve.numpy_abi import ConstraintPlan, bound, model_decides, pins_below
 
 EB326 = Code(
     "EB326",
@@ -38,46 +35,25 @@ SKLEARN_TAGS = "1.6"  # the scikit-learn release that requires __sklearn_tags__
 LAST_BEFORE = "1.5.2"  # a release before it: a range without it excludes them all
 
 
-def _version(text: str | None) -> Version | None:
-    try:
-        return Version(text) if text else None
-    except InvalidVersion:
-        return None
-
-
 def sklearn_plan(reqs: Sequence[Requirement]) -> ConstraintPlan:
     """``scikit-learn<1.6`` when a requirement pins a library of TAGS_FROM below the
     version that supports scikit-learn 1.6, unless the model pins scikit-learn or asks
     for 1.6 and later only."""
-    for r in reqs:
-        if (
-            r.name == "scikit-learn"
-            and r.requirement is not None
-            and (r.pinned_version or not r.requirement.specifier.contains(LAST_BEFORE))
-        ):
-            return ConstraintPlan()
-    for r in reqs:
-        first = TAGS_FROM.get(r.name or "")
-        at = _version(r.pinned_version)
-        if first is None or at is None or at >= Version(first):
-            continue
-        because = (
-            f"{r.name}=={at}'s scikit-learn API predates scikit-learn {SKLEARN_TAGS}'s "
-            f"estimator tags (supported from {r.name} {first})"
-        )
-        constraint = Requirement(
-            raw=f"scikit-learn<{SKLEARN_TAGS}",
-            kind=ReqKind.NAMED,
-            requirement=PkgRequirement(f"scikit-learn<{SKLEARN_TAGS}"),
-            location=r.location,
-            reasons=(because,),
-        )
-        finding = EB326.at(
-            r.location,
-            f"{because}: its estimators fail to load under scikit-learn>={SKLEARN_TAGS}, so "
-            f"the lock keeps scikit-learn<{SKLEARN_TAGS}",
-            hint="pin the scikit-learn the model was trained with in the requirements, "
-            f"or re-save the model with {r.name}>={first}",
-        )
-        return ConstraintPlan(constraints=(constraint,), findings=(finding,))
-    return ConstraintPlan()
+    old = pins_below(reqs, TAGS_FROM)
+    if model_decides(reqs, "scikit-learn", LAST_BEFORE) or not old:
+        return ConstraintPlan()
+    r, at, first = old[0]
+    because = (
+        f"{r.name}=={at}'s scikit-learn API predates scikit-learn {SKLEARN_TAGS}'s "
+        f"estimator tags (supported from {r.name} {first})"
+    )
+    finding = EB326.at(
+        r.location,
+        f"{because}: its estimators fail to load under scikit-learn>={SKLEARN_TAGS}, so "
+        f"the lock keeps scikit-learn<{SKLEARN_TAGS}",
+        hint="pin the scikit-learn the model was trained with in the requirements, "
+        f"or re-save the model with {r.name}>={first}",
+    )
+    return ConstraintPlan(
+        constraints=(bound(f"scikit-learn<{SKLEARN_TAGS}", r, because),), findings=(finding,)
+    )
