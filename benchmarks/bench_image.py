@@ -7,6 +7,8 @@ against both images, side by side in one run.
         [--models sklearn-credit pyfunc-custom] [--skip-mlflow] [--no-load] [--no-venv]
         [--build-docker] [--keep]
     python benchmarks/bench_image.py --uv-cache [--models FIRST SECOND]
+        (FIRST, SECOND: Python 3.11 model folders, copied unedited, e.g. two of
+        tests/corpus/models/; an example's name gets the truth-set copy below, and says so)
 
 For each model (a copy per tool in a temp folder): cold build time, image size (and what was
 added over the base), rebuild time after changing only the weights file, time from
@@ -335,6 +337,18 @@ def prepare(src: Path, dst: Path) -> Path:
     return dst
 
 
+def as_given(name: str, dst: Path) -> Path:
+    """--uv-cache's copy of a model: a folder path is copied as it is (unedited, the default
+    path); an example's name gets prepare()'s truth-set copy (hand-minimized), and says so."""
+    src = Path(name)
+    if src.is_dir():
+        shutil.copytree(src, dst)
+        return dst
+    print(f"{name}: the examples manifest's truth set (hand-minimized), not as declared",
+          file=sys.stderr, flush=True)  # fmt: skip
+    return prepare(ROOT / "examples" / name, dst)
+
+
 def ratio(a: Any, b: Any) -> str:
     try:
         return f"{a / b:.2f}"
@@ -406,7 +420,7 @@ def bench_uv_cache(c: Any, first: str, second: str, find_links: str, work: Path)
                      env={**os.environ, "DOCKER_BUILDKIT": "0"})  # fmt: skip
         must(done, f"docker build -t {base}")
         bases.append(base)
-        model = prepare(ROOT / "examples" / name, work / step / name)
+        model = as_given(name, work / step / Path(name).name)
         ctx = work / step / "context"
         links = ["--find-links", find_links] if Path(find_links).is_dir() else []
         _, done = sh([sys.executable, "-m", "envbuild", "image", str(model), "--output", str(ctx),
@@ -434,9 +448,11 @@ def bench_uv_cache(c: Any, first: str, second: str, find_links: str, work: Path)
         build(first, "warm", "first-warms-cache")
         warm = build(second, "warm", "second-warm-cache")
         print(f"load average at end: {loadavg()}")
-        print(f"cold build of {second} (BuildKit, every layer new), seconds")
+        print(f"cold build of {Path(second).name} (BuildKit, every layer new), seconds")
         print(f"  uv cache mount empty              {empty:>8.1f}")
-        print(f"  uv cache warm from {first:<16}{warm:>8.1f}  ({empty / warm:.2f}x faster)")
+        print(
+            f"  uv cache warm from {Path(first).name:<16}{warm:>8.1f}  ({empty / warm:.2f}x faster)"
+        )
     finally:
         remove(c, *bases)
 
@@ -447,7 +463,8 @@ def main() -> int:
     )
     ap.add_argument("--mlflow", default="/work/venvs/examples-mlflow3/bin/mlflow")
     ap.add_argument("--models", nargs="+", default=["sklearn-credit", "pyfunc-custom"],
-                    help="example names; with --declared also paths to model folders")  # fmt: skip
+                    help="example names (truth-set copies); with --declared or --uv-cache also paths "
+                    "to model folders, used as they are")  # fmt: skip
     ap.add_argument("--find-links", default="/opt/wheels")
     ap.add_argument("--skip-mlflow", action="store_true")
     ap.add_argument(
