@@ -109,6 +109,25 @@ class ASGIApp:
         route = in_flight_route(method, path)
         if route is not None:
             app.metrics.started(route)
+        counted = [False]  # set once metrics.finished counted the answer
+        try:
+            await self._serve(scope, receive, send, t0, method, path, route, counted)
+        finally:
+            if route is not None and not counted[0]:  # no answer: the client left mid-body
+                app.metrics.abandoned(route)
+
+    async def _serve(
+        self,
+        scope: Message,
+        receive: Receive,
+        send: Send,
+        t0: float,
+        method: str,
+        path: str,
+        route: str | None,
+        counted: list[bool],
+    ) -> None:
+        app = self.app
         if method == "POST":
             headers = scope["headers"]
             body = await self._body(headers, receive)
@@ -139,6 +158,7 @@ class ASGIApp:
         # Counted before the answer leaves, so a client that has it sees it in /metrics.
         elapsed = time.perf_counter() - t0
         app.metrics.finished(route or "other", resp.status, elapsed, route is not None)
+        counted[0] = True
         await send({"type": "http.response.start", "status": resp.status, "headers": head})
         await send({"type": "http.response.body", "body": resp.body})  # uvicorn drops it for HEAD
         if app.config.access_log:

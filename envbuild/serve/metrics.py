@@ -105,6 +105,12 @@ class Metrics:
             row[base + _bucket(LATENCY_BUCKETS, seconds)] += 1
             row[base + _LAT_SIZE - 1] += seconds
 
+    def abandoned(self, route: str) -> None:
+        """A request ``started`` that gets no answer (its client went away mid-body, or the
+        connection broke): out of the in-flight gauge, and in no count."""
+        with self._lock:
+            self._row[_INFLIGHT + _ROUTE.get(route, _NR - 1)] -= 1
+
     def batch(self, requests: int, rows: int) -> None:
         row = self._row
         with self._lock:

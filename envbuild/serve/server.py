@@ -311,16 +311,25 @@ class Handler(BaseHTTPRequestHandler):
         route = in_flight_route(self.command, path)
         if route is not None:
             self._begin(route)
-        if self.command == "POST":
-            body = self._read_body()
-            if body is None:
-                return
-            resp = self.server.app.answer(
-                "POST", path, body, self.headers.get("Content-Type"), self.headers.get(V2_HEADER)
-            )
-        else:
-            resp = self.server.app.answer(self.command, path)
-        self._send(resp)
+        try:
+            if self.command == "POST":
+                body = self._read_body()
+                if body is None:
+                    return
+                resp = self.server.app.answer(
+                    "POST",
+                    path,
+                    body,
+                    self.headers.get("Content-Type"),
+                    self.headers.get(V2_HEADER),
+                )
+            else:
+                resp = self.server.app.answer(self.command, path)
+            self._send(resp)
+        finally:
+            if self._in_flight:  # no answer was sent: the client left, or the socket broke
+                self._in_flight = False
+                self.server.app.metrics.abandoned(self._route)
 
     do_HEAD = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_GET
 

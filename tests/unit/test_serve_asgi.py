@@ -179,3 +179,42 @@ def test_http_setting_is_checked() -> None:
     assert load_config({"ENVBUILD_HTTP": "Uvicorn"}).http == "uvicorn"
     with pytest.raises(ValueError, match="ENVBUILD_HTTP='gunicorn' is not builtin or uvicorn"):
         load_config({"ENVBUILD_HTTP": "gunicorn"})
+
+
+def in_flight(server: Server, route: str) -> float:
+    text = ask(server, "GET", "/metrics")[2].decode()
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name == "envbuild_requests_in_flight" and s.labels.get("route") == route:
+                return float(s.value)
+    raise AssertionError(f"no in-flight gauge for {route}")
+
+
+@pytest.mark.parametrize("layer", ["builtin", "uvicorn"])
+def test_a_client_that_leaves_mid_body_leaves_the_in_flight_gauge(
+    layer: str,
+    running: Any,
+    uvicorn_running: Any,
+) -> None:
+    """A POST whose client closes before its whole Content-Length arrived gets no answer:
+    it must not stay in /metrics's in-flight gauge, nor count as an answered request."""
+    start = running if layer == "builtin" else uvicorn_running
+    server = start(Identity(), **{**SETTINGS, "ENVBUILD_MAX_BODY": "100000"})
+    before = counts(server)
+    for _ in range(3):
+        with socket.create_connection(("127.0.0.1", server.server_address[1]), timeout=10) as s:
+            s.sendall(
+                b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b'Content-Length: 5000\r\n\r\n{"a": '
+            )
+    deadline = time.monotonic() + 10
+    while (gauge := in_flight(server, "/invocations")) != 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert gauge == 0
+    assert ask(server, "POST", "/invocations", b'{"a": 1}', **JSON)[0] == 200
+    assert in_flight(server, "/invocations") == 0
+    after = counts(server)
+    key = ("envbuild_requests_total", ("route", "/invocations"), ("status", "200"))
+    assert after.get(key, 0) - before.get(key, 0) == 1
+    assert not any(k[1] == ("route", "/invocations") and k[2][1] != "200"
+                   for k in after if k[0] == "envbuild_requests_total")  # fmt: skip
