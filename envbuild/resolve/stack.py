@@ -40,7 +40,8 @@ EB318 = Code(
 EB319 = Code(
     "EB319",
     Severity.INFO,
-    "--torch cpu: where torch's CPU build comes from (--find-links or the PyTorch CPU index)",
+    "torch's CPU build (--torch cpu, or a +cpu pin): where it comes from (--find-links or "
+    "the PyTorch CPU index)",
 )
 CODES: dict[str, str] = table(EB316, EB317, EB318, EB319)
 
@@ -129,15 +130,34 @@ def _cpu_wheels(links: Iterable[Path], target: Target) -> dict[str, list[tuple[V
     return out
 
 
+def declared_cpu_build(reqs: Sequence[Requirement]) -> Requirement | None:
+    """The first PyTorch requirement pinned to a ``+cpu`` build (MLflow records the training
+    venv's ``torch==2.13.0+cpu``): the author's own choice of the CPU build."""
+    for r in reqs:
+        version = r.pinned_version or ""
+        if r.name in TORCH_FAMILY and version.partition("+")[2] == "cpu":
+            return r
+    return None
+
+
 def torch_plan(
     choice: TorchChoice, reqs: Sequence[Requirement], links: Iterable[Path], target: Target
 ) -> TorchPlan:
-    if choice != "cpu":
-        return TorchPlan()
     wanted = {r.name: r.requirement for r in reqs if r.name in TORCH_FAMILY and r.requirement}
+    findings: list[Finding] = []
+    if choice != "cpu":
+        declared = declared_cpu_build(reqs)
+        if declared is None:
+            return TorchPlan()
+        findings.append(
+            EB319.at(
+                declared.location,
+                f"{declared.raw} is torch's CPU build (+cpu, which PyPI never has): "
+                "resolved as --torch cpu does",
+            )
+        )
     wheels = _cpu_wheels(links, target)
     constraints: list[Requirement] = []
-    findings: list[Finding] = []
     for name, found in sorted(wheels.items()):
         spec = wanted.get(name)
         usable = [

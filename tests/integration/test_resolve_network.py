@@ -175,17 +175,27 @@ def test_lock_installs_and_reproduces_predictions(copy_model, tmp_path: Path) ->
     assert json.loads(run.stdout.strip().splitlines()[-1]) == expected["predictions"]
 
 
-def test_a_local_torch_build_names_the_way_to_it() -> None:
-    """MLflow's inference pinned the training venv's torch==2.13.0+cpu (corpus folder,
-    manifest: servable with the CPU wheel from --find-links): with default flags the
-    resolution fails, as the build does, and the hint names --find-links, the public
-    version and --torch cpu instead of 'check the name on the index'."""
+def test_a_local_torch_build_is_resolved_from_the_pytorch_cpu_index() -> None:
+    """MLflow's inference pinned the training venv's torch==2.13.0+cpu (corpus folder): with
+    default flags it is resolved as --torch cpu resolves (EB319 on its line), from the
+    PyTorch CPU index, not looked up on PyPI (which never has +cpu). This machine does not
+    reach that index: the failure then names it, with the --find-links way round; where it
+    is reached, the lock holds the CPU build. With --find-links holding the wheel, it locks."""
     model = ROOT / "tests" / "corpus" / "models" / "mlflow3.17.2-py3.11-pytorch"
     _, res = _resolve(model)
-    assert res.lock is None
-    found = _one(res.findings, "EB312")
-    assert _where(found) == "requirements.txt:5"
-    assert found.hint is not None and found.hint.startswith(
-        "torch 2.13.0+cpu is a local build (+cpu), which PyPI never has: pass --find-links"
-    )
-    assert "pin torch==2.13.0 (--torch cpu for torch's CPU build)" in found.hint
+    declared = [f for f in res.findings if f.code == "EB319" and f.location.line == 5]
+    assert len(declared) == 1 and "resolved as --torch cpu does" in declared[0].message
+    assert not [f for f in res.findings if f.code == "EB312"]
+    if res.lock is None:
+        failed = _one(res.findings, "EB315")
+        assert "download.pytorch.org/whl/cpu" in failed.message, failed.one_line()
+        index = next(f for f in res.findings if f.code == "EB319" and f is not declared[0])
+        assert "--find-links" in (index.hint or "")
+    else:
+        torch = next(p for p in res.lock.pins if p.name == "torch")
+        assert str(torch.version) == "2.13.0+cpu"
+    _, from_wheel = _resolve(model, find_links=[CPU_WHEELS])
+    assert from_wheel.ok and from_wheel.lock is not None
+    torch = next(p for p in from_wheel.lock.pins if p.name == "torch")
+    assert str(torch.version) == "2.13.0+cpu"
+    assert not [p for p in from_wheel.lock.pins if p.name.startswith("nvidia-")]

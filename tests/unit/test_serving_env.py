@@ -115,6 +115,28 @@ def test_torch_cpu_takes_the_cpu_wheel_from_find_links() -> None:
     )
 
 
+def test_a_cpu_pin_is_resolved_as_torch_cpu_without_the_flag() -> None:
+    """MLflow 3.17 recorded its training venv's torch==2.13.0+cpu (a local version PyPI
+    never has): the default resolves it the --torch cpu way, and says so on its line."""
+    folder = read_model(CORPUS / "mlflow3.17.2-py3.11-pytorch")
+    target, _ = target_for(folder)
+    reqs = folder.env.spec.requirements
+    assert "torch==2.13.0+cpu" in _raws(reqs)
+    local = torch_plan("default", reqs, [CPU_WHEELS], target)
+    assert [c.raw for c in local.constraints] == ["torch==2.13.0+cpu"] and local.backend is None
+    first = local.findings[0]
+    assert (first.code, str(first.location)) == ("EB319", "requirements.txt:5")
+    assert "resolved as --torch cpu does" in first.message
+    remote = torch_plan("default", reqs, [], target)
+    assert remote.backend == "cpu" and not remote.constraints
+    # an unpinned torch stays PyPI's (CUDA) build unless --torch cpu is given
+    unpinned = read_model(TORCH).env.spec.requirements
+    assert torch_plan("default", unpinned, [CPU_WHEELS], target) == torch_plan(
+        "default", unpinned, [], target
+    )
+    assert torch_plan("default", unpinned, [], target).backend is None
+
+
 def _pin(name: str, version: str, *via: str) -> Pin:
     return Pin(name=name, version=Version(version), hashes=(), requested_by=via)
 
