@@ -451,7 +451,7 @@ def bench_uv_cache(c: Any, first: str, second: str, find_links: str, work: Path)
         print(f"cold build of {Path(second).name} (BuildKit, every layer new), seconds")
         print(f"  uv cache mount empty              {empty:>8.1f}")
         print(
-            f"  uv cache warm from {Path(first).name:<16}{warm:>8.1f}  ({empty / warm:.2f}x faster)"
+            f"  uv cache warm from {Path(first).name:<16}{warm:>8.1f}  (empty / warm: {empty / warm:.2f}x)"
         )
     finally:
         remove(c, *bases)
