@@ -143,7 +143,6 @@ def declared_cpu_build(reqs: Sequence[Requirement]) -> Requirement | None:
 def torch_plan(
     choice: TorchChoice, reqs: Sequence[Requirement], links: Iterable[Path], target: Target
 ) -> TorchPlan:
-    wanted = {r.name: r.requirement for r in reqs if r.name in TORCH_FAMILY and r.requirement}
     findings: list[Finding] = []
     if choice != "cpu":
         declared = declared_cpu_build(reqs)
@@ -156,6 +155,7 @@ def torch_plan(
                 "resolved as --torch cpu does",
             )
         )
+    wanted = {r.name: r.requirement for r in reqs if r.name in TORCH_FAMILY and r.requirement}
     wheels = _cpu_wheels(links, target)
     constraints: list[Requirement] = []
     for name, found in sorted(wheels.items()):

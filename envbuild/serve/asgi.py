@@ -109,58 +109,28 @@ class ASGIApp:
         route = in_flight_route(method, path)
         if route is not None:
             app.metrics.started(route)
-        counted = [False]  # set once metrics.finished counted the answer
+        answered = False  # True once metrics.finished counted the answer
         try:
-            await self._serve(scope, receive, send, t0, method, path, route, counted)
-        finally:
-            if route is not None and not counted[0]:  # no answer: the client left mid-body
-                app.metrics.abandoned(route)
-
-    async def _serve(
-        self,
-        scope: Message,
-        receive: Receive,
-        send: Send,
-        t0: float,
-        method: str,
-        path: str,
-        route: str | None,
-        counted: list[bool],
-    ) -> None:
-        app = self.app
-        if method == "POST":
-            headers = scope["headers"]
-            body = await self._body(headers, receive)
-            if body is None:  # the client went away; nothing to answer
+            resp = await self._response(scope, receive, method, path)
+            if resp is None:  # the client went away; nothing to answer
                 return
-            if isinstance(body, Response):
-                resp = body
-            else:
-                resp = await asyncio.get_running_loop().run_in_executor(
-                    self.threads,
-                    app.answer,
-                    method,
-                    path,
-                    body,
-                    _header(headers, _CONTENT_TYPE),
-                    _header(headers, _V2_HEADER),
-                )
-        else:
-            resp = app.answer(method, path)
-        head = [
-            _SERVER,
-            (_CONTENT_TYPE, resp.content_type.encode("latin-1")),
-            (_CONTENT_LENGTH, str(len(resp.body)).encode("latin-1")),
-        ]
-        head += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in resp.headers]
-        if resp.close:
-            head.append(_CLOSE)
-        # Counted before the answer leaves, so a client that has it sees it in /metrics.
-        elapsed = time.perf_counter() - t0
-        app.metrics.finished(route or "other", resp.status, elapsed, route is not None)
-        counted[0] = True
-        await send({"type": "http.response.start", "status": resp.status, "headers": head})
-        await send({"type": "http.response.body", "body": resp.body})  # uvicorn drops it for HEAD
+            head = [
+                _SERVER,
+                (_CONTENT_TYPE, resp.content_type.encode("latin-1")),
+                (_CONTENT_LENGTH, str(len(resp.body)).encode("latin-1")),
+            ]
+            head += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in resp.headers]
+            if resp.close:
+                head.append(_CLOSE)
+            # Counted before the answer leaves, so a client that has it sees it in /metrics.
+            elapsed = time.perf_counter() - t0
+            app.metrics.finished(route or "other", resp.status, elapsed, route is not None)
+            answered = True
+            await send({"type": "http.response.start", "status": resp.status, "headers": head})
+            await send({"type": "http.response.body", "body": resp.body})  # dropped for HEAD
+        finally:
+            if route is not None and not answered:  # the client left mid-body
+                app.metrics.abandoned(route)
         if app.config.access_log:
             query = scope.get("query_string") or b""
             target = path + ("?" + query.decode("latin-1") if query else "")
@@ -172,6 +142,27 @@ class ASGIApp:
                 len(resp.body),
                 elapsed,
             )
+
+    async def _response(
+        self, scope: Message, receive: Receive, method: str, path: str
+    ) -> Response | None:
+        """App's answer to the request; None if the client disconnected before its body."""
+        app = self.app
+        if method != "POST":
+            return app.answer(method, path)
+        headers = scope["headers"]
+        body = await self._body(headers, receive)
+        if body is None or isinstance(body, Response):
+            return body
+        return await asyncio.get_running_loop().run_in_executor(
+            self.threads,
+            app.answer,
+            method,
+            path,
+            body,
+            _header(headers, _CONTENT_TYPE),
+            _header(headers, _V2_HEADER),
+        )
 
     async def _body(self, headers: Headers, receive: Receive) -> bytes | Response | None:
         """The body; a 413 past ENVBUILD_MAX_BODY (unread: the connection then closes);
