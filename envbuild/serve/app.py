@@ -208,7 +208,7 @@ class App:
         try:
             self.batcher.arriving(1)
             try:
-                data, params, unwrapped = self.scorer.parse(body, content_type)
+                data, params, unwrapped = self.scorer.parse(body, content_type, defer=True)
                 future = self.batcher.submit(data, params)
             finally:
                 self.batcher.arriving(-1)

@@ -26,7 +26,10 @@ import logging
 import os
 import re
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
+
+from .batching import Pending, json_kind
 
 log = logging.getLogger("envbuild.serve")
 
@@ -301,6 +304,13 @@ class Scorer:
             self.accepts_params = "params" in inspect.signature(self.model.predict).parameters
         except (TypeError, ValueError):
             self.accepts_params = False
+        # Whether pandas JSON may be merged before it is parsed (parse(defer=True)): MLflow
+        # 2.0 on parses decoded JSON; a datetime column's format is inferred from its first
+        # value (pandas.to_datetime), so a merged column could parse otherwise than alone.
+        self.defers = hasattr(pju, "dataframe_from_parsed_json") and not any(
+            getattr(t, "name", None) == "datetime"
+            for t in (self.input_schema.input_types() if self.input_schema is not None else ())
+        )
 
     def environment_warnings(self) -> None:
         """The warnings MLflow's ``load_model`` gives when the installed packages or the
@@ -334,20 +344,36 @@ class Scorer:
             io.StringIO(json.dumps(data)), schema=self.input_schema, pandas_orient=orient
         )
 
+    def _checked_frame(self, data: Any, orient: str, label: str) -> Any:
+        """_frame, its failures a RequestError(400) naming the input's form."""
+        try:
+            return self._frame(data, orient)
+        except self._mlflow_exception as exc:
+            raise RequestError(400, f"invalid {label} input: {exc.message}") from None
+        except Exception as exc:
+            raise RequestError(400, f"invalid {label} input: {_short(exc)}") from None
+
+    def _pandas(self, data: Any, orient: str, label: str, defer: bool) -> Any:
+        """The DataFrame of a decoded pandas JSON input; with ``defer``, a Pending that
+        makes it later, merged with queued inputs of its kind, if it is of a kind that may
+        merge (batching.json_kind)."""
+        if defer and self.defers:
+            kind = json_kind(orient, data)
+            if kind is not None:
+                rows = len(data["data"]) if orient == "split" else len(data)
+                build = partial(self._checked_frame, orient=orient, label=label)
+                return Pending(orient, data, build, kind, rows)
+        return self._checked_frame(data, orient, label)
+
     def _parse_json(
-        self, body: bytes, orient: str | None = None
+        self, body: bytes, orient: str | None = None, defer: bool = False
     ) -> tuple[Any, dict[str, Any] | None, bool]:
         """(data, params, unwrapped): the model input, its params, whether the answer goes
         without the ``predictions`` wrapper (LLM style, and MLflow 1.x's bodies)."""
         obj = load_json(body)
         legacy = legacy_orient(obj, orient)
         if legacy is not None:
-            try:
-                return self._frame(obj, legacy), None, True
-            except self._mlflow_exception as exc:
-                raise RequestError(400, f"invalid pandas '{legacy}' input: {exc.message}") from None
-            except Exception as exc:
-                raise RequestError(400, f"invalid pandas '{legacy}' input: {_short(exc)}") from None
+            return self._pandas(obj, legacy, f"pandas '{legacy}'", defer), None, True
         if not isinstance(obj, dict):
             raise RequestError(
                 400,
@@ -382,17 +408,18 @@ class Scorer:
                 f"(MLflow 1.x: {{'columns': ..., 'data': ...}} or a list); got keys: {got}",
             )
         fmt = present[0]
+        if fmt.startswith("dataframe_"):
+            return (
+                self._pandas(obj[fmt], fmt[len("dataframe_") :], f"'{fmt}'", defer),
+                params,
+                False,
+            )
+        if not hasattr(self._pju, "parse_tf_serving_input"):
+            raise RequestError(
+                400, f"MLflow {self.mlflow_version} cannot parse '{fmt}'; send pandas JSON"
+            )
         try:
-            if fmt in ("instances", "inputs"):
-                if not hasattr(self._pju, "parse_tf_serving_input"):
-                    raise RequestError(
-                        400, f"MLflow {self.mlflow_version} cannot parse '{fmt}'; send pandas JSON"
-                    )
-                data = self._pju.parse_tf_serving_input({fmt: obj[fmt]}, schema=self.input_schema)
-            else:
-                data = self._frame(obj[fmt], fmt[len("dataframe_") :])
-        except RequestError:
-            raise
+            data = self._pju.parse_tf_serving_input({fmt: obj[fmt]}, schema=self.input_schema)
         except self._mlflow_exception as exc:
             raise RequestError(400, f"invalid '{fmt}' input: {exc.message}") from None
         except Exception as exc:
@@ -476,12 +503,14 @@ class Scorer:
             ) from None
 
     def parse(
-        self, body: bytes, content_type: str | None
+        self, body: bytes, content_type: str | None, defer: bool = False
     ) -> tuple[Any, dict[str, Any] | None, bool]:
-        """An /invocations body as (data, params, unwrapped); raises RequestError."""
+        """An /invocations body as (data, params, unwrapped); raises RequestError. With
+        ``defer`` (the batcher's caller), pandas JSON may come back as a batching.Pending,
+        made a DataFrame when its batch runs."""
         media = parse_media_type(content_type)
         if media.mime == "application/json":
-            return self._parse_json(body, media.orient)
+            return self._parse_json(body, media.orient, defer)
         if media.mime == NUMPY_SPLIT:
             return self._parse_numpy_split(body), None, True
         if media.mime == "text/csv":

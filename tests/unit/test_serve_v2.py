@@ -287,6 +287,104 @@ def test_a_failing_merged_call_answers_each_request_alone() -> None:
     assert [n for n, _ in held.calls] == [1, 3, 2, 1]
 
 
+class Builds:
+    """A Pending's build as the scorer's is (pandas JSON made a DataFrame), counting calls."""
+
+    def __init__(self) -> None:
+        self.calls: list[int] = []
+
+    def __call__(self, payload: Any) -> pd.DataFrame:
+        if isinstance(payload, dict):
+            frame = pd.DataFrame(columns=payload["columns"], data=payload["data"])
+        else:
+            frame = pd.DataFrame(data=payload)
+        self.calls.append(len(frame))
+        if (frame["a"] < 0).any():
+            raise RequestError(400, "invalid 'dataframe_split' input: a is negative")
+        return frame
+
+
+def pending(build: Builds, orient: str, payload: Any) -> batching.Pending:
+    kind = batching.json_kind(orient, payload)
+    assert kind is not None
+    rows = len(payload["data"]) if orient == "split" else len(payload)
+    return batching.Pending(orient, payload, build, kind, rows)
+
+
+def test_pending_json_of_one_kind_is_parsed_once_per_merged_call() -> None:
+    held, build = Held(), Builds()
+    split: list[dict[str, Any]] = [
+        {"columns": ["a", "b"], "data": [[i, f"s{i}"]] * (1 + i % 2)} for i in range(5)
+    ]
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        b = batcher(held, pool)
+        first = b.submit(pending(build, "split", split[0]), None)
+        assert held.first.wait(10)
+        rest = [b.submit(pending(build, "split", s), None) for s in split[1:]]
+        # a float in column a: pandas would infer float64 for it alone, so it is not merged
+        floats = b.submit(
+            pending(build, "split", {"columns": ["a", "b"], "data": [[1.5, "x"]]}), None
+        )
+        records = b.submit(
+            pending(build, "records", [{"a": 7, "b": "r"}, {"a": 8, "b": "r"}]), None
+        )
+        held.release.set()
+        answers = [f.result(10) for f in (first, *rest)]
+        assert floats.result(10)["y"].tolist() == [3.0]
+        assert records.result(10)["y"].tolist() == [14, 16]
+    for payload, answer in zip(split, answers, strict=True):
+        assert answer["y"].tolist() == [row[0] * 2 for row in payload["data"]]
+        assert str(answer["y"].dtype) == "int64"
+    # one build and one predict for the four queued split requests (1+2+1+2 rows)
+    assert build.calls == [1, 6, 1, 2]
+    assert [n for n, _ in held.calls] == [1, 6, 1, 2]
+
+
+def test_a_failing_merged_parse_parses_each_request_alone() -> None:
+    held, build = Held(), Builds()
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        b = batcher(held, pool)
+        first = b.submit(pending(build, "split", {"columns": ["a"], "data": [[1]]}), None)
+        assert held.first.wait(10)
+        good = b.submit(pending(build, "split", {"columns": ["a"], "data": [[2], [3]]}), None)
+        bad = b.submit(pending(build, "split", {"columns": ["a"], "data": [[-1]]}), None)
+        held.release.set()
+        assert first.result(10)["y"].tolist() == [2]
+        assert good.result(10)["y"].tolist() == [4, 6]
+        with pytest.raises(RequestError, match="a is negative"):
+            bad.result(10)
+    assert build.calls == [1, 3, 2, 1]  # the merged parse failed: each alone
+    assert [n for n, _ in held.calls] == [1, 2]
+
+
+def test_json_kind_merges_only_what_pandas_infers_alike() -> None:
+    kind = batching.json_kind
+    assert kind("split", {"columns": ["a", "b"], "data": [[1, "x"]]}) == kind(
+        "split", {"columns": ["a", "b"], "data": [[5, "y"], [6, "z"]]}
+    )
+    assert kind("split", {"columns": ["a"], "data": [[1]]}) != kind(
+        "split", {"columns": ["a"], "data": [[1.0]]}
+    )
+    assert kind("split", {"columns": ["a"], "data": [[1], [None]]}) != kind(
+        "split", {"columns": ["a"], "data": [[1]]}
+    )
+    assert kind("records", [{"a": 1, "b": 2}]) != kind("records", [{"b": 2, "a": 1}])
+    never = [
+        ("split", {"columns": ["a"], "data": [[1]], "index": [0]}),  # an index of its own
+        ("split", {"columns": ["a", "a"], "data": [[1, 2]]}),
+        ("split", {"columns": ["a"], "data": [[[1, 2]]]}),  # a nested value
+        ("split", {"columns": ["a"], "data": [[2**63]]}),  # inferred as object
+        ("split", {"columns": ["a"], "data": []}),
+        ("split", {"columns": ["a"], "data": [[1]] * (batching.MAX_PENDING_ROWS + 1)}),
+        ("split", {"columns": ["a", "b"], "data": [[1]]}),
+        ("records", [{"a": 1}, {"a": 1, "b": 2}]),
+        ("records", [{"a": {"x": 1}}]),
+        ("records", {"a": [1]}),
+    ]
+    for orient, payload in never:
+        assert kind(orient, payload) is None, payload
+
+
 def test_no_wait_without_other_requests_arriving() -> None:
     """ENVBUILD_BATCH_WAIT_MS only applies while other requests are being read: alone, a
     request with a 60 s wait configured is answered at once."""
