@@ -2,7 +2,7 @@
 """envbuild's server (both HTTP layers) vs MLflow's scoring server vs MLServer, in one run.
 
     python benchmarks/bench_serve.py [--model examples/sklearn-credit] [--workers 2]
-        [--connections 1 64 200] [--requests 2000] [--rounds 2]
+        [--connections 1 64 200] [--requests 2000] [--rounds 2] [--cold-rounds 3]
         [--mlserver-venv /tmp/mlserver] [--skip-mlflow] [--skip-mlserver] [--skip-uvicorn]
         [--pin-server 1] [--pin-load 0] [--open-rate 250] [--json]
 
@@ -22,8 +22,12 @@ with --workers worker processes:
              plus the model's requirements; --skip-mlserver if that cannot be installed.
 The servers run one after another, the rounds alternating (envbuild, envbuild-uvicorn,
 mlflow, mlserver, envbuild, ...), so a change in the machine's load hits each; the load average is printed
-before and after. For each server and endpoint: cold start (process start to the first 200
-on its health route), then benchmarks/load_test.py's closed loop at each --connections
+before and after. Cold start first, in a phase of its own: each server started and stopped
+in turn, --cold-rounds times after one untimed start of each (so every server finds the
+files they share, Python's, pandas', scikit-learn's, MLflow's, in the page cache, and none
+is timed against a cold disk because it happened to start first); the median is process
+start to the first 200 on its health route. Then, per server and endpoint,
+benchmarks/load_test.py's closed loop at each --connections
 (every connection sends its next request when the answer came; every /invocations answer is
 compared with expected_predictions.json, every V2 answer's first output with its
 predictions): req/s, p50, p99, errors; with --open-rate also an open loop at that offered
@@ -215,6 +219,7 @@ def main() -> int:
     ap.add_argument("--connections", type=int, nargs="+", default=[1, 64, 200])
     ap.add_argument("--requests", type=int, default=2000, help="per closed-loop run")
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--cold-rounds", type=int, default=3, help="timed starts of each server")
     ap.add_argument("--mlserver-venv", default="/tmp/bench-mlserver")
     ap.add_argument("--skip-mlflow", action="store_true")
     ap.add_argument("--skip-mlserver", action="store_true")
@@ -257,10 +262,17 @@ def main() -> int:
         v2_file.write_bytes(v2)
         body_file = model / "serving_input_example.json"
         expect_file = model / "expected_predictions.json"
+        for round_ in range(args.cold_rounds + 1):  # round 0: the untimed warm-up start
+            for kind in kinds:
+                proc = start(kind, args, model, Path(tmp))
+                proc.stop()
+                if round_:
+                    colds.setdefault(kind, []).append(proc.cold)
+                print(f"cold start {'(warm-up) ' if not round_ else ''}{kind}: "
+                      f"{proc.cold:.2f} s", file=sys.stderr)  # fmt: skip
         for round_ in range(args.rounds):
             for kind in kinds:
                 proc = start(kind, args, model, Path(tmp))
-                colds.setdefault(kind, []).append(proc.cold)
                 layer = re.search(r"\(http (.+?), workers", Path(proc.log.name).read_text())
                 if layer:  # which HTTP implementation and event loop ran
                     print(f"round {round_ + 1} {kind}: http {layer[1]}", file=sys.stderr)
