@@ -85,6 +85,7 @@ def venv(
     ``mlflow`` and ``torch`` shape the resolution as in :func:`lock`."""
     from envbuild.build import (
         find_python,
+        host_findings,
         install_venv,
         model_fingerprint,
         read_stamp,
@@ -150,6 +151,7 @@ def venv(
         findings.extend(resolved)
         if locked is None:
             return done(None)
+        findings.extend(host_findings(locked))  # before the smoke test that would show it
         install_venv(locked, path, python=exe)
         lock_sha = locked.sha256
     smoked = smoke_venv(path, folder) if smoke else None

@@ -25,9 +25,11 @@ from envbuild.build.smoke import (
     smoke_venv,
 )
 from envbuild.build.venv import (
+    EB808,
     VenvResult,
     copy_server,
     find_python,
+    host_findings,
     install_venv,
     model_fingerprint,
     pyenv_versions,
@@ -53,6 +55,7 @@ __all__ = [
     "copy_server",
     "download_wheelhouse",
     "find_python",
+    "host_findings",
     "host_platform",
     "human_size",
     "install_venv",
@@ -79,4 +82,7 @@ EB805 = Code(
 EB902 = Code(
     "EB902", Severity.ERROR, "no Python interpreter of the version the model needs on this machine"
 )
-CODES: dict[str, str] = {**table(EB803, EB804, EB805, EB806, EB902), **_docker.CODES}
+CODES: dict[str, str] = {
+    **table(EB803, EB804, EB805, EB806, EB808, EB902),
+    **_docker.CODES,
+}

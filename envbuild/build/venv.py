@@ -4,6 +4,7 @@ be reused."""
 
 from __future__ import annotations
 
+import ctypes.util
 import hashlib
 import json
 import logging
@@ -19,9 +20,10 @@ from envbuild._adapters import uv as _uv
 from envbuild._adapters.run import run
 from envbuild.build.smoke import SmokeResult
 from envbuild.errors import FailedError, InputError, ToolError
-from envbuild.findings import Location
+from envbuild.findings import Code, Finding, Location, Severity
+from envbuild.flavors import SYSTEM_PACKAGES as _SYSTEM
 from envbuild.output import write_atomic
-from envbuild.render import server_files, server_sha256
+from envbuild.render import server_files, server_sha256, system_packages
 from envbuild.resolve.lock import Lock
 from envbuild.versions import is_minor
 
@@ -190,3 +192,49 @@ def copy_server(path: Path) -> str:
         raise FailedError(f"{path} has no site-packages", code="EB804")
     write_atomic(site / "envbuild_server.pth", str(target) + "\n")
     return server_sha256(files)
+
+
+EB808 = Code(
+    "EB808",
+    Severity.WARNING,
+    "this machine lacks a system library or program a locked package needs at run time "
+    "(an image installs it with apt-get; a venv uses the host's)",
+)
+
+
+def _java() -> bool:
+    home = os.environ.get("JAVA_HOME")
+    return bool(shutil.which("java") or (home and os.access(Path(home, "bin", "java"), os.X_OK)))
+
+
+# Debian package (render.detect.system_packages) -> how to find it on the venv's host. Not
+# here: libnss-wrapper, which only an image's arbitrary UID needs (a login user has a name).
+HOST_PROBES: dict[str, Any] = {
+    "libgomp1": lambda: ctypes.util.find_library("gomp") is not None,
+    "libgl1": lambda: ctypes.util.find_library("GL") is not None,
+    "libglib2.0-0": lambda: ctypes.util.find_library("glib-2.0") is not None,
+    "default-jre-headless": _java,
+}
+_WHAT = {"default-jre-headless": "a Java runtime (java on PATH or JAVA_HOME)"}
+
+
+def host_findings(lock: Lock) -> list[Finding]:
+    """EB808 for each system package the lock's libraries need that this machine lacks:
+    the image path installs them (EB233); a venv runs on the host's, so its load would fail
+    with the library's own error (lightgbm: libgomp.so.1; pyspark: no java)."""
+    out = []
+    for package in system_packages(lock.pins):
+        probe = HOST_PROBES.get(package)
+        if probe is None or probe():
+            continue
+        needs = sorted(p.name for p in lock.pins if package in _SYSTEM.get(p.name, ()))
+        out.append(
+            EB808.at(
+                Location(file="requirements.lock"),
+                f"{', '.join(needs)} needs {_WHAT.get(package, package)} at run time, and "
+                f"this machine has none: the venv's model will not load",
+                hint=f"install it (Debian/Ubuntu: apt-get install {package}), or use "
+                "envbuild image, which installs it",
+            )
+        )
+    return out
