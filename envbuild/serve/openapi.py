@@ -12,6 +12,8 @@ import json
 from collections.abc import Mapping
 from typing import Any, Dict
 
+from .protocol import NUMPY_SPLIT
+
 Json = Dict[str, Any]
 
 _SCALARS: dict[str, Json] = {
@@ -293,24 +295,49 @@ def build_openapi(
                 "required": [key],
             }
         )
-    json_body: Json = {"schema": {"oneOf": variants}}
+    # MLflow 1.x's bodies, which the server takes from any client (protocol.py): a bare
+    # pandas split object or records list, answered with the bare predictions
+    split_1x = {**formats["dataframe_split"], "title": "pandas split (MLflow 1.x)"}
+    records_1x = {**formats["dataframe_records"], "title": "pandas records (MLflow 1.x)"}
+    json_body: Json = {"schema": {"oneOf": [*variants, split_1x, records_1x]}}
     if example is not None:
         json_body["example"] = example
-    content: Json = {"application/json": json_body}
+    content: Json = {
+        "application/json": json_body,
+        "application/json; format=pandas-split": {"schema": formats["dataframe_split"]},
+        "application/json; format=pandas-records": {"schema": formats["dataframe_records"]},
+        NUMPY_SPLIT: {
+            "schema": {
+                "type": "object",
+                "properties": {"columns": {"type": "array"}, "data": {"type": "array"}},
+                "required": ["data"],
+                "description": "MLflow 1.x's numpy split: column types inferred, the "
+                "signature not applied",
+            }
+        },
+    }
     if inputs is None or not _is_tensor(inputs):
         csv: Json = {"schema": {"type": "string"}}
         if inputs and _named(inputs):
             header = ",".join(str(s["name"]) for s in inputs)
             csv["schema"]["description"] = f"CSV with a header row: {header}"
         content["text/csv"] = csv
+    predictions = _output_schema(outputs)
     ok = {
-        "description": "predictions, serialised as MLflow's scoring server does",
+        "description": "predictions, serialised as MLflow's scoring server does: wrapped in "
+        "'predictions', or bare for MLflow 1.x's bodies (a pandas split or records body, "
+        "numpy split), as MLflow 1.x answered them",
         "content": {
             "application/json": {
                 "schema": {
-                    "type": "object",
-                    "properties": {"predictions": _output_schema(outputs)},
-                    "required": ["predictions"],
+                    "anyOf": [
+                        {
+                            "type": "object",
+                            "properties": {"predictions": predictions},
+                            "required": ["predictions"],
+                        },
+                        {**predictions, "title": "MLflow 1.x"},
+                    ]
                 }
             }
         },

@@ -23,7 +23,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
+from openapi_spec_validator import validate as validate_openapi
 
 from envbuild._adapters import docker as _docker
 from envbuild.build import compare, smoke_image
@@ -253,9 +255,18 @@ def test_mlflow1_model_image_answers_mlflow1_and_mlflow2_clients(
     try:
         with urllib.request.urlopen(server.base + "/version", timeout=10) as r:
             assert r.read() == b"1.30.1"
+        with urllib.request.urlopen(server.base + "/openapi.json", timeout=10) as r:
+            api = json.loads(r.read())
+        validate_openapi(api)
+        post = api["paths"]["/invocations"]["post"]
+        answer = {**post["responses"]["200"]["content"]["application/json"]["schema"], **api}
         for form, (body, ctype) in mlflow1_requests(model).items():
             status, doc = server.post(body, ctype)
             assert status == 200 and compare(expected, doc) is None, (form, doc)
+            # the document describes the body and its bare answer (/openapi.json, 1.x forms)
+            request = post["requestBody"]["content"][ctype]["schema"]
+            jsonschema.validate(json.loads(body), {**request, **api})
+            jsonschema.validate(doc, answer)
         split = json.loads((model / "input_example.json").read_text())
         status, doc = server.post(
             json.dumps({"dataframe_split": split}).encode(), "application/json"

@@ -319,6 +319,34 @@ def test_openapi_of_examples_is_valid_and_accepts_their_payload(name: str) -> No
     assert request["example"] == example
 
 
+def test_openapi_describes_mlflow_1_bodies_and_their_bare_answers() -> None:
+    """The server takes MLflow 1.x's bodies from any client (a bare pandas split object or
+    records list, format=pandas-*, numpy split) and answers them without the wrapper: the
+    document says so, and the bodies and both answers validate against it."""
+    example = json.loads((EXAMPLES / "sklearn-credit" / "serving_input_example.json").read_text())
+    expected = json.loads((EXAMPLES / "sklearn-credit" / "expected_predictions.json").read_text())
+    doc = openapi.build_openapi(signature_of("sklearn-credit"), example=example)
+    validate_openapi(doc)
+    post = doc["paths"]["/invocations"]["post"]
+    content = post["requestBody"]["content"]
+    split = example["dataframe_split"]
+    records = [dict(zip(split["columns"], row, strict=True)) for row in split["data"]]
+    for body in (split, records, example):
+        jsonschema.validate(body, {**content["application/json"]["schema"], **doc})
+    jsonschema.validate(
+        split, {**content["application/json; format=pandas-split"]["schema"], **doc}
+    )
+    jsonschema.validate(
+        records, {**content["application/json; format=pandas-records"]["schema"], **doc}
+    )
+    assert "application/json-numpy-split" in content
+    answer = post["responses"]["200"]["content"]["application/json"]["schema"]
+    jsonschema.validate(expected, {**answer, **doc})  # {"predictions": [...]}
+    jsonschema.validate(expected["predictions"], {**answer, **doc})  # 1.x: the bare list
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"predictions": "no"}, {**answer, **doc})
+
+
 def test_openapi_columns_params_and_outputs() -> None:
     doc = openapi.build_openapi(signature_of("pyfunc-custom"))
     comps = doc["components"]["schemas"]
@@ -336,7 +364,7 @@ def test_openapi_columns_params_and_outputs() -> None:
     assert row["properties"]["education"] == {"type": "string"}
     assert row["required"][:2] == ["limit_bal", "age"]
     ok = doc["paths"]["/invocations"]["post"]["responses"]["200"]["content"]["application/json"]
-    item = ok["schema"]["properties"]["predictions"]["items"]
+    item = ok["schema"]["anyOf"][0]["properties"]["predictions"]["items"]
     assert item["properties"] == {
         "probability": {"type": "number", "format": "double"},
         "label": {"type": "string"},
@@ -358,7 +386,7 @@ def test_openapi_tensor_signature() -> None:
     assert tensor["type"] == "array" and tensor["items"]["minItems"] == 8
     assert tensor["items"]["items"] == {"type": "number"}
     out = doc["paths"]["/invocations"]["post"]["responses"]["200"]["content"]["application/json"]
-    assert out["schema"]["properties"]["predictions"]["items"]["maxItems"] == 2
+    assert out["schema"]["anyOf"][0]["properties"]["predictions"]["items"]["maxItems"] == 2
 
 
 def test_openapi_rich_types_named_tensors_and_no_signature() -> None:
