@@ -236,7 +236,7 @@ class App:
             if self.batcher is not None:
                 self.batcher.arriving(1)
             try:
-                data, params, req = self.v2.decode(body, header)
+                data, params, req = self.v2.decode(body, header, self.batcher is not None)
             finally:
                 if self.batcher is not None:
                     self.batcher.arriving(-1)

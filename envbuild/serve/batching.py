@@ -14,7 +14,8 @@ Pending inputs of one kind (the same orient and columns, and in each column the 
 value types, so pandas infers the same dtypes for the whole as for each part) are merged
 as JSON and made one DataFrame: MLflow's parse and schema cast then run once per model
 call, not once per request (0.7 ms each on examples/sklearn-credit, more than its share
-of a 16-request predict).
+of a 16-request predict). A V2 request's columns likewise: decoded to arrays, concatenated
+per column, made one DataFrame.
 
 If the merged call fails, or its answer does not have one row per input row, each
 request runs alone, so a bad row gets its own error and nobody else's. On by default
@@ -57,8 +58,9 @@ def row_wise(metadata: Any) -> bool:
 
 class Pending:
     """A pandas JSON input (``split`` without an index, or ``records``) kept as decoded
-    JSON; ``build(payload)`` makes it the model's input (raising RequestError), and
-    ``kind`` (json_kind) is what two of them must share to be merged."""
+    JSON, or a V2 request's columns (``columns``: name -> array) not yet made a DataFrame;
+    ``build(payload)`` makes it the model's input (raising RequestError), and ``kind``
+    (json_kind, columns_kind) is what two of them must share to be merged."""
 
     __slots__ = ("build", "kind", "orient", "payload", "rows")
 
@@ -130,12 +132,34 @@ def resolve(data: Any) -> Any:
     return data.resolve() if isinstance(data, Pending) else data
 
 
+def columns_kind(arrays: dict[str, Any]) -> Any:
+    """The kind (see Pending) of V2 columns (name -> numpy array, one row per element) that
+    may be merged with others of the same kind: the same names in the same order, each with
+    the same dtype and trailing shape, all of one length; None for object arrays (strings),
+    whose column dtype pandas infers from the values, or another length per column."""
+    lengths = {a.shape[0] if a.ndim else -1 for a in arrays.values()}
+    if not arrays or len(lengths) != 1 or min(lengths) < 1 or max(lengths) > MAX_PENDING_ROWS:
+        return None
+    if any(a.dtype.kind == "O" for a in arrays.values()):
+        return None
+    return "columns", tuple((n, str(a.dtype), a.shape[1:]) for n, a in arrays.items())
+
+
 def merge_pending(inputs: list[Pending]) -> Any:
-    """One model input from Pending inputs of one kind: their JSON joined, parsed once."""
+    """One model input from Pending inputs of one kind: their JSON (or V2 columns) joined,
+    parsed once."""
     first = inputs[0]
     if first.orient == "split":
         rows = [row for item in inputs for row in item.payload["data"]]
         return first.build({"columns": first.payload["columns"], "data": rows})
+    if first.orient == "columns":
+        np: Any = importlib.import_module("numpy")
+        return first.build(
+            {
+                name: np.concatenate([item.payload[name] for item in inputs])
+                for name in first.payload
+            }
+        )
     return first.build([record for item in inputs for record in item.payload])
 
 

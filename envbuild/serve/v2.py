@@ -18,6 +18,7 @@ import json
 import struct
 from typing import Any
 
+from .batching import Pending, columns_kind
 from .protocol import RequestError, Response
 
 # V2 datatypes and the numpy dtypes they are; BYTES is an object array of str (or bytes).
@@ -134,9 +135,11 @@ class V2:
     # -- request --------------------------------------------------------------------------
 
     def decode(
-        self, body: bytes, header_length: str | None
+        self, body: bytes, header_length: str | None, defer: bool = False
     ) -> tuple[Any, dict[str, Any] | None, dict[str, Any]]:
-        """(model input, params, request): raises RequestError(400) naming the problem."""
+        """(model input, params, request): raises RequestError(400) naming the problem.
+        With ``defer`` (the batcher's caller), a column model's input may come back as a
+        batching.Pending of its columns, made a DataFrame when its batch runs."""
         binary = b""
         if header_length is not None:
             try:
@@ -176,6 +179,15 @@ class V2:
         if not isinstance(params, dict):
             raise RequestError(400, "'parameters' must be an object")
         model_params = {k: v for k, v in params.items() if k in self._param_names}
+        if defer and not self._tensor:
+            kind = columns_kind(arrays)
+            if kind is not None:
+                rows = next(iter(arrays.values())).shape[0]
+                return (
+                    Pending("columns", arrays, self._model_input, kind, rows),
+                    model_params or None,
+                    req,
+                )
         return self._model_input(arrays), model_params or None, req
 
     def _model_input(self, arrays: dict[str, Any]) -> Any:

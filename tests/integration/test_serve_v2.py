@@ -177,3 +177,59 @@ def test_batched_answers_equal_the_answers_alone(served: tuple[str, Running]) ->
     count = ("envbuild_request_duration_seconds_count", (("route", "/invocations"),))
     assert after[count] >= after[ok]
     assert after[("envbuild_model_load_seconds", ())] > 0
+
+
+def _v2_bodies(server: Running, payload: dict[str, Any]) -> list[bytes]:
+    """_subsets' thirty-two requests as V2 JSON, each input typed by the model's metadata."""
+    with urllib.request.urlopen(server.url + "/v2/models/model", timeout=30) as r:
+        specs = {s["name"]: s for s in json.loads(r.read())["inputs"]}
+    bodies = []
+    for body in _subsets(payload):
+        doc = json.loads(body)
+        if "dataframe_split" in doc:
+            split = doc["dataframe_split"]
+            inputs = [
+                {"name": c, "shape": [len(split["data"])], "datatype": specs[c]["datatype"],
+                 "data": [row[i] for row in split["data"]]}
+                for i, c in enumerate(split["columns"])
+            ]  # fmt: skip
+        else:
+            ((name, spec),) = specs.items()
+            rows = doc["inputs"]
+            flat = [x for row in rows for x in row]
+            inputs = [{"name": name, "shape": [len(rows), len(rows[0])],
+                       "datatype": spec["datatype"], "data": flat}]  # fmt: skip
+        bodies.append(json.dumps({"inputs": inputs}).encode())
+    return bodies
+
+
+def _infer(server: Running, body: bytes) -> bytes:
+    req = urllib.request.Request(
+        server.url + "/v2/models/model/infer", data=body,
+        headers={"Content-Type": "application/json"},
+    )  # fmt: skip
+    with urllib.request.urlopen(req, timeout=60) as r:
+        assert r.status == 200
+        return bytes(r.read())
+
+
+def test_batched_v2_answers_equal_the_answers_alone(served: tuple[str, Running]) -> None:
+    """V2 requests merged into shared model calls (a column model's columns concatenated
+    before its DataFrame is made) get byte for byte the answers each gets alone."""
+    name, server = served
+    bodies = _v2_bodies(server, stored(name)[0])
+    alone = [_infer(server, b) for b in bodies]
+    before = metrics(server)
+    with concurrent.futures.ThreadPoolExecutor(32) as pool:
+        for _ in range(3):
+            assert list(pool.map(lambda b: _infer(server, b), bodies)) == alone
+    after = metrics(server)
+    calls = (
+        after[("envbuild_batch_requests_count", ())] - before[("envbuild_batch_requests_count", ())]
+    )
+    merged = (
+        after[("envbuild_batch_requests_sum", ())] - before[("envbuild_batch_requests_sum", ())]
+    )
+    assert merged == 3 * len(bodies)
+    assert calls < merged, "no V2 request was merged with another"
+    print(f"{name} (V2): {merged:g} requests in {calls:g} model calls")

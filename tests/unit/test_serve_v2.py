@@ -357,6 +357,36 @@ def test_a_failing_merged_parse_parses_each_request_alone() -> None:
     assert [n for n, _ in held.calls] == [1, 2]
 
 
+def test_v2_columns_of_one_kind_make_one_frame_per_merged_call() -> None:
+    held, frames = Held(), []
+
+    def build(columns: dict[str, Any]) -> pd.DataFrame:
+        frames.append(len(next(iter(columns.values()))))
+        return pd.DataFrame(columns)
+
+    def columns(n: int, dtype: str = "int64") -> batching.Pending:
+        arrays = {"a": np.arange(n, dtype=dtype), "b": np.full(n, 0.5)}
+        kind = batching.columns_kind(arrays)
+        assert kind is not None
+        return batching.Pending("columns", arrays, build, kind, n)
+
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        b = batcher(held, pool)
+        first = b.submit(columns(1), None)
+        assert held.first.wait(10)
+        rest = [b.submit(columns(n), None) for n in (2, 3)]
+        other = b.submit(columns(2, "int32"), None)  # another dtype: its own call
+        held.release.set()
+        assert first.result(10)["y"].tolist() == [0]
+        assert [f.result(10)["y"].tolist() for f in rest] == [[0, 2], [0, 2, 4]]
+        assert other.result(10)["y"].tolist() == [0, 2]
+    assert frames == [1, 5, 2]
+    kind = batching.columns_kind
+    assert kind({"s": np.array(["x"], dtype=object)}) is None  # strings: pandas infers
+    assert kind({"a": np.zeros(2), "b": np.zeros(3)}) is None
+    assert kind({"a": np.zeros(0)}) is None
+
+
 def test_json_kind_merges_only_what_pandas_infers_alike() -> None:
     kind = batching.json_kind
     assert kind("split", {"columns": ["a", "b"], "data": [[1, "x"]]}) == kind(
