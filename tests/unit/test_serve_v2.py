@@ -406,6 +406,7 @@ def test_json_kind_merges_only_what_pandas_infers_alike() -> None:
         ("split", {"columns": ["a"], "data": [[2**63]]}),  # inferred as object
         ("split", {"columns": ["a"], "data": []}),
         ("split", {"columns": ["a"], "data": [[1]] * (batching.MAX_PENDING_ROWS + 1)}),
+        ("split", {"columns": [f"c{i}" for i in range(100)], "data": [list(range(100))] * 41}),
         ("split", {"columns": ["a", "b"], "data": [[1]]}),
         ("records", [{"a": 1}, {"a": 1, "b": 2}]),
         ("records", [{"a": {"x": 1}}]),
