@@ -144,6 +144,9 @@ def start(kind: str, args: argparse.Namespace, model: Path, work: Path) -> Proc:
         mlflow = str(Path(args.python).with_name("mlflow"))
         argv = [mlflow, "models", "serve", "-m", str(model), "--env-manager", "local",
                 "-h", "127.0.0.1", "-p", str(port), "-w", str(args.workers)]  # fmt: skip
+        # MLflow runs `uvicorn` (or gunicorn) by name: the one of --python's venv, not
+        # whichever PATH finds first
+        env["PATH"] = f"{Path(args.python).parent}{os.pathsep}{env.get('PATH', '')}"
         return Proc(kind, argv, env, "/ping", port, work, args.pin_server)
     folder = work / "mlserver-model"
     folder.mkdir(exist_ok=True)
