@@ -16,18 +16,30 @@ goes on. Images are tagged <--tag-prefix>-<n> and removed after their smoke test
 to a temp folder.
 
     python benchmarks/corpus.py --build --only A B C --image-only-for A   # a handful
+    python benchmarks/corpus.py --build --batching --no-venv   # batched == alone, per image
+
+--batching (issue #16): for each built image whose model batches by default (a row-wise
+flavor, envbuild/serve/batching.py) and a stored example, the image
+runs with one worker and one prediction slot; thirty-two different requests made from the
+stored rows (serving_input_example.json, or input_example.json's pandas split) are sent one at a time, then three times all at once; the row's "batched"
+column says whether every concurrent answer equals, byte for byte, the one the same request
+got alone, and how many model calls /metrics counted for how many requests.
 """
 
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import json
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "tests" / "corpus"
@@ -103,7 +115,11 @@ def proof(smoke: dict[str, Any] | None, code: int, doc: dict[str, Any] | None) -
     return str(smoke.get("proof", "?")), "yes" if smoke.get("compared") else "-"
 
 
-def build_image_row(path: Path, tag: str, keep: bool) -> dict[str, Any]:
+def build_image_row(
+    path: Path, tag: str, keep: bool, batching: Path | None = None
+) -> dict[str, Any]:
+    """envbuild image on ``path``; ``batching``: the model folder (where MLmodel is, inside
+    a repository-root variant) to run the --batching comparison on."""
     t0 = time.monotonic()
     code, doc, err = envbuild("image", str(path), "-t", tag)
     result = (doc or {}).get("result") or {}
@@ -112,9 +128,121 @@ def build_image_row(path: Path, tag: str, keep: bool) -> dict[str, Any]:
     row["image"] = "ok" if code == 0 else f"exit {code} {_err(doc, err)}"
     row["size_mb"] = round(image["size"] / 1e6) if image.get("size") else None
     row["image_proof"], row["image_match"] = proof(result.get("smoke"), code, doc)
+    if batching is not None:
+        row["batched"] = "-"
+        if code == 0 and batches(batching):
+            row.update(guarded("batched", batching_row, batching, tag))
     if image.get("id") and not keep:
         subprocess.run(["docker", "rmi", "-f", tag], capture_output=True, check=False)
     return row
+
+
+ROW_WISE = frozenset(
+    {
+        "mlflow.sklearn",
+        "mlflow.xgboost",
+        "mlflow.lightgbm",
+        "mlflow.catboost",
+        "mlflow.onnx",
+        "mlflow.keras",
+        "mlflow.tensorflow",
+        "mlflow.pytorch",
+    }
+)  # fmt: skip  (envbuild/serve/batching.py's ROW_WISE_LOADERS: batched by default)
+
+
+def stored_payload(path: Path) -> dict[str, Any] | None:
+    """The stored request: serving_input_example.json, or (MLflow before 2.12 wrote none)
+    input_example.json's pandas split as a dataframe_split request."""
+    serving = path / "serving_input_example.json"
+    if serving.is_file():
+        doc: dict[str, Any] = json.loads(serving.read_text(encoding="utf-8"))
+        return doc
+    example = path / "input_example.json"
+    if example.is_file():
+        split = json.loads(example.read_text(encoding="utf-8"))
+        if isinstance(split, dict) and {"columns", "data"} <= set(split):
+            return {"dataframe_split": {"columns": split["columns"], "data": split["data"]}}
+    return None
+
+
+def batches(path: Path) -> bool:
+    mlmodel = yaml.safe_load((path / "MLmodel").read_text(encoding="utf-8"))
+    loader = ((mlmodel.get("flavors") or {}).get("python_function") or {}).get("loader_module")
+    return loader in ROW_WISE and stored_payload(path) is not None
+
+
+def request_bodies(payload: dict[str, Any]) -> list[bytes]:
+    """Thirty-two different requests: rotations and repeats of the stored rows, in the
+    stored payload's own form."""
+    key = next(k for k in ("dataframe_split", "dataframe_records", "inputs", "instances")
+               if k in payload)  # fmt: skip
+    split = payload[key] if key == "dataframe_split" else None
+    rows = split["data"] if split else payload[key]
+    bodies = []
+    for i in range(32):
+        chosen = [rows[(i + j) % len(rows)] for j in range(1 + i % len(rows))]
+        value: Any = {"columns": split["columns"], "data": chosen} if split else chosen
+        bodies.append(json.dumps({key: value}).encode())
+    return bodies
+
+
+def _get(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=60) as r:
+        return bytes(r.read())
+
+
+def _post(url: str, body: bytes) -> bytes:
+    req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=120) as r:
+        return bytes(r.read())
+
+
+def _batch_counters(base: str) -> tuple[float, float]:
+    calls = requests = 0.0
+    for line in _get(base + "/metrics").decode().splitlines():
+        if line.startswith("envbuild_batch_requests_count "):
+            calls = float(line.split()[1])
+        elif line.startswith("envbuild_batch_requests_sum "):
+            requests = float(line.split()[1])
+    return calls, requests
+
+
+def batching_row(path: Path, tag: str) -> dict[str, Any]:
+    """Concurrent answers against answers alone in the built image (see --batching)."""
+    payload = stored_payload(path)
+    assert payload is not None
+    bodies = request_bodies(payload)
+    run = subprocess.run(
+        ["docker", "run", "-d", "--rm", "-p", "127.0.0.1::8080", "-e", "ENVBUILD_WORKERS=1",
+         "-e", "ENVBUILD_THREADS=1", "-e", "ENVBUILD_ACCESS_LOG=0", tag],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    container = run.stdout.strip()
+    try:
+        port = subprocess.run(["docker", "port", container, "8080/tcp"], capture_output=True,
+                              text=True, check=True).stdout.split(":")[-1].strip()  # fmt: skip
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                _get(base + "/ping")
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    return {"batched": "not ready in 180 s"}
+                time.sleep(0.2)
+        url = base + "/invocations"
+        alone = [_post(url, b) for b in bodies]
+        before = _batch_counters(base)
+        with concurrent.futures.ThreadPoolExecutor(32) as pool:
+            together = [list(pool.map(lambda b: _post(url, b), bodies)) for _ in range(3)]
+        after = _batch_counters(base)
+    finally:
+        subprocess.run(["docker", "rm", "-f", container], capture_output=True, check=False)
+    calls, requests = after[0] - before[0], after[1] - before[1]
+    same = all(t == alone for t in together)
+    return {"batched": f"{'equal' if same else 'DIFFER'} ({requests:g} in {calls:g} calls)"}
 
 
 def build_venv_row(path: Path) -> dict[str, Any]:
@@ -209,6 +337,9 @@ def main() -> int:
     ap.add_argument("--tag-prefix", default="envbuild-corpus")
     ap.add_argument("--keep", action="store_true", help="keep the images")
     ap.add_argument("--json", type=Path, help="also write the rows here")
+    ap.add_argument(
+        "--batching", action="store_true", help="with --build: batched == alone in each image"
+    )
     opts = ap.parse_args()
     manifest = json.loads((CORPUS / "manifest.json").read_text(encoding="utf-8"))["models"]
     entries = [e for e in manifest if not opts.only or e["name"] in opts.only]
@@ -234,10 +365,19 @@ def main() -> int:
             images = not opts.no_image and (not opts.image_only_for or name in opts.image_only_for)
             if images:
                 tag = f"{opts.tag_prefix}-{i}"
-                row.update(guarded("image", build_image_row, dirs[name], tag, opts.keep))
+                row.update(
+                    guarded(
+                        "image",
+                        build_image_row,
+                        dirs[name],
+                        tag,
+                        opts.keep,
+                        dirs[name] / e["model_dir"] if opts.batching else None,
+                    )
+                )
             if not opts.no_venv:
                 row.update(guarded("venv", build_venv_row, dirs[name]))
-            said = ", ".join(f"{k} {row[k]}" for k in ("image", "venv") if k in row)
+            said = ", ".join(f"{k} {row[k]}" for k in ("image", "batched", "venv") if k in row)
             print(f"[{i + 1}/{len(entries)}] {name}: {said}", file=sys.stderr, flush=True)
         rows.append(row)
     cols = ["name", "flavor", "mlflow", "python", "servable", "check"]
@@ -245,9 +385,14 @@ def main() -> int:
     if opts.build:
         built = [k for k in ("image", "venv") if any(k in r for r in rows)]
         cols += (IMAGE_COLS if "image" in built else []) + (VENV_COLS if "venv" in built else [])
+        cols += ["batched"] if opts.batching else []
     print(table(rows, cols))
     print()
     print("\n".join(totals(rows, built)))
+    if opts.batching:
+        tried = [r["batched"] for r in rows if r.get("batched", "-") != "-"]
+        equal = sum(b.startswith("equal") for b in tried)
+        print(f"batched == alone: {equal}/{len(tried)} images whose model batches by default")
     print(f"{len(rows)} models in {time.monotonic() - started:.0f}s")
     if opts.json:
         opts.json.write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
