@@ -220,7 +220,13 @@ def main() -> int:
     )
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--connections", type=int, nargs="+", default=[1, 64, 200])
-    ap.add_argument("--requests", type=int, default=2000, help="per closed-loop run")
+    ap.add_argument(
+        "--requests",
+        type=int,
+        default=2000,
+        help="per closed-loop run; above ~1,000 req/s 2,000 requests last about a second, "
+        "so connection set-up weighs on them: --connections 64 200 --requests 8000",
+    )
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--cold-rounds", type=int, default=3, help="timed starts of each server")
     ap.add_argument("--mlserver-venv", default="/tmp/bench-mlserver")
