@@ -140,14 +140,18 @@ def resolve(data: Any) -> Any:
 def columns_kind(arrays: dict[str, Any]) -> Any:
     """The kind (see Pending) of V2 columns (name -> numpy array, one row per element) that
     may be merged with others of the same kind: the same names in the same order, each with
-    the same dtype and trailing shape, all of one length; None for object arrays (strings),
-    whose column dtype pandas infers from the values, or another length per column."""
+    the same dtype and trailing shape, all of one length (else None). An object array
+    (BYTES: str from JSON, bytes from the binary extension) also carries the Python types of
+    its elements, since pandas infers its column's dtype from them (all str: a string
+    column): the same types give the merged column the dtype each part would have."""
     lengths = {a.shape[0] if a.ndim else -1 for a in arrays.values()}
     if not arrays or len(lengths) != 1 or min(lengths) < 1 or max(lengths) > MAX_PENDING_ROWS:
         return None
-    if any(a.dtype.kind == "O" for a in arrays.values()):
-        return None
-    return "columns", tuple((n, str(a.dtype), a.shape[1:]) for n, a in arrays.items())
+    kinds = []
+    for name, a in arrays.items():
+        values = frozenset(type(x) for x in a.flat) if a.dtype.kind == "O" else None
+        kinds.append((name, str(a.dtype), a.shape[1:], values))
+    return "columns", tuple(kinds)
 
 
 def merge_pending(inputs: list[Pending]) -> Any:

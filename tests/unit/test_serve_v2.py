@@ -382,7 +382,13 @@ def test_v2_columns_of_one_kind_make_one_frame_per_merged_call() -> None:
         assert other.result(10)["y"].tolist() == [0, 2]
     assert frames == [1, 5, 2]
     kind = batching.columns_kind
-    assert kind({"s": np.array(["x"], dtype=object)}) is None  # strings: pandas infers
+    # strings (V2 BYTES) merge with strings, not with bytes or a column that holds a None
+    text = kind({"s": np.array(["x", "y"], dtype=object)})
+    assert text is not None and text == kind({"s": np.array(["z"], dtype=object)})
+    assert text != kind({"s": np.array([b"x"], dtype=object)})
+    assert text != kind({"s": np.array(["x", None], dtype=object)})
+    merged = pd.DataFrame({"s": np.concatenate([np.array(["x"], dtype=object)] * 2)})
+    assert merged["s"].dtype == pd.DataFrame({"s": np.array(["x"], dtype=object)})["s"].dtype
     assert kind({"a": np.zeros(2), "b": np.zeros(3)}) is None
     assert kind({"a": np.zeros(0)}) is None
 
