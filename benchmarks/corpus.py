@@ -41,6 +41,8 @@ from typing import Any
 
 import yaml
 
+from envbuild.serve.batching import ROW_WISE_LOADERS  # the flavors batched by default
+
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "tests" / "corpus"
 
@@ -137,20 +139,6 @@ def build_image_row(
     return row
 
 
-ROW_WISE = frozenset(
-    {
-        "mlflow.sklearn",
-        "mlflow.xgboost",
-        "mlflow.lightgbm",
-        "mlflow.catboost",
-        "mlflow.onnx",
-        "mlflow.keras",
-        "mlflow.tensorflow",
-        "mlflow.pytorch",
-    }
-)  # fmt: skip  (envbuild/serve/batching.py's ROW_WISE_LOADERS: batched by default)
-
-
 def stored_payload(path: Path) -> dict[str, Any] | None:
     """The stored request: serving_input_example.json, or (MLflow before 2.12 wrote none)
     input_example.json's pandas split as a dataframe_split request."""
@@ -169,7 +157,7 @@ def stored_payload(path: Path) -> dict[str, Any] | None:
 def batches(path: Path) -> bool:
     mlmodel = yaml.safe_load((path / "MLmodel").read_text(encoding="utf-8"))
     loader = ((mlmodel.get("flavors") or {}).get("python_function") or {}).get("loader_module")
-    return loader in ROW_WISE and stored_payload(path) is not None
+    return loader in ROW_WISE_LOADERS and stored_payload(path) is not None
 
 
 def request_bodies(payload: dict[str, Any]) -> list[bytes]:

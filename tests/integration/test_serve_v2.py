@@ -143,7 +143,10 @@ def _post(server: Running, body: bytes) -> bytes:
         return bytes(r.read())
 
 
-def metrics(server: Running) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+Metrics = dict[tuple[str, tuple[tuple[str, str], ...]], float]  # (name, labels) -> value
+
+
+def metrics(server: Running) -> Metrics:
     with urllib.request.urlopen(server.url + "/metrics", timeout=30) as r:
         text = r.read().decode()
     return {
@@ -153,15 +156,17 @@ def metrics(server: Running) -> dict[tuple[str, tuple[tuple[str, str], ...]], fl
     }
 
 
-def test_batched_answers_equal_the_answers_alone(served: tuple[str, Running]) -> None:
-    name, server = served
-    bodies = _subsets(stored(name)[0])
-    alone = [_post(server, b) for b in bodies]  # one at a time: nothing queues, no merge
+def together_as_alone(
+    server: Running, bodies: list[bytes], send: Any
+) -> tuple[Metrics, Metrics, float, float]:
+    """Each body sent alone, then all of them at once three times: every concurrent answer
+    must equal, byte for byte, its answer alone. Returns /metrics before and after the
+    concurrent rounds, the requests the batcher ran in them and its model calls."""
+    alone = [send(server, b) for b in bodies]  # one at a time: nothing queues, no merge
     before = metrics(server)
     with concurrent.futures.ThreadPoolExecutor(32) as pool:
         for _ in range(3):
-            together = list(pool.map(lambda b: _post(server, b), bodies))
-            assert together == alone  # byte for byte
+            assert list(pool.map(lambda b: send(server, b), bodies)) == alone
     after = metrics(server)
     calls = (
         after[("envbuild_batch_requests_count", ())] - before[("envbuild_batch_requests_count", ())]
@@ -169,6 +174,13 @@ def test_batched_answers_equal_the_answers_alone(served: tuple[str, Running]) ->
     merged = (
         after[("envbuild_batch_requests_sum", ())] - before[("envbuild_batch_requests_sum", ())]
     )
+    return before, after, merged, calls
+
+
+def test_batched_answers_equal_the_answers_alone(served: tuple[str, Running]) -> None:
+    name, server = served
+    bodies = _subsets(stored(name)[0])
+    before, after, merged, calls = together_as_alone(server, bodies, _post)
     assert merged == 3 * len(bodies)
     assert calls < merged, "no request was merged with another"
     print(f"{name}: {merged:g} requests in {calls:g} model calls")
@@ -218,18 +230,7 @@ def test_batched_v2_answers_equal_the_answers_alone(served: tuple[str, Running])
     before its DataFrame is made) get byte for byte the answers each gets alone."""
     name, server = served
     bodies = _v2_bodies(server, stored(name)[0])
-    alone = [_infer(server, b) for b in bodies]
-    before = metrics(server)
-    with concurrent.futures.ThreadPoolExecutor(32) as pool:
-        for _ in range(3):
-            assert list(pool.map(lambda b: _infer(server, b), bodies)) == alone
-    after = metrics(server)
-    calls = (
-        after[("envbuild_batch_requests_count", ())] - before[("envbuild_batch_requests_count", ())]
-    )
-    merged = (
-        after[("envbuild_batch_requests_sum", ())] - before[("envbuild_batch_requests_sum", ())]
-    )
+    _, _, merged, calls = together_as_alone(server, bodies, _infer)
     assert merged == 3 * len(bodies)
     assert calls < merged, "no V2 request was merged with another"
     print(f"{name} (V2): {merged:g} requests in {calls:g} model calls")
