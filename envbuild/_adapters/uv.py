@@ -21,6 +21,7 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from packaging.utils import canonicalize_name
 
@@ -436,11 +437,17 @@ def uv_requirement() -> str | None:
         return None
     url = "https://pypi.org/simple/uv/"
     req = urllib.request.Request(url, headers={"Accept": "application/vnd.pypi.simple.v1+json"})
-    try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            doc = json.loads(resp.read())
-    except (OSError, ValueError) as exc:
-        log.debug("uv hashes from %s: %s", url, exc)
+    doc: dict[str, Any] | None = None
+    for attempt in range(3):  # a proxy's or the index's passing hiccup is not "no uv"
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                doc = json.loads(resp.read())
+            break
+        except (OSError, ValueError) as exc:
+            log.debug("uv hashes from %s (attempt %d): %s", url, attempt + 1, exc)
+            if attempt < 2:
+                time.sleep(attempt + 1)
+    if not isinstance(doc, dict):
         return None
     prefix = f"uv-{uv_version}-"
     hashes = sorted(
