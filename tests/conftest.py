@@ -13,6 +13,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -159,6 +160,33 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if reporter is not None and skipped and session.exitstatus == 0:
         reporter.write_line(f"CI: {len(skipped)} test(s) skipped; skips fail CI", red=True)
         session.exitstatus = 1
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Under pytest-xdist (the README's `-n 2`): each module runs whole on one worker, so its
+    module-scoped fixtures (a built image, the corpus-wide check) are made once; and every
+    module that uses Docker runs on one worker, one after the other, since _leave_no_images
+    removes, when a module ends, every envbuild image built since it started, which would
+    include another worker's. The scheduler sees only node ids, so a module uses Docker
+    when its source names the docker marker (xdist's own --dist loadgroup relies on
+    rewriting node ids, which pytest 9 no longer allows)."""
+    from xdist.scheduler import LoadScopeScheduling  # type: ignore[import-untyped]
+
+    class ByModule(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return "docker" if _uses_docker(path) else path
+
+    return ByModule(config, log)
+
+
+@functools.cache
+def _uses_docker(path: str) -> bool:
+    from tests.helpers import ROOT
+
+    file = ROOT / path
+    return file.is_file() and "pytest.mark.docker" in file.read_text()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
