@@ -26,6 +26,7 @@ import platform
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -87,10 +88,17 @@ def make_base(client: object) -> None:
         pytest.fail("debootstrap is missing (../shared/tools/docker-engine installs it)")
     with tempfile.TemporaryDirectory(prefix="envbuild-arm64-") as tmp:
         root = Path(tmp) / "rootfs"
-        done = _run(
-            "debootstrap", "--foreign", "--arch=arm64", "--variant=minbase",
-            f"--include={PACKAGES}", "bookworm", str(root), "http://deb.debian.org/debian",
-        )  # fmt: skip
+        # the mirror drops a download now and then (CI: "Couldn't download packages: bash");
+        # each try starts from an empty root, as debootstrap expects
+        for attempt in range(3):
+            shutil.rmtree(root, ignore_errors=True)
+            done = _run(
+                "debootstrap", "--foreign", "--arch=arm64", "--variant=minbase",
+                f"--include={PACKAGES}", "bookworm", str(root), "http://deb.debian.org/debian",
+            )  # fmt: skip
+            if done.returncode == 0:
+                break
+            time.sleep(5 * (attempt + 1))
         assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
         # the second stage would run arm64 maintainer scripts under emulation for minutes;
         # unpacking what it downloaded is enough for an image that runs python3
