@@ -26,6 +26,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from email.message import Message
 from pathlib import Path
 from typing import Any
 
@@ -155,12 +156,14 @@ def assert_workers_gone(log: str) -> None:
         assert not Path(f"/proc/{pid}").exists(), f"worker {pid} outlived the master"
 
 
-def get(server: Running, path: str) -> tuple[int, dict[str, str], bytes]:
+def get(server: Running, path: str) -> tuple[int, Message, bytes]:
+    """The status, the headers (looked up in any case, as HTTP's names are: uvicorn sends
+    them in lower case) and the body."""
     try:
         with urllib.request.urlopen(server.url + path, timeout=30) as r:
-            return r.status, dict(r.headers), r.read()
+            return r.status, r.headers, r.read()
     except urllib.error.HTTPError as e:
-        return e.code, dict(e.headers), e.read()
+        return e.code, e.headers, e.read()
 
 
 def post(server: Running, body: bytes, ctype: str = "application/json") -> tuple[int, Any]:
