@@ -164,7 +164,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """Under pytest-xdist (the README's `-n 2`): each module runs whole on one worker, so its
+    """Under pytest-xdist (the README's `-n 3`): each module runs whole on one worker, so its
     module-scoped fixtures (a built image, the corpus-wide check) are made once; and every
     module that uses Docker runs on one worker, one after the other, since _leave_no_images
     removes, when a module ends, every envbuild image built since it started, which would
