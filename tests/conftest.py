@@ -73,11 +73,34 @@ def uv_problem() -> str | None:
 BUILD_CACHE_KEPT = 6 * 1024**3
 
 
+# The platform of the images a module builds, where it is not the engine's own: a module
+# that sets IMAGE_PLATFORM (tests/integration/test_arm64.py) runs beside the other Docker
+# modules, on a worker of its own, since each module's cleanup below removes only images
+# and containers labelled with its own platform.
+HOST_PLATFORM = "linux/amd64"
+
+
+def _image_platform(path: str) -> str | None:
+    """IMAGE_PLATFORM as the module at ``path`` (relative to the root) sets it, read from its
+    source: the scheduler sees node ids only."""
+    from tests.helpers import ROOT
+
+    file = ROOT / path
+    if not file.is_file():
+        return None
+    for line in file.read_text().splitlines():
+        if line.startswith("IMAGE_PLATFORM = "):
+            return line.split("=", 1)[1].strip().strip("\"'")
+    return None
+
+
 @pytest.fixture(scope="module", autouse=True)
 def _leave_no_images(request: pytest.FixtureRequest) -> Iterator[None]:
     """A module that builds images removes, when it ends, every image envbuild built in it
-    (by its io.envbuild.command label) and their containers, and trims the build cache to
-    BUILD_CACHE_KEPT. Without this a full run keeps every image
+    (by its io.envbuild.command label) for its platform (io.envbuild.platform: its
+    IMAGE_PLATFORM, else HOST_PLATFORM) and their containers, and trims the build cache to
+    BUILD_CACHE_KEPT (a module of another platform builds with the classic builder and
+    leaves the cache alone). Without this a full run keeps every image
     the suite built (tens of GB) and fills a small CI disk half-way through the run."""
     module = request.module
     _DISK.append((module.__name__, shutil.disk_usage(tempfile.gettempdir()).free))
@@ -92,7 +115,9 @@ def _leave_no_images(request: pytest.FixtureRequest) -> Iterator[None]:
     import docker
 
     c = docker.from_env(timeout=120)
-    built = {"label": "io.envbuild.command"}  # every image envbuild builds, and its containers
+    platform = getattr(module, "IMAGE_PLATFORM", HOST_PLATFORM)
+    # every image envbuild builds for this platform, and its containers
+    built = {"label": ["io.envbuild.command", f"io.envbuild.platform={platform}"]}
     images = {i.id for i in c.images.list(all=True, filters=built)}
     containers = {k.id for k in c.containers.list(all=True, filters=built)}
     try:
@@ -104,7 +129,8 @@ def _leave_no_images(request: pytest.FixtureRequest) -> Iterator[None]:
         for i in c.images.list(all=True, filters=built):  # with their untagged parents
             if i.id not in images:
                 _quietly(c.images.remove, i.id, force=True)
-        _quietly(c.api.prune_builds, keep_storage=BUILD_CACHE_KEPT, all=True)
+        if platform == HOST_PLATFORM:
+            _quietly(c.api.prune_builds, keep_storage=BUILD_CACHE_KEPT, all=True)
         c.close()
 
 
@@ -166,19 +192,37 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """Under pytest-xdist (the README's `-n 3`): each module runs whole on one worker, so its
     module-scoped fixtures (a built image, the corpus-wide check) are made once; and every
-    module that uses Docker runs on one worker, one after the other, since _leave_no_images
-    removes, when a module ends, every envbuild image built since it started, which would
-    include another worker's. The scheduler sees only node ids, so a module uses Docker
-    when its source names the docker marker (xdist's own --dist loadgroup relies on
-    rewriting node ids, which pytest 9 no longer allows)."""
+    module that uses Docker for the engine's own platform runs on one worker, one after the
+    other, since _leave_no_images removes, when a module ends, every envbuild image of its
+    platform built since it started, which would include another worker's. A module of
+    another platform (IMAGE_PLATFORM) is a unit of its own, and the first one handed out
+    (pytest_collection_modifyitems puts it first; xdist's reordering by size is off), so
+    the arm64 build under qemu, the suite's longest test, runs beside the others from the
+    start. The scheduler sees only node ids, so a module uses Docker when its source names
+    the docker marker (xdist's own --dist loadgroup relies on rewriting node ids, which
+    pytest 9 no longer allows)."""
     from xdist.scheduler import LoadScopeScheduling  # type: ignore[import-untyped]
 
     class ByModule(LoadScopeScheduling):  # type: ignore[misc]
         def _split_scope(self, nodeid: str) -> str:
             path = nodeid.split("::", 1)[0]
-            return "docker" if _uses_docker(path) else path
+            if not _uses_docker(path):
+                return path
+            return "docker" if _image_platform(path) is None else path
 
+    config.option.loadscopereorder = False
     return ByModule(config, log)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The modules of another platform first (see pytest_xdist_make_scheduler); the rest
+    in their collected order."""
+    first = {
+        path
+        for path in {item.nodeid.split("::", 1)[0] for item in items}
+        if _uses_docker(path) and _image_platform(path) is not None
+    }
+    items.sort(key=lambda item: item.nodeid.split("::", 1)[0] not in first)
 
 
 @functools.cache

@@ -40,6 +40,8 @@ pytestmark = [pytest.mark.docker, pytest.mark.network, pytest.mark.slow]
 MODEL = ROOT / "tests" / "corpus" / "models" / "mlflow3.17.2-py3.11-pyfunc-models-from-code"
 BASE = "envbuild-test/debian-python:3.11-arm64"
 TAG = "envbuild-arm64-test:1"
+# its images are this platform's: tests/conftest.py runs this module beside the others
+IMAGE_PLATFORM = "linux/arm64"
 BINFMT = Path("/proc/sys/fs/binfmt_misc")
 SKIP = "arm64 emulation unavailable: "  # tests/conftest.py lets this skip pass in CI
 PACKAGES = "python3,python3-pip,ca-certificates"
