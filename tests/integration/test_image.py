@@ -419,12 +419,13 @@ def smoke_containers() -> list[str]:
     """Every container (running or not) that envbuild's smoke test started, but those of
     arm64 images: tests/integration/test_arm64.py may be proving one on another worker."""
 
-    def ps(*filters: str) -> set[str]:
-        argv = ["docker", "ps", "-aq", "--filter", "label=io.envbuild.smoke"]
-        argv += [arg for f in filters for arg in ("--filter", f)]
-        return set(subprocess.run(argv, capture_output=True, text=True, check=True).stdout.split())
-
-    return sorted(ps() - ps("label=io.envbuild.platform=linux/arm64"))
+    done = subprocess.run(
+        ["docker", "ps", "-a", "--filter", "label=io.envbuild.smoke",
+         "--format", '{{.ID}} {{.Label "io.envbuild.platform"}}'],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    rows = [[*line.split(), ""] for line in done.stdout.splitlines() if line.strip()]
+    return [row[0] for row in rows if row[1] != "linux/arm64"]
 
 
 @pytest.mark.docker
