@@ -80,15 +80,19 @@ BUILD_CACHE_KEPT = 6 * 1024**3
 HOST_PLATFORM = "linux/amd64"
 
 
-def _image_platform(path: str) -> str | None:
-    """IMAGE_PLATFORM as the module at ``path`` (relative to the root) sets it, read from its
-    source: the scheduler sees node ids only."""
+@functools.cache
+def _module_source(path: str) -> str:
+    """The source of the test module at ``path`` (relative to the root; "" if it is not a
+    file), read once: the scheduler sees node ids only, so it reads markers from there."""
     from tests.helpers import ROOT
 
     file = ROOT / path
-    if not file.is_file():
-        return None
-    for line in file.read_text().splitlines():
+    return file.read_text() if file.is_file() else ""
+
+
+def _image_platform(path: str) -> str | None:
+    """IMAGE_PLATFORM as the module at ``path`` sets it."""
+    for line in _module_source(path).splitlines():
         if line.startswith("IMAGE_PLATFORM = "):
             return line.split("=", 1)[1].strip().strip("\"'")
     return None
@@ -225,12 +229,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: item.nodeid.split("::", 1)[0] not in first)
 
 
-@functools.cache
 def _uses_docker(path: str) -> bool:
-    from tests.helpers import ROOT
-
-    file = ROOT / path
-    return file.is_file() and "pytest.mark.docker" in file.read_text()
+    return "pytest.mark.docker" in _module_source(path)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
